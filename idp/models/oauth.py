@@ -1,0 +1,113 @@
+"""Authorization codes, tokens and remembered consent. Codes and tokens are stored as SHA-256 digests
+(RFC 9700 §4.14 / indico's hashed tokens): a database leak yields nothing that can be redeemed."""
+
+import time
+
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
+from authlib.oauth2.rfc6749 import TokenMixin
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from ..extensions import db
+from .account import Account
+from .client import OAuth2Client
+
+
+class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    redirect_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    scope: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    nonce: Mapped[str | None] = mapped_column(Text)
+    auth_time: Mapped[int] = mapped_column(Integer, nullable=False)
+    amr: Mapped[str] = mapped_column(String(64), nullable=False, default="pwd")
+    sid: Mapped[str | None] = mapped_column(String(64))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    used_at: Mapped[int | None] = mapped_column(Integer)
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> None:
+        return None
+
+    def get_amr(self) -> list[str]:
+        return self.amr.split()
+
+
+class Token(db.Model, TokenMixin):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    token_type: Mapped[str] = mapped_column(String(16), nullable=False, default="Bearer")
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    issued_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    refresh_expires_at: Mapped[int | None] = mapped_column(Integer)
+    access_token_revoked_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    refresh_token_revoked_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # All tokens descending from one authorization code share a family: a replayed refresh token
+    # or a replayed code revokes the whole family (RFC 9700 §4.14.2, RFC 6749 §4.1.2).
+    family_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    auth_code_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    auth_time: Mapped[int | None] = mapped_column(Integer)
+    amr: Mapped[str | None] = mapped_column(String(64))
+
+    # -- authlib TokenMixin --
+    def check_client(self, client: OAuth2Client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def is_expired(self, now: int | None = None) -> bool:
+        return self.issued_at + self.expires_in < (now or time.time())
+
+    def is_revoked(self) -> bool:
+        return bool(self.access_token_revoked_at)
+
+    def get_user(self) -> Account | None:
+        return db.session.get(Account, self.account_id) if self.account_id else None
+
+    def get_client(self) -> OAuth2Client | None:
+        return db.session.scalar(db.select(OAuth2Client).filter_by(client_id=self.client_id))
+
+
+class Consent(db.Model):
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("account_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    granted_at: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -1,0 +1,39 @@
+"""Access recovery flows (the mos.ru way): a persisted state machine, as Ory Kratos keeps its flows.
+
+    started ──deliver──▶ sent ──code or link──▶ verified ──new password──▶ done
+                           └──(expires_at, attempts)──▶ failed
+
+Each recovery gives the browser a code flow (``channel`` "sms"): a real one when an SMS went out,
+or a decoy with no ``account_id`` that no code verifies (no match, several matches, an e-mail
+delivery). An e-mail delivery adds a link flow (``channel`` "email") reached only through its link.
+The browser's pages therefore behave the same whatever matched and whichever channel was used.
+"""
+
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from ..extensions import db
+
+STARTED, SENT, VERIFIED, DONE, FAILED = "started", "sent", "verified", "done", "failed"
+
+
+class RecoveryFlow(db.Model):
+    __tablename__ = "recovery_flows"
+
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str | None] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(10), nullable=False, default=STARTED)
+    # HMAC of the 6-digit SMS code, keyed with the server secret and the flow id.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the e-mailed link token (256 bits of entropy).
+    link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    codes_sent: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    verified_at: Mapped[int | None] = mapped_column(Integer)
+    done_at: Mapped[int | None] = mapped_column(Integer)

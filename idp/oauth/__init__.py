@@ -1,0 +1,106 @@
+"""authlib wiring: one authorization server and one resource protector per app.
+
+Everything protocol-shaped lives in this package; views call into it and render pages.
+"""
+
+from __future__ import annotations
+
+from authlib.common.urls import add_params_to_uri
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _basic_auth
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import current_app
+from flask import redirect
+
+from .endpoints import BearerTokenValidator
+from .endpoints import EndSessionEndpoint
+from .endpoints import IntrospectionEndpoint
+from .endpoints import RevocationEndpoint
+from .endpoints import UserInfoEndpoint
+from .grants import AuthorizationCodeGrant
+from .grants import ClientCredentialsGrant
+from .grants import OpenIDCode
+from .grants import OpenIDRefreshToken
+from .grants import RefreshTokenGrant
+from .grants import S256CodeChallenge
+from .logout import init_logout
+from .registration import ClientConfigurationEndpoint
+from .registration import ClientRegistrationEndpoint
+from .storage import create_token_generator
+from .storage import query_client
+from .storage import save_token
+
+
+class AuthorizationServer(_AuthorizationServer):
+    def create_oauth2_request(self, request):
+        # Lets the authorization view hand over a request rebuilt from stored parameters.
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
+
+    def get_authorization_grant(self, request):
+        try:
+            return super().get_authorization_grant(request)
+        except ValueError as exc:
+            # authlib passes an unknown response_type on as error_description and raises ValueError when
+            # it holds characters RFC 6749 §4.1.2.1 forbids there; unsupported all the same, on our page.
+            raise UnsupportedResponseTypeError(request.payload.response_type) from exc
+
+    def create_token_response(self, request=None):
+        request = self.create_oauth2_request(request)
+        if any(len(values) > 1 for values in request.payload.datalist.values()):
+            # RFC 6749 §3.2: parameters MUST NOT be included more than once (§5.2: invalid_request).
+            error = InvalidRequestError("Repeated request parameter.")
+            return self.handle_error_response(request, error)
+        return super().create_token_response(request)
+
+    def error_redirect(self, error):
+        """The redirect for an authorization error whose redirect_uri authlib has validated, with
+        ``iss`` (RFC 9207 §2: error responses too); None when it must not redirect."""
+        if not error.redirect_uri:
+            return None
+        _, _, headers = error()
+        location = add_params_to_uri(dict(headers)["Location"], [("iss", current_app.config["SERVER_ISSUER"])])
+        return redirect(location, code=302)
+
+
+class Issuer(IssuerParameter):
+    def get_issuer(self) -> str:
+        return current_app.config["SERVER_ISSUER"]
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """authlib's client_secret_basic, except that a malformed Authorization header (nothing after
+    "Basic", credentials that are not UTF-8) fails authentication (RFC 6749 §5.2: invalid_client)
+    instead of raising."""
+    try:
+        return _basic_auth(query_client, request)
+    except ValueError:
+        return None
+
+
+def init_oauth(app) -> None:
+    server = AuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_token_generator("default", create_token_generator(app.config))
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False)])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefreshToken()])
+    server.register_grant(ClientCredentialsGrant)
+    server.register_extension(Issuer())
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(EndSessionEndpoint)
+    # RFC 7591 / RFC 7592, each request authorised by a token an admin issued: registration is not open.
+    server.register_endpoint(ClientRegistrationEndpoint)
+    server.register_endpoint(ClientConfigurationEndpoint)
+    protector = ResourceProtector()
+    protector.register_token_validator(BearerTokenValidator())
+    server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
+    app.extensions["idp.authorization"] = server
+    app.extensions["idp.require_oauth"] = protector
+    init_logout(app)

@@ -1,0 +1,57 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414). Lists what works, and nothing else."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask import url_for
+
+from . import keys
+from .claims import CLAIMS_SUPPORTED
+from .claims import SCOPES_SUPPORTED
+from .grants import ALL_AUTH_METHODS
+from .grants import CONFIDENTIAL_AUTH_METHODS
+
+
+def _url(endpoint: str) -> str:
+    # Built from the configured issuer, never from the request's Host header.
+    return current_app.config["SERVER_ISSUER"] + url_for(endpoint)
+
+
+def provider_metadata() -> dict:
+    return {
+        "issuer": current_app.config["SERVER_ISSUER"],
+        "authorization_endpoint": _url("oauth.authorize"),
+        "token_endpoint": _url("oauth.token"),
+        "userinfo_endpoint": _url("oauth.userinfo"),
+        "jwks_uri": _url("oauth.jwks"),
+        "end_session_endpoint": _url("logout.end_session"),
+        "revocation_endpoint": _url("oauth.revoke"),
+        "introspection_endpoint": _url("oauth.introspect"),
+        # RFC 8414 §2: open to holders of an initial access token from an admin (RFC 7591 §3), not to all.
+        "registration_endpoint": _url("oauth.register"),
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
+        "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS_SUPPORTED + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        # select_account is accepted but means nothing with one account per browser, so it is not advertised.
+        "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["ru"],
+        "claims_locales_supported": ["ru"],
+        "authorization_response_iss_parameter_supported": True,
+        # Back-Channel Logout 1.0 §2.1 and Front-Channel Logout 1.0 §3: every logout token and every
+        # logout iframe URL carries iss and sid.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
+    }

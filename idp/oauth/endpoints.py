@@ -1,0 +1,161 @@
+"""Revocation (RFC 7009), introspection (RFC 7662), UserInfo (OIDC Core §5.3), RP-initiated logout
+(OIDC RP-Initiated Logout 1.0) and the bearer-token validator behind UserInfo."""
+
+from __future__ import annotations
+
+import time
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
+from authlib.oauth2.rfc6750 import InsufficientScopeError
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from flask import current_app
+
+from ..extensions import db
+from ..models import Account
+from . import keys
+from . import storage
+from .claims import user_info
+from .grants import ALL_AUTH_METHODS
+from .grants import CONFIDENTIAL_AUTH_METHODS
+
+
+class _InsufficientScopeError(InsufficientScopeError):
+    def __init__(self, scopes):
+        super().__init__()
+        self.scopes = scopes
+
+    def get_headers(self):
+        # RFC 6750 §3: an error response MUST carry WWW-Authenticate (authlib sends none for this one).
+        challenge = f'Bearer error="{self.error}", scope="{" ".join(self.scopes)}"'
+        return super().get_headers() + [("WWW-Authenticate", challenge)]
+
+
+class BearerTokenValidator(_BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        return storage.find_token(token_string, "access_token")
+
+    def validate_token(self, token, scopes, request):
+        try:
+            super().validate_token(token, scopes, request)
+        except InsufficientScopeError as error:
+            raise _InsufficientScopeError(scopes or []) from error
+        account = token.get_user()
+        if account is None or not account.is_active:
+            # A blocked account's tokens stop working at once, not when they expire.
+            raise InvalidTokenError(realm=self.realm)
+
+
+class RevocationEndpoint(_RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def check_params(self, request, client):
+        # RFC 7009 §2.2: "An invalid token type hint value is ignored by the authorization server and
+        # does not influence the revocation response" (authlib answers 401 unsupported_token_type).
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token' parameter.")
+
+    def query_token(self, token_string, token_type_hint):
+        # RFC 7009 §2.2: the hint is only a hint; one query searches both kinds.
+        return storage.find_token(token_string)
+
+    def revoke_token(self, token, request):
+        now = int(time.time())
+        if storage.digest_matches_refresh(token, request.form.get("token")):
+            # RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of that grant.
+            storage.revoke_family(token.family_id, now)
+        else:
+            token.access_token_revoked_at = token.access_token_revoked_at or now
+        db.session.commit()
+
+
+class IntrospectionEndpoint(_IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def check_params(self, request, client):
+        # RFC 7662 §2.1: token_type_hint is only a hint that the server MAY ignore; an unknown value is
+        # not an error (authlib answers 401 unsupported_token_type).
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token' parameter.")
+
+    def query_token(self, token_string, token_type_hint):
+        return storage.find_token(token_string)
+
+    def check_permission(self, token, client, request):
+        # A client learns about its own tokens only (RFC 7662 §4: do not leak other clients' tokens).
+        return token.client_id == client.client_id
+
+    def create_introspection_payload(self, token):
+        if token is None:
+            return {"active": False}
+        presented = self._presented
+        if storage.digest_matches_refresh(token, presented):
+            now = time.time()
+            if token.refresh_token_revoked_at or not token.refresh_expires_at or token.refresh_expires_at <= now:
+                return {"active": False}
+            return self._payload(token, token.refresh_expires_at, "refresh_token")
+        if token.is_expired() or token.is_revoked():
+            return {"active": False}
+        return self._payload(token, token.issued_at + token.expires_in, "access_token")
+
+    def authenticate_token(self, request, client):
+        self._presented = request.form.get("token")
+        return super().authenticate_token(request, client)
+
+    def _payload(self, token, expires_at: int, kind: str) -> dict:
+        account = db.session.get(Account, token.account_id) if token.account_id else None
+        payload = {
+            "active": True,
+            "scope": token.scope,
+            "client_id": token.client_id,
+            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
+            "exp": expires_at,
+            "iat": token.issued_at,
+            "iss": current_app.config["SERVER_ISSUER"],
+            "aud": token.client_id,
+        }
+        if account is not None:
+            payload["sub"] = account.sub
+        return payload
+
+
+class UserInfoEndpoint(_UserInfoEndpoint):
+    def get_issuer(self):
+        return current_app.config["SERVER_ISSUER"]
+
+    def generate_user_info(self, user, scope):
+        return user_info(user, scope)
+
+    def resolve_private_key(self):
+        return keys.signing_key("RS256")
+
+
+class EndSessionEndpoint(_EndSessionEndpoint):
+    """Validation only: ending the session is done by the logout view with the services layer."""
+
+    def get_server_jwks(self):
+        return keys.verification_keyset()
+
+    def get_algorithms(self):
+        return list(keys.ALGORITHMS)
+
+    def _validate_id_token_hint(self, id_token_hint):
+        claims = super()._validate_id_token_hint(id_token_hint)
+        # rpinitiated §2: the OP MUST validate that it was the issuer of the ID Token.
+        if claims.get("iss") != current_app.config["SERVER_ISSUER"]:
+            raise InvalidRequestError("'id_token_hint' was not issued by this provider")
+        return claims
+
+    def resolve_client_from_id_token_claims(self, id_token_claims):
+        aud = id_token_claims.get("aud")
+        if isinstance(aud, list) and len(aud) == 1:
+            aud = aud[0]
+        return self.server.query_client(aud) if isinstance(aud, str) else None
+
+    def end_session(self, end_session_request):
+        # why: the view ends the server-side session itself, after the user confirmed where needed.
+        pass

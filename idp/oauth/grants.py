@@ -1,0 +1,279 @@
+"""Grants and grant extensions, closing authlib's gaps with its own hooks:
+
+* PKCE is S256 only (RFC 9700 §2.1.1) and required of public clients at the authorization endpoint;
+* codes are single-use under concurrency, and a reused code revokes its tokens (RFC 6749 §4.1.2);
+* refresh tokens rotate, and a replayed one revokes its family (RFC 9700 §4.14.2);
+* ``request`` / ``request_uri`` / ``registration`` are refused (OIDC Core §6, §7.2.1);
+* ID tokens carry ``iss``, the real ``auth_time``, ``amr`` and ``sid``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from authlib.oauth2.rfc6749 import InvalidGrantError
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import OpenIDCode as _OpenIDCode
+from authlib.oidc.core import OpenIDToken as _OpenIDToken
+from authlib.oidc.core.errors import RegistrationNotSupportedError
+from authlib.oidc.core.errors import RequestNotSupportedError
+from authlib.oidc.core.errors import RequestURINotSupportedError
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+
+from ..extensions import db
+from ..models import Account
+from ..models import AuthorizationCode
+from ..models import SsoSession
+from ..services.tokens import digest
+from . import keys
+from . import storage
+from .claims import UserInfo
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+ALL_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS + ["none"]
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _active_account(account_id: int | None) -> Account | None:
+    account = db.session.get(Account, account_id) if account_id else None
+    return account if account is not None and account.is_active else None
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def validate_authorization_request(self):
+        redirect_uri = super().validate_authorization_request()
+        refuse_unsupported_parameters(self, redirect_uri)
+        return redirect_uri
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        # authlib quotes an unregistered redirect_uri in error_description and raises ValueError when it
+        # holds characters RFC 6749 §4.1.2.1 forbids there (control characters, quotes, non-ASCII).
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError("'redirect_uri' is not registered for this client.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+
+    def save_authorization_code(self, code: str, request) -> None:
+        # The view passes the SSO session as the grant user: the code needs its sid and auth_time.
+        sso = request.user
+        data = request.payload.data
+        now = _now()
+        db.session.add(
+            AuthorizationCode(
+                code_hash=digest(code),
+                client_id=request.client.client_id,
+                account_id=sso.account_id,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope,
+                nonce=data.get("nonce"),
+                auth_time=sso.auth_time,
+                amr=sso.amr,
+                sid=sso.sid,
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                created_at=now,
+                expires_at=now + current_app.config["OAUTH_CODE_TTL"],
+            )
+        )
+        db.session.commit()
+
+    def query_authorization_code(self, code, client):
+        if not isinstance(code, str) or len(code) > 256:
+            return None
+        item = db.session.scalar(
+            select(AuthorizationCode).filter_by(code_hash=digest(code), client_id=client.client_id)
+        )
+        if item is None:
+            return None
+        now = _now()
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == item.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        ).rowcount
+        if not claimed:
+            # RFC 6749 §4.1.2: a code used twice is refused, and tokens issued from it SHOULD be revoked.
+            storage.revoke_code_tokens(item.id, now)
+            db.session.commit()
+            return None
+        # why: no commit here. The claim commits with the tokens (save_token), so a concurrent replay
+        # waits on the claimed row and then finds, and revokes, the tokens issued from it. A request
+        # that fails later (wrong PKCE verifier) rolls the claim back with everything else.
+        if item.expires_at <= now or _session_ended(item.sid):
+            return None
+        return item
+
+    def delete_authorization_code(self, authorization_code) -> None:
+        # why: the row stays, marked used, so a second redemption is recognised as a replay.
+        pass
+
+    def authenticate_user(self, authorization_code):
+        return _active_account(authorization_code.account_id)
+
+
+def _session_ended(sid: str | None) -> bool:
+    # The relying parties of a session are told when it ends (back-channel logout); tokens redeemed
+    # from its code afterwards would outlive that logout.
+    return bool(sid) and db.session.scalar(select(SsoSession.ended_at).filter_by(sid=sid)) is not None
+
+
+def refuse_unsupported_parameters(grant, redirect_uri: str) -> None:
+    data = grant.request.payload.data
+    state = grant.request.payload.state
+    if "request" in data:
+        raise RequestNotSupportedError(redirect_uri=redirect_uri, state=state)
+    if "request_uri" in data:
+        raise RequestURINotSupportedError(redirect_uri=redirect_uri, state=state)
+    if "registration" in data:
+        raise RegistrationNotSupportedError(redirect_uri=redirect_uri, state=state)
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only; public clients must send it with the authorization request."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        if not challenge and grant.request.client.is_public:
+            raise InvalidRequestError("Public clients must use PKCE: missing 'code_challenge'.")
+        if challenge and data.get("code_challenge_method") != "S256":
+            # why: RFC 7636 §4.3 defaults a missing method to "plain", which RFC 9700 §2.1.1 rules out.
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+
+class _IdTokenClaims:
+    """Shared by the code and refresh grants: who signs, with which key, and the session claims."""
+
+    def get_client_claims(self, client):
+        now = _now()
+        return {
+            "iss": current_app.config["SERVER_ISSUER"],
+            # A string audience: simplest for relying parties and unambiguous for logout (no azp needed).
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + client.lifetime("id_token_ttl", current_app.config["OAUTH_ID_TOKEN_TTL"]),
+        }
+
+    def get_client_algorithm(self, client):
+        return client.id_token_signed_response_alg
+
+    def resolve_client_private_key(self, client):
+        return keys.signing_key(self.get_client_algorithm(client))
+
+    def get_encode_header(self, client):
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "typ": "JWT", "kid": keys.signing_key(alg).kid}
+
+    def get_authorization_code_claims(self, authorization_code):
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def generate_user_info(self, user, scope):
+        # OIDC Core §5.4: with an access token issued, profile claims come from UserInfo; the ID token
+        # carries only the subject, which keeps personal data out of tokens that travel and get logged.
+        return UserInfo(sub=user.sub)
+
+
+class OpenIDCode(_IdTokenClaims, _OpenIDCode):
+    def exists_nonce(self, nonce, request):
+        if "\x00" in nonce:
+            # A NUL byte is no part of a real nonce, and PostgreSQL text cannot hold one.
+            raise InvalidRequestError("Invalid 'nonce' parameter.")
+        # OIDC Core §15.5.2: a nonce seen with a live code for this client is a replay.
+        query = select(AuthorizationCode.id).filter_by(client_id=request.payload.client_id, nonce=nonce)
+        return db.session.scalar(query.where(AuthorizationCode.expires_at > _now())) is not None
+
+
+class OpenIDRefreshToken(_IdTokenClaims, _OpenIDToken):
+    """A fresh ID token on refresh (OIDC Core §12.2), with the original auth_time and sid, no nonce."""
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        token = storage.find_token(refresh_token, "refresh_token")
+        if token is None:
+            return None
+        now = _now()
+        if token.refresh_token_revoked_at:
+            # RFC 9700 §4.14.2: a rotated-out refresh token came back, so one of its holders is not the
+            # client. Revoke the whole family; the client signs the user in again.
+            storage.revoke_family(token.family_id, now)
+            db.session.commit()
+            return None
+        if token.refresh_expires_at is None or token.refresh_expires_at <= now:
+            return None
+        if _active_account(token.account_id) is None:
+            # RFC 6749 §5.2: a blocked account's refresh token is as good as revoked, so invalid_grant
+            # (authlib would answer invalid_request for a grant without a user).
+            return None
+        return token
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        token = self.request.refresh_token
+        if not storage.claim_refresh_token(token, _now()):
+            storage.revoke_family(token.family_id, _now())
+            db.session.commit()
+            raise InvalidGrantError()
+        # why: no commit here. The claim and the new token (save_token) commit together, so a replay
+        # racing this rotation waits on the claimed row and its revoke_family then sees the new token;
+        # committed apart, the new token could land after that sweep and outlive its revoked family.
+        # The ID token extension reads auth_time/amr/sid from here; the old token carries them.
+        self.request.authorization_code = _SessionClaims(token)
+
+    def authenticate_user(self, refresh_token):
+        return _active_account(refresh_token.account_id)
+
+    def revoke_old_credential(self, refresh_token):
+        # why: already done, atomically, in validate_token_request.
+        pass
+
+
+class _SessionClaims:
+    def __init__(self, token):
+        self.sid, self.auth_time, self.amr = token.sid, token.auth_time, token.amr
+
+    def get_nonce(self):
+        return None
+
+    def get_auth_time(self):
+        return self.auth_time
+
+    def get_acr(self):
+        return None
+
+    def get_amr(self):
+        return self.amr.split() if self.amr else []
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        requested = scope_to_list(self.request.payload.scope) or []
+        allowed = set(scope_to_list(self.request.client.scope) or [])
+        # No user is involved, so user scopes mean nothing here.
+        if any(s not in allowed or s in ("openid", "offline_access") for s in requested):
+            raise InvalidScopeError()

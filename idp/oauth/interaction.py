@@ -1,0 +1,165 @@
+"""What an authorization request needs before a code is issued (OIDC Core §3.1.2.1-§3.1.2.6).
+
+The authorization view validates the request with authlib, then asks ``next_step``: sign in, change
+a temporary password, consent, or issue the code. ``prompt=none`` turns each of those needs into the
+matching error. A request waiting for the user is kept as its parameters (``PendingRequest``) and
+re-validated in full when the user comes back, so nothing is trusted from the interruption.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import OAuth2Payload
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import InteractionRequiredError
+from authlib.oidc.core.errors import LoginRequiredError
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from werkzeug.datastructures import MultiDict
+
+from ..models import Consent
+from ..models import SsoSession
+from . import keys
+
+SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
+# Bounds what is kept in the session cookie for a waiting request.
+MAX_PENDING_BYTES = 2048
+
+
+class Step(enum.Enum):
+    LOGIN = "login"
+    CHANGE_PASSWORD = "change_password"
+    CONSENT = "consent"
+    ISSUE = "issue"
+
+
+class _ParamsPayload(OAuth2Payload):
+    def __init__(self, params: MultiDict):
+        self._params = params
+
+    @property
+    def data(self):
+        return self._params
+
+    @property
+    def datalist(self):
+        return {key: self._params.getlist(key) for key in self._params}
+
+
+class ParamsRequest(OAuth2Request):
+    """An authorization request rebuilt from its parameters, whether they came in the query, a POSTed
+    form, or a pending request restored after sign-in."""
+
+    def __init__(self, method: str, uri: str, headers, params: MultiDict):
+        super().__init__(method=method, uri=uri, headers=headers)
+        self.payload = _ParamsPayload(params)
+
+    @property
+    def args(self):
+        return self.payload.data
+
+    @property
+    def form(self):
+        return self.payload.data
+
+
+@dataclass
+class PendingRequest:
+    id: str
+    params: list[tuple[str, str]]
+    started_at: int
+
+    def fits(self) -> bool:
+        return sum(len(k) + len(v) for k, v in self.params) <= MAX_PENDING_BYTES
+
+
+def next_step(grant, *, sso: SsoSession | None, consent: Consent | None, started_at: int, now: int) -> Step:
+    prompts = _prompts(grant)
+    redirect_uri = grant.redirect_uri
+    state = grant.request.payload.state
+    if _needs_login(grant, sso, prompts, started_at, now):
+        if "none" in prompts:
+            raise LoginRequiredError(redirect_uri=redirect_uri, state=state)
+        return Step.LOGIN
+    if sso.account.must_change_password:
+        if "none" in prompts:
+            raise InteractionRequiredError(redirect_uri=redirect_uri, state=state)
+        return Step.CHANGE_PASSWORD
+    if _needs_consent(grant, consent, prompts, started_at):
+        if "none" in prompts:
+            raise ConsentRequiredError(redirect_uri=redirect_uri, state=state)
+        return Step.CONSENT
+    return Step.ISSUE
+
+
+def _prompts(grant) -> set[str]:
+    raw = grant.request.payload.data.get("prompt") or ""
+    prompts = set(raw.split())
+    if not prompts <= SUPPORTED_PROMPTS or ("none" in prompts and len(prompts) > 1):
+        raise InvalidRequestError(
+            "Invalid 'prompt' parameter.", redirect_uri=grant.redirect_uri, state=grant.request.payload.state
+        )
+    return prompts
+
+
+def _max_age(grant) -> int | None:
+    raw = grant.request.payload.data.get("max_age")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidRequestError(
+            "Invalid 'max_age' parameter.", redirect_uri=grant.redirect_uri, state=grant.request.payload.state
+        )
+    return int(raw)
+
+
+def hinted_subject(grant) -> str | None:
+    """The ``sub`` of a valid ``id_token_hint`` of ours; an expired one still names its user (§3.1.2.1)."""
+    hint = grant.request.payload.data.get("id_token_hint")
+    if not hint:
+        return None
+    try:
+        token = jwt.decode(hint, keys.verification_keyset(), algorithms=list(keys.ALGORITHMS))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidRequestError(
+            "Invalid 'id_token_hint'.", redirect_uri=grant.redirect_uri, state=grant.request.payload.state
+        ) from exc
+    if token.claims.get("iss") != current_app.config["SERVER_ISSUER"] or not token.claims.get("sub"):
+        raise InvalidRequestError(
+            "Invalid 'id_token_hint'.", redirect_uri=grant.redirect_uri, state=grant.request.payload.state
+        )
+    return token.claims["sub"]
+
+
+def _needs_login(grant, sso: SsoSession | None, prompts: set[str], started_at: int, now: int) -> bool:
+    max_age = _max_age(grant)
+    hinted = hinted_subject(grant)
+    if sso is None:
+        return True
+    fresh = sso.auth_time >= started_at
+    if hinted is not None and hinted != sso.account.sub:
+        if fresh:
+            # The user signed in, but as someone else than the RP asked for.
+            raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+        return True
+    if fresh:
+        return False
+    if "login" in prompts:
+        return True
+    return max_age is not None and now - sso.auth_time > max_age
+
+
+def _needs_consent(grant, consent: Consent | None, prompts: set[str], started_at: int) -> bool:
+    if grant.request.client.trusted:
+        return False
+    if "consent" in prompts:
+        return consent is None or consent.granted_at < started_at
+    if consent is None:
+        return True
+    return not set(scope_to_list(grant.request.scope) or []) <= set(consent.scope.split())

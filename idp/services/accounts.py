@@ -1,0 +1,230 @@
+"""Accounts: normalising identifiers, creating accounts, checking a sign-in.
+
+Login normalisation: the patent application number is typed from paper, sometimes with spaces or
+dashes, in either case. It is stored as NFKC, upper case, without spaces and dashes, so that
+``77-0123 456`` and ``770123456`` are one login.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import email_validator
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import AccountDataError
+from ..errors import InvalidCredentialsError
+from ..models import Account
+from . import passwords
+
+_LOGIN_DROP = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
+_LOGIN_VALID = re.compile(r"^[0-9A-ZА-ЯЁ/.]{1,64}$")
+_NAME_VALID = re.compile(r"^[^\x00-\x1f\x7f<>]{1,100}$")
+_SNILS_DIGITS = re.compile(r"^\d{11}$")
+MAX_LOGIN_INPUT = 128
+
+
+@dataclass(frozen=True)
+class PasswordSettings:
+    bcrypt_rounds: int
+    temporary_ttl: int
+
+
+@dataclass(frozen=True)
+class LockoutSettings:
+    max_failures: int
+    lockout: int
+
+
+def normalize_login(raw: str) -> str | None:
+    """The stored form of a login, or None if it cannot be one."""
+    if not isinstance(raw, str) or len(raw) > MAX_LOGIN_INPUT:
+        return None
+    value = _LOGIN_DROP.sub("", unicodedata.normalize("NFKC", raw)).upper()
+    return value if _LOGIN_VALID.match(value) else None
+
+
+def normalize_phone(raw: str, region: str = "RU") -> str | None:
+    """E.164 form of a phone number, or None if ``phonenumbers`` does not accept it."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def snils_checksum_ok(digits: str) -> bool:
+    """Pension Fund rule: weights 9..1 over the first nine digits, sum mod 101, 100 counts as 0."""
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(9, 0, -1)))
+    check = total % 101
+    if check == 100:
+        check = 0
+    return check == int(digits[9:])
+
+
+def normalize_snils(raw: str) -> str | None:
+    digits = re.sub(r"[\s\-]", "", raw or "")
+    if not _SNILS_DIGITS.match(digits) or not snils_checksum_ok(digits):
+        return None
+    return digits
+
+
+def _normalize_email(raw: str | None) -> str | None:
+    """Syntax only: an operator types it from the application, and there is no DNS to ask offline."""
+    if not (raw or "").strip():
+        return None
+    try:
+        valid = email_validator.validate_email(raw.strip(), check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise AccountDataError("email", "is not an e-mail address") from exc
+    return valid.normalized.lower()
+
+
+def _clean_name(field: str, value: str | None, required: bool) -> str | None:
+    value = unicodedata.normalize("NFC", (value or "").strip())
+    if not value:
+        if required:
+            raise AccountDataError(field, "required")
+        return None
+    if not _NAME_VALID.match(value):
+        raise AccountDataError(field, "contains characters that are not allowed")
+    return value
+
+
+def create_account(
+    db: Session,
+    *,
+    login: str,
+    phone: str,
+    surname: str,
+    given_name: str,
+    middle_name: str | None,
+    email: str | None,
+    snils: str | None,
+    locale: str,
+    now: int,
+    settings: PasswordSettings,
+) -> tuple[Account, str]:
+    """Create an account with a fresh temporary password; return it with the password in clear (shown once)."""
+    normal_login = normalize_login(login)
+    if not normal_login:
+        raise AccountDataError("login", "is not a patent application number")
+    if db.scalar(select(Account.id).filter_by(login=normal_login)):
+        raise AccountDataError("login", "is already taken")
+    normal_phone = normalize_phone(phone)
+    if not normal_phone:
+        raise AccountDataError("phone", "is not a valid phone number")
+    normal_snils = None
+    if snils:
+        normal_snils = normalize_snils(snils)
+        if not normal_snils:
+            raise AccountDataError("snils", "has a bad checksum or format")
+    normal_email = _normalize_email(email)
+    temporary = passwords.generate_temporary_password()
+    account = Account(
+        login=normal_login,
+        phone=normal_phone,
+        surname=_clean_name("surname", surname, True),
+        given_name=_clean_name("given_name", given_name, True),
+        middle_name=_clean_name("middle_name", middle_name, False),
+        email=normal_email,
+        snils=normal_snils,
+        locale=locale,
+        password_hash=passwords.hash_password(temporary, settings.bcrypt_rounds),
+        password_changed_at=now,
+        must_change_password=True,
+        temporary_password_expires_at=now + settings.temporary_ttl,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(account)
+    db.flush()
+    return account, temporary
+
+
+def set_temporary_password(db: Session, account: Account, temporary: str, *, now: int, settings: PasswordSettings) -> None:
+    """Replace the password with a temporary one that must be changed at the next sign-in."""
+    account.password_hash = passwords.hash_password(temporary, settings.bcrypt_rounds)
+    account.password_changed_at = now
+    account.must_change_password = True
+    account.temporary_password_expires_at = now + settings.temporary_ttl
+    account.updated_at = now
+
+
+def authenticate(
+    db: Session,
+    login: str,
+    password: str,
+    *,
+    now: int,
+    settings: PasswordSettings,
+    lockout: LockoutSettings,
+) -> Account:
+    """Return the account for a correct login and password, else raise InvalidCredentialsError.
+
+    Every path runs exactly one bcrypt check, so an unknown login, a wrong password, a blocked or a
+    locked account cost the same time.
+    """
+    normal = normalize_login(login)
+    account = db.scalar(select(Account).filter_by(login=normal)) if normal else None
+    stored_hash = account.password_hash if account else passwords.dummy_hash(settings.bcrypt_rounds)
+    password_ok = passwords.verify_password(password, stored_hash)
+    if account is None:
+        raise InvalidCredentialsError()
+    if account.locked_until > now:
+        raise InvalidCredentialsError()
+    if not password_ok and _reset_password_ok(account, password, now):
+        _promote_reset_password(account, now)
+        password_ok = True
+    elif password_ok:
+        # The owner remembered the password: a reset someone else asked for is void.
+        _clear_reset_password(account)
+    if not password_ok:
+        _count_failure(account, now, lockout)
+        raise InvalidCredentialsError()
+    if not account.is_active or _temporary_expired(account, now):
+        raise InvalidCredentialsError()
+    account.failed_logins = 0
+    account.locked_until = 0
+    if passwords.needs_rehash(account.password_hash, settings.bcrypt_rounds):
+        account.password_hash = passwords.hash_password(password, settings.bcrypt_rounds)
+    return account
+
+
+def _reset_password_ok(account: Account, password: str, now: int) -> bool:
+    pending, expires = account.reset_password_hash, account.reset_password_expires_at
+    return bool(pending) and expires is not None and expires > now and passwords.verify_password(password, pending)
+
+
+def _promote_reset_password(account: Account, now: int) -> None:
+    # Seed step 4 then step 3: the SMS password signs in once and must be changed at once.
+    account.password_hash = account.reset_password_hash
+    account.password_changed_at = now
+    account.must_change_password = True
+    account.temporary_password_expires_at = account.reset_password_expires_at
+    account.updated_at = now
+    _clear_reset_password(account)
+
+
+def _clear_reset_password(account: Account) -> None:
+    account.reset_password_hash = None
+    account.reset_password_expires_at = None
+
+
+def _temporary_expired(account: Account, now: int) -> bool:
+    expires = account.temporary_password_expires_at
+    return account.must_change_password and expires is not None and expires <= now
+
+
+def _count_failure(account: Account, now: int, lockout: LockoutSettings) -> None:
+    account.failed_logins += 1
+    if account.failed_logins >= lockout.max_failures:
+        # why: throttles online guessing per account (ASVS 2.2.1) without telling the guesser.
+        account.locked_until = now + lockout.lockout
+        account.failed_logins = 0

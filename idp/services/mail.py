@@ -1,0 +1,111 @@
+"""E-mail delivery: a JSON-lines outbox for development, SMTP (the standard library's smtplib) for
+production. Every message has a plain-text and an HTML part."""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import logging
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Protocol
+
+from ..errors import IdpError
+
+log = logging.getLogger(__name__)
+
+
+class MailDeliveryError(IdpError):
+    """The message was not accepted; the caller changes nothing and says «попробуйте позже»."""
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    backend: str
+    file_path: str
+    from_address: str = "no-reply@localhost"
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    timeout: int = 10
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+class MailSender(Protocol):
+    def send(self, mail: Mail) -> None: ...
+
+
+class FileMailer:
+    """Appends ``{"to", "subject", "text", "html", "sent_at"}`` per line, under a file lock."""
+
+    def __init__(self, settings: MailSettings):
+        self.settings = settings
+
+    def send(self, mail: Mail) -> None:
+        record = {
+            "to": mail.to,
+            "subject": mail.subject,
+            "text": mail.text,
+            "html": mail.html,
+            "sent_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        }
+        path = self.settings.file_path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            with open(path, "a", encoding="utf-8") as outbox:
+                fcntl.flock(outbox, fcntl.LOCK_EX)
+                outbox.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise MailDeliveryError("outbox not writable") from exc
+
+
+class SmtpMailer:
+    def __init__(self, settings: MailSettings):
+        self.settings = settings
+
+    def _message(self, mail: Mail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.settings.from_address
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message["Message-ID"] = make_msgid(domain=self.settings.from_address.rpartition("@")[2] or None)
+        message.set_content(mail.text)
+        message.add_alternative(mail.html, subtype="html")
+        return message
+
+    def send(self, mail: Mail) -> None:
+        s = self.settings
+        context = ssl.create_default_context()
+        try:
+            if s.security == "ssl":
+                client = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            else:
+                client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            with client:
+                if s.security == "starttls":
+                    client.starttls(context=context)
+                if s.username:
+                    client.login(s.username, s.password)
+                client.send_message(self._message(mail))
+        except (OSError, smtplib.SMTPException) as exc:
+            # why: the class is enough to act on; server replies can echo addresses or credentials.
+            log.error("SMTP delivery failed: %s", type(exc).__name__)
+            raise MailDeliveryError(type(exc).__name__) from exc
+
+
+def make_mailer(settings: MailSettings) -> MailSender:
+    return SmtpMailer(settings) if settings.backend == "smtp" else FileMailer(settings)

@@ -1,0 +1,322 @@
+"""Admins: relying parties (OAuth clients) — register, edit, new secret, disable, enable, delete."""
+
+from __future__ import annotations
+
+from flask import abort
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField
+from wtforms import IntegerField
+from wtforms import RadioField
+from wtforms import SelectChoice
+from wtforms import SelectField
+from wtforms import SelectMultipleField
+from wtforms import StringField
+from wtforms import TextAreaField
+from wtforms import widgets
+from wtforms.validators import InputRequired
+from wtforms.validators import Length
+from wtforms.validators import Optional
+
+from ...extensions import db
+from ...models import OAuth2Client
+from ...oauth.keys import ALGORITHMS
+from ...oauth.registration import lifetime_limits
+from ...services import client_admin
+from ...services.client_admin import ClientFieldError
+from ...services.client_admin import ClientInput
+from ...services.clients import SCOPES
+from . import bp
+from .common import ADMIN_ROLES
+from .common import ConfirmForm
+from .common import confirmed
+from .common import ctx
+from .common import staff_required
+from .common import when
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+SCOPE_ORDER = ("openid", "profile", "phone", "email", "patent", "offline_access")
+# The form's field for each field the service names.
+FORM_FIELD = {"scope": "scopes", "public": "client_type", "auth_method": "client_type"}
+CLIENT_ERRORS = {
+    ("name", "required"): _l("Укажите название (до 100 символов)."),
+    ("grant_types", "unknown"): _l("Выберите хотя бы один тип разрешения."),
+    ("grant_types", "public_client_credentials"): _l("Публичному клиенту client_credentials недоступен."),
+    ("scope", "unknown"): _l("Выберите хотя бы одну область доступа."),
+    ("redirect_uris", "required"): _l("Для authorization_code нужен хотя бы один адрес возврата."),
+    ("public", "fixed"): _l("Тип клиента после регистрации не меняется: зарегистрируйте новый."),
+    ("public", "no_secret"): _l("У публичного клиента нет секрета."),
+}
+URI_ERROR = _l("Адрес %(uri)s не подходит: нужен https (http — только на 127.0.0.1, ::1 или localhost), без «#».")
+ORIGIN_ERROR = _l(
+    "Адрес %(uri)s должен быть на том же сайте (схема, хост, порт), что и один из адресов возврата."
+)
+TOO_MANY = _l("Не больше %(n)s адресов.")
+RANGE_ERROR = _l("От 60 до %(max)s секунд (больше, чем в настройках [oauth], нельзя), или пусто.")
+CONFIRM_ERROR = _l("Отметьте «Подтверждаю», чтобы продолжить.")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class ClientForm(FlaskForm):
+    name = StringField(_l("Название"), validators=[InputRequired(), Length(max=100)])
+    client_type = RadioField(
+        _l("Тип клиента"),
+        choices=[
+            SelectChoice("confidential", _l("Конфиденциальный (серверное приложение с секретом)")),
+            SelectChoice("public", _l("Публичный (SPA или мобильное приложение, без секрета, только с PKCE)")),
+        ],
+        default="confidential",
+    )
+    redirect_uris = TextAreaField(
+        _l("Адреса возврата (redirect_uri), по одному в строке"), validators=[Length(max=8000)]
+    )
+    post_logout_redirect_uris = TextAreaField(
+        _l("Адреса после выхода (post_logout_redirect_uri), по одному в строке"), validators=[Length(max=8000)]
+    )
+    backchannel_logout_uri = StringField(
+        _l("Адрес back-channel logout (если есть)"), validators=[Length(max=2000)]
+    )
+    frontchannel_logout_uri = StringField(
+        _l("Адрес front-channel logout (если есть)"), validators=[Length(max=2000)]
+    )
+    grant_types = MultiCheckboxField(
+        _l("Типы разрешений"),
+        choices=[SelectChoice(g) for g in GRANT_TYPES],
+        default=["authorization_code", "refresh_token"],
+    )
+    scopes = MultiCheckboxField(
+        _l("Области доступа"),
+        choices=[SelectChoice(s) for s in SCOPE_ORDER if s in SCOPES],
+        default=["openid", "profile"],
+    )
+    trusted = BooleanField(_l("Доверенный (без экрана согласия)"))
+    id_token_alg = SelectField(
+        _l("Подпись ID-токена"), choices=[SelectChoice(a) for a in ALGORITHMS], default="RS256"
+    )
+    access_token_ttl = IntegerField(_l("Срок жизни access token, секунд"), validators=[Optional()])
+    id_token_ttl = IntegerField(_l("Срок жизни ID-токена, секунд"), validators=[Optional()])
+    refresh_token_ttl = IntegerField(_l("Срок жизни refresh token, секунд"), validators=[Optional()])
+
+    def client_input(self, public: bool) -> ClientInput:
+        return ClientInput(
+            name=self.name.data or "",
+            redirect_uris=_lines(self.redirect_uris.data),
+            post_logout_redirect_uris=_lines(self.post_logout_redirect_uris.data),
+            backchannel_logout_uri=(self.backchannel_logout_uri.data or "").strip() or None,
+            frontchannel_logout_uri=(self.frontchannel_logout_uri.data or "").strip() or None,
+            grant_types=list(self.grant_types.data or []),
+            scope=" ".join(self.scopes.data or []),
+            public=public,
+            trusted=bool(self.trusted.data),
+            id_token_alg=self.id_token_alg.data,
+            lifetimes={key: getattr(self, key).data for key in client_admin.LIFETIMES},
+        )
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _fill(form: ClientForm, client: OAuth2Client) -> None:
+    metadata = client.client_metadata
+    form.name.data = client.client_name
+    form.client_type.data = "public" if client.is_public else "confidential"
+    form.redirect_uris.data = "\n".join(client.redirect_uris)
+    form.post_logout_redirect_uris.data = "\n".join(client.post_logout_redirect_uris)
+    form.backchannel_logout_uri.data = metadata.get("backchannel_logout_uri", "")
+    form.frontchannel_logout_uri.data = metadata.get("frontchannel_logout_uri", "")
+    form.grant_types.data = list(client.grant_types)
+    form.scopes.data = client.scope.split()
+    form.trusted.data = client.trusted
+    form.id_token_alg.data = client.id_token_signed_response_alg
+    for key in client_admin.LIFETIMES:
+        getattr(form, key).data = metadata.get(key)
+
+
+def _show_error(form: ClientForm, error: ClientFieldError) -> str:
+    if error.reason == "invalid_uri":
+        message = URI_ERROR % {"uri": error.value}
+    elif error.reason == "origin":
+        message = ORIGIN_ERROR % {"uri": error.value}
+    elif error.reason == "too_many":
+        message = TOO_MANY % {"n": client_admin.MAX_URIS}
+    elif error.reason == "range":
+        message = RANGE_ERROR % {"max": getattr(lifetime_limits(), error.field)}
+    else:
+        message = CLIENT_ERRORS.get((error.field, error.reason), _("Проверьте поле."))
+    field = getattr(form, FORM_FIELD.get(error.field, error.field))
+    field.errors = [str(message)]
+    return field.name
+
+
+def _client(client_id: str) -> OAuth2Client:
+    client = db.session.scalar(select(OAuth2Client).filter_by(client_id=client_id))
+    if client is None:
+        abort(404)
+    return client
+
+
+@bp.route("/clients")
+@staff_required(*ADMIN_ROLES)
+def clients():
+    found = db.session.scalars(select(OAuth2Client).order_by(OAuth2Client.client_id_issued_at.desc()))
+    rows = [
+        {
+            "url": url_for("admin.client", client_id=client.client_id),
+            "name": client.client_name,
+            "client_id": client.client_id,
+            "type": _("публичный") if client.is_public else _("конфиденциальный"),
+            "trusted": _("да") if client.trusted else _("нет"),
+            "state": _("включён") if client.enabled else _("отключён"),
+            "registered": when(client.client_id_issued_at),
+        }
+        for client in found
+    ]
+    return render_template("admin/clients.html", rows=rows)
+
+
+@bp.route("/clients/new", methods=["GET", "POST"])
+@staff_required(*ADMIN_ROLES)
+def client_new():
+    form = ClientForm()
+    focus = "name"
+    if form.validate_on_submit():
+        try:
+            client, secret = client_admin.create(
+                db.session, ctx(), form.client_input(form.client_type.data == "public"), limits=lifetime_limits()
+            )
+        except ClientFieldError as error:
+            db.session.rollback()
+            focus = _show_error(form, error)
+        else:
+            db.session.commit()
+            return _secret_page(client, secret, _("Клиент зарегистрирован"))
+    elif form.is_submitted():
+        focus = next((field.name for field in form if field.errors), "name")
+    return render_template("admin/client_form.html", form=form, focus=focus, title=_("Новый клиент"), client=None)
+
+
+def _secret_page(client: OAuth2Client, secret: str | None, heading: str):
+    issuer = current_app.config["SERVER_ISSUER"]
+    return render_template(
+        "admin/client_secret.html",
+        heading=heading,
+        client_id=client.client_id,
+        secret=secret,
+        discovery=issuer + url_for("oauth.discovery"),
+        client_url=url_for("admin.client", client_id=client.client_id),
+    )
+
+
+@bp.route("/clients/<client_id>", methods=["GET", "POST"])
+@staff_required(*ADMIN_ROLES)
+def client(client_id: str):
+    client = _client(client_id)
+    form = ClientForm()
+    focus = "name"
+    if form.validate_on_submit():
+        try:
+            client_admin.update_client(
+                db.session, ctx(), client, form.client_input(client.is_public), limits=lifetime_limits()
+            )
+        except ClientFieldError as error:
+            db.session.rollback()
+            focus = _show_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Изменения сохранены."))
+            return redirect(url_for("admin.client", client_id=client.client_id))
+    elif form.is_submitted():
+        focus = next((field.name for field in form if field.errors), "name")
+    else:
+        _fill(form, client)
+    return _edit_page(client, form, focus)
+
+
+def _edit_page(client: OAuth2Client, form: ClientForm, focus: str, *, error=None, status: int = 200, **forms):
+    return render_template(
+        "admin/client_form.html",
+        form=form,
+        focus=focus,
+        title=client.client_name,
+        error=error,
+        client={
+            "client_id": client.client_id,
+            "public": client.is_public,
+            "enabled": client.enabled,
+            "registered": when(client.client_id_issued_at),
+            "secret_url": url_for("admin.client_secret", client_id=client.client_id),
+            "state_url": url_for(
+                "admin.client_enable" if not client.enabled else "admin.client_disable", client_id=client.client_id
+            ),
+            "delete_url": url_for("admin.client_delete", client_id=client.client_id),
+        },
+        secret_form=forms.get("secret_form") or ConfirmForm(prefix="secret"),
+        state_form=forms.get("state_form") or ConfirmForm(prefix="state"),
+        delete_form=forms.get("delete_form") or ConfirmForm(prefix="delete"),
+    ), status
+
+
+def _refused(client: OAuth2Client, **forms):
+    form = ClientForm(formdata=None)
+    _fill(form, client)
+    return _edit_page(client, form, "", error=CONFIRM_ERROR, status=400, **forms)
+
+
+@bp.route("/clients/<client_id>/secret", methods=["POST"])
+@staff_required(*ADMIN_ROLES)
+def client_secret(client_id: str):
+    client = _client(client_id)
+    form = ConfirmForm(prefix="secret")
+    if not confirmed(form) or client.is_public:
+        return _refused(client, secret_form=form)
+    secret = client_admin.rotate_secret(db.session, ctx(), client)
+    db.session.commit()
+    return _secret_page(client, secret, _("Новый секрет клиента"))
+
+
+@bp.route("/clients/<client_id>/disable", methods=["POST"])
+@staff_required(*ADMIN_ROLES)
+def client_disable(client_id: str):
+    return _set_enabled(_client(client_id), False)
+
+
+@bp.route("/clients/<client_id>/enable", methods=["POST"])
+@staff_required(*ADMIN_ROLES)
+def client_enable(client_id: str):
+    return _set_enabled(_client(client_id), True)
+
+
+def _set_enabled(client: OAuth2Client, enabled: bool):
+    form = ConfirmForm(prefix="state")
+    if not confirmed(form):
+        return _refused(client, state_form=form)
+    client_admin.set_enabled(db.session, ctx(), client, enabled, reason=form.reason.data)
+    db.session.commit()
+    flash(_("Клиент включён.") if enabled else _("Клиент отключён, его токены отозваны."))
+    return redirect(url_for("admin.client", client_id=client.client_id))
+
+
+@bp.route("/clients/<client_id>/delete", methods=["POST"])
+@staff_required(*ADMIN_ROLES)
+def client_delete(client_id: str):
+    client = _client(client_id)
+    form = ConfirmForm(prefix="delete")
+    if not confirmed(form):
+        return _refused(client, delete_form=form)
+    name = client.client_name
+    client_admin.delete_client(db.session, ctx(), client, reason=form.reason.data)
+    db.session.commit()
+    flash(_("Клиент «%(name)s» удалён.", name=name))
+    return redirect(url_for("admin.clients"))

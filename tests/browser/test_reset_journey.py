@@ -1,0 +1,248 @@
+"""The seed's whole story in headless Chromium against the live server: the operator creates the account,
+the user signs in with the temporary password and changes it (steps 1-3), forgets it, asks for a new one
+by SMS from «не могу войти» (reset steps 1-3), signs in with it and changes it again (reset step 4), and
+the fourth reset of the day is refused with the seed's message.
+
+Screenshots go to artifacts/screenshots/ for a human to look at."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import expect
+
+from idp.services import captcha
+from idp.services import passwords
+
+from ..helpers import pkce_pair
+from ..helpers import query
+from ..live import http_session
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+REDIRECT_URI = "https://rp.example/cb"
+
+LOGIN_LABEL = "Логин (№ заявления на патент)"
+PASSWORD_LABEL = "Пароль"
+PHONE_LABEL = "Ваш номер телефона"
+CAPTCHA_LABEL = "Код на изображении"
+RESET_HEADING = "Сброс пароля к личному кабинету иностранного гражданина"
+SENT = "Новый пароль будет выслан на номер телефона, полученный при подаче заявления на патент."
+LIMIT = "Функция сброса пароля будет доступна на следующий день"
+CHANGE_LABELS = ["Старый пароль", "Новый пароль", "Повторно введите новый пароль"]
+
+OPERATOR_LOGIN = "77-2024 0012345"
+PHONE_DIGITS = "9167654321"
+PHONE_MASKED = "+7 (916) 765-43-21"
+FIRST_OWN = "Самарканд-Москва 2024 весна"
+SECOND_OWN = "чайхана у Патриарших прудов"
+
+_SMS_PASSWORD = re.compile(r": ([" + passwords.TEMPORARY_ALPHABET + r"]{10})\. ")
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """Every captcha image gets new digits; the list holds them in the order the server drew them."""
+    issued: list[str] = []
+
+    def next_answer(length: int = captcha.LENGTH) -> str:
+        answer = "".join(captcha.DIGITS[(len(issued) * 3 + i) % len(captcha.DIGITS)] for i in range(length))
+        issued.append(answer)
+        return answer
+
+    monkeypatch.setattr(captcha, "new_answer", next_answer)
+    return issued
+
+
+@pytest.fixture
+def outbox(live_server):
+    path = Path(live_server.app.config["SMS_FILE_PATH"])
+    path.unlink(missing_ok=True)
+
+    def read() -> list[dict]:
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    yield read
+    path.unlink(missing_ok=True)
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def _no_horizontal_scroll(page, width: int) -> None:
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"the page is {scroll_width}px wide in a {width}px viewport"
+
+
+def _authorize(page, live_server, rp) -> tuple[str, str]:
+    """The RP sends the browser to /authorize (PKCE S256); return (state, verifier)."""
+    verifier, challenge = pkce_pair()
+    state = "st-" + verifier[:8]
+    page.goto(live_server.url + "/authorize?" + urlencode({
+        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile", "state": state, "nonce": "n-" + verifier[-8:],
+        "code_challenge": challenge, "code_challenge_method": "S256",
+    }))
+    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$"))
+    return state, verifier
+
+
+def _sign_in(page, login: str, password: str) -> None:
+    page.get_by_label(LOGIN_LABEL, exact=True).fill(login)
+    page.get_by_label(PASSWORD_LABEL, exact=True).fill(password)
+    page.get_by_role("button", name="войти", exact=True).click()
+
+
+def _change_password(page, old: str, new: str, screenshot: str, width: int) -> None:
+    """Seed step 3, on the page the sign-in led to; the form is filled, not yet sent."""
+    expect(page).to_have_url(re.compile(r"/password/change\?authz=[\w-]+$"))
+    expect(page.locator("label")).to_have_text(CHANGE_LABELS)
+    _no_horizontal_scroll(page, width)
+    _screenshot(page, screenshot)
+    for label, value in zip(CHANGE_LABELS, (old, new, new)):
+        page.get_by_label(label, exact=True).fill(value)
+
+
+def _lands_at_rp(page, live_server, rp, state: str, verifier: str) -> None:
+    """«сменить пароль» ends in a redirect to the RP with a code, which the RP can redeem.
+
+    Playwright does not route redirects, so the browser's request to the (absent) RP is watched, not
+    answered. The page then shows Chromium's error page, which retries on its own: it is not used again."""
+    with page.expect_request(lambda request: request.url.startswith(REDIRECT_URI + "?")) as sent:
+        page.get_by_role("button", name="сменить пароль", exact=True).click(no_wait_after=True)
+    params = query(sent.value.url)
+    assert params["state"] == state and params["iss"] == live_server.url
+    with http_session() as http:
+        resp = http.post(live_server.url + "/token", data={
+            "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        }, auth=(rp["client_id"], rp["client_secret"]), timeout=10)
+    assert resp.status_code == 200, resp.text
+
+
+def _wait_for_captcha(page) -> None:
+    page.wait_for_function("() => { const i = document.getElementById('captcha-image'); "
+                           "return i.complete && i.naturalWidth === 200; }")
+
+
+def _fill_reset(page, login: str, answers: list[str]) -> None:
+    page.get_by_label(LOGIN_LABEL, exact=True).fill(login)
+    phone = page.get_by_label(PHONE_LABEL, exact=True)
+    phone.press_sequentially(PHONE_DIGITS)
+    expect(phone).to_have_value(PHONE_MASKED)
+    _wait_for_captcha(page)
+    page.get_by_label(CAPTCHA_LABEL, exact=True).fill(answers[-1])
+
+
+def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, rp, new_page, answers,
+                                                                   outbox):
+    # (1) The operator creates the account when the patent application is taken.
+    result = live_server.app.test_cli_runner().invoke(args=[
+        "accounts", "create", "--login", OPERATOR_LOGIN, "--phone", "8 916 765-43-21",
+        "--surname", "Каримов", "--given-name", "Бахтиёр", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    issued = json.loads(result.output)
+    login, temporary = issued["login"], issued["temporary_password"]
+    assert login == "7720240012345" and issued["phone"] == "+79167654321"
+
+    # (2) First sign-in through a relying party, with the operator's password, and its forced change.
+    page = new_page(1280, 800)
+    state, verifier = _authorize(page, live_server, rp)
+    _sign_in(page, OPERATOR_LOGIN, temporary)
+    _change_password(page, temporary, FIRST_OWN, "change-1280.png", 1280)
+    _lands_at_rp(page, live_server, rp, state, verifier)
+
+    # (3) Another day, on a phone: the password is forgotten.
+    page = new_page(360, 740)
+    state, verifier = _authorize(page, live_server, rp)
+    sign_in_url = page.url
+    page.get_by_role("link", name="не могу войти", exact=True).click()
+    # The pending authorization travels along, so the reset can end at the RP.
+    expect(page).to_have_url(re.compile(re.escape(live_server.url + "/reset/?authz=") + r"[\w-]+$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(RESET_HEADING)
+    expect(page.locator("label")).to_have_text([LOGIN_LABEL, PHONE_LABEL, CAPTCHA_LABEL])
+    expect(page.get_by_label(PHONE_LABEL, exact=True)).to_have_attribute("placeholder", "+7 (9XX) XXX-XX-XX")
+    expect(page.get_by_text("Телефон, указанный в заявлении на патент", exact=True)).to_be_visible()
+    _fill_reset(page, OPERATOR_LOGIN, answers)
+    assert len(answers) == 1
+    _no_horizontal_scroll(page, 360)
+    _screenshot(page, "reset-360.png")
+
+    image = page.locator("#captcha-image")
+    before = image.screenshot()
+    with page.expect_response(re.compile(r"/reset/captcha\.png\?r=\d+$")):
+        page.get_by_role("link", name="Обновить", exact=True).click()
+    _wait_for_captcha(page)
+    assert image.screenshot() != before
+    # Each image has its own digits; the new image's are the ones typed, and they must work.
+    assert len(answers) == 2 and answers[0] != answers[1]
+    expect(page.get_by_label(CAPTCHA_LABEL, exact=True)).to_have_value("")
+    page.get_by_label(CAPTCHA_LABEL, exact=True).fill(answers[-1])
+    page.get_by_role("button", name="Прислать новый пароль", exact=True).click()
+
+    expect(page).to_have_url(live_server.url + "/reset/sent")
+    expect(page.get_by_role("status")).to_have_text(SENT)
+    _no_horizontal_scroll(page, 360)
+    _screenshot(page, "reset-sent-360.png")
+    page.get_by_role("link", name="на страницу входа", exact=True).click()
+    # Back on the sign-in page of the authorization the user left, so the RP still gets its answer.
+    expect(page).to_have_url(sign_in_url)
+    [sms] = outbox()
+    assert sms["to"] == "+79167654321" and live_server.url + "/login" in sms["text"]
+    from_sms = _SMS_PASSWORD.search(sms["text"]).group(1)
+
+    # (4) Sign-in with the SMS password, where «на страницу входа» led, and its forced change.
+    _sign_in(page, OPERATOR_LOGIN, from_sms)
+    _change_password(page, from_sms, SECOND_OWN, "change-360.png", 360)
+    _lands_at_rp(page, live_server, rp, state, verifier)
+
+    # Two more resets the same day, at a desktop width ...
+    desk = new_page(1280, 800)
+    for count in (2, 3):
+        desk.goto(live_server.url + "/reset/")
+        _fill_reset(desk, login, answers)
+        if count == 2:
+            _screenshot(desk, "reset-1280.png")
+        desk.get_by_role("button", name="Прислать новый пароль", exact=True).click()
+        expect(desk).to_have_url(live_server.url + "/reset/sent")
+    assert len(outbox()) == 3
+
+    # ... and the fourth, on the phone again, is refused with the seed's words.
+    page = new_page(360, 740)
+    page.goto(live_server.url + "/reset/")
+    _fill_reset(page, OPERATOR_LOGIN, answers)
+    page.get_by_role("button", name="Прислать новый пароль", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_text(LIMIT)
+    expect(page).to_have_url(live_server.url + "/reset/")
+    _no_horizontal_scroll(page, 360)
+    _screenshot(page, "reset-limit-360.png")
+    assert len(outbox()) == 3
+
+
+def test_phone_mask_formats_what_is_typed_and_gives_way_to_backspace(live_server, new_page):
+    page = new_page(360, 740)
+    page.goto(live_server.url + "/reset/")
+    phone = page.get_by_label(PHONE_LABEL, exact=True)
+    for typed in ("9167654321", "89167654321", "+79167654321", "8 (916) 765-43-21", "+7 916 765 43 21"):
+        phone.fill("")
+        phone.press_sequentially(typed)
+        expect(phone).to_have_value(PHONE_MASKED)
+    phone.fill("")
+    phone.press_sequentially("926")
+    seen = []
+    for _ in range(6):
+        phone.press("Backspace")
+        seen.append(phone.input_value())
+    assert seen == ["+7 (92", "+7 (9", "+7", "+", "", ""]
+    phone.press_sequentially("8" + PHONE_DIGITS)
+    expect(phone).to_have_value(PHONE_MASKED)

@@ -1,0 +1,183 @@
+"""Shared fixtures. The database is SQLite by default, or the server named by IDP_TEST_DATABASE_URL
+(``make test`` runs the suite once each way). The schema is built by the real migrations."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine
+from sqlalchemy import make_url
+from sqlalchemy import text
+
+from idp import create_app
+from idp.extensions import db
+from idp.extensions import limiter
+from idp.oauth import keys
+from idp.services import accounts
+from idp.services import clients
+
+from .helpers import Browser
+from .live import live_server  # noqa: F401  (fixture)
+from .relying_parties import demo_rps  # noqa: F401  (fixture)
+from .staff import admin_client  # noqa: F401  (fixtures)
+from .staff import make_staff  # noqa: F401
+from .staff import operator_client  # noqa: F401
+
+_INSTANCE = tempfile.mkdtemp(prefix="idp-test-")
+os.environ["IDP_INSTANCE_PATH"] = _INSTANCE
+os.environ.pop("IDP_CONFIG", None)
+DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL") or f"sqlite:///{_INSTANCE}/test.sqlite3"
+IS_POSTGRES = DATABASE_URL.startswith("postgresql")
+# Cleared between tests in this order (children first); signing keys stay, they cost 60 ms to make.
+TABLES = ["audit_events", "staff_sessions", "staff_users", "initial_access_tokens", "registration_access_tokens", "recovery_flows", "captcha_challenges", "daily_counters", "tokens", "authorization_codes", "consents", "sso_sessions", "oauth2_clients", "accounts"]
+PASSWORD = "correct horse battery staple"
+
+
+def make_config(**sections) -> dict:
+    config = {
+        "server": {"environment": "development", "issuer": "http://localhost"},
+        "database": {"url": DATABASE_URL},
+        "passwords": {"bcrypt_rounds": 4},
+        "login": {"rate_limit": "1000/minute"},
+        "reset": {"response_floor_ms": 0},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+@pytest.fixture(scope="session")
+def _database():
+    """On PostgreSQL, a database of this session's own (created next to the one named, dropped after),
+    so two runs on one server, a developer's and a helper's, cannot wipe each other's rows."""
+    global DATABASE_URL
+    if not IS_POSTGRES:
+        yield DATABASE_URL
+        return
+    server = make_url(DATABASE_URL)
+    name = f"idp_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base, DATABASE_URL = DATABASE_URL, server.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield DATABASE_URL
+    finally:
+        DATABASE_URL = base
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _schema(_database):
+    app = create_app(make_config())
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for table in TABLES + ["signing_keys", "alembic_version"]:
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}" + (" CASCADE" if IS_POSTGRES else "")))
+        upgrade()
+        keys.ensure_keys(db.session, now=0)
+        db.session.commit()
+        db.engine.dispose()
+    yield
+
+
+@pytest.fixture
+def app(_schema, request):
+    marker = request.node.get_closest_marker("config")
+    app = create_app(make_config(**(marker.kwargs if marker else {})))
+    app.config["TESTING"] = True
+    with app.app_context():
+        limiter.reset()
+        keys.forget_cached_keys()
+    yield app
+    wipe_tables(app)
+
+
+def wipe_tables(app) -> None:
+    """Empty every table a test may have filled and drop the app's connections."""
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def browser(app):
+    return Browser(app.test_client())
+
+
+def _create_account(app, login="77-0000001", password=PASSWORD, temporary=False, **extra):
+    from idp.services import passwords
+
+    with app.app_context():
+        settings = accounts.PasswordSettings(bcrypt_rounds=4, temporary_ttl=259200)
+        values = dict(
+            phone="+79161234567", surname="Рахимов", given_name="Алишер", middle_name="Бахтиёрович",
+            email=None, snils=None, locale="ru",
+        )
+        values.update(extra)
+        account, temp = accounts.create_account(db.session, login=login, now=_now(), settings=settings, **values)
+        if not temporary:
+            account.password_hash = passwords.hash_password(password, 4)
+            account.must_change_password = False
+            account.temporary_password_expires_at = None
+        db.session.commit()
+        return {"id": account.id, "sub": account.sub, "login": account.login, "password": temp if temporary else password}
+
+
+def _now():
+    import time
+
+    return int(time.time())
+
+
+@pytest.fixture
+def account(app):
+    return _create_account(app)
+
+
+@pytest.fixture
+def make_account(app):
+    return lambda **kw: _create_account(app, **kw)
+
+
+def _create_client(app, **overrides):
+    with app.app_context():
+        values = dict(
+            name="Кабинет",
+            redirect_uris=["https://rp.example/cb"],
+            post_logout_redirect_uris=["https://rp.example/bye"],
+            scope="openid profile phone email patent offline_access",
+            public=False,
+            trusted=True,
+            grant_types=["authorization_code", "refresh_token", "client_credentials"],
+            id_token_alg="RS256",
+        )
+        values.update(overrides)
+        client, secret = clients.create_client(db.session, now=_now(), **values)
+        db.session.commit()
+        return {"client_id": client.client_id, "client_secret": secret, **client.client_metadata}
+
+
+@pytest.fixture
+def rp(app):
+    """A confidential, trusted relying party."""
+    return _create_client(app)
+
+
+@pytest.fixture
+def make_rp(app):
+    return lambda **kw: _create_client(app, **kw)

@@ -1,0 +1,134 @@
+"""Sign-in page and the server-side SSO session."""
+
+import re
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp.extensions import db
+from idp.models import Account
+from idp.models import SsoSession
+
+from ..helpers import csrf_token
+
+GENERIC = "Неверный логин или пароль."
+
+
+def _sign_in(browser, login, password):
+    return browser.submit("/login", {"login": login, "password": password})
+
+
+def _session_row(app):
+    with app.app_context():
+        return db.session.scalars(select(SsoSession).order_by(SsoSession.id)).all()
+
+
+def test_sign_in_page_has_the_seed_wording(client):
+    html = client.get("/login").get_data(as_text=True)
+    for text in ("Вход в личный кабинет иностранного гражданина", "Логин (№ заявления на патент)", "Пароль",
+                 ">войти<", ">не могу войти<",
+                 "При возникновении проблем, связанных с доступом к системе, обращайтесь в ГБУ «Миграционный центр»"):
+        assert text in html
+    assert 'autocomplete="current-password"' in html
+    assert re.search(r'<meta name="viewport" content="width=device-width', html)
+
+
+def test_sign_in_creates_a_server_side_session_with_a_fresh_cookie(app, browser, account):
+    before = browser.client.get_cookie("idp_session")
+    response = _sign_in(browser, account["login"], account["password"])
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    cookie = browser.client.get_cookie("idp_session")
+    assert cookie is not None and (before is None or cookie.value != before.value)
+    assert cookie.http_only and cookie.same_site == "Lax"
+    [row] = _session_row(app)
+    assert row.amr == "pwd" and row.ended_at is None and row.auth_time > 0
+    assert "Алишер" in browser.get("/").get_data(as_text=True)
+
+
+def test_login_is_normalised(browser, account):
+    assert _sign_in(browser, " 77 0000001 ", account["password"]).status_code == 302
+
+
+@pytest.mark.parametrize("case", ["unknown", "wrong", "blocked"])
+def test_one_generic_error_for_every_failure(app, browser, account, case):
+    login, password = account["login"], account["password"]
+    if case == "unknown":
+        login = "99-9999999"
+    elif case == "wrong":
+        password = "not the password"
+    else:
+        with app.app_context():
+            db.session.execute(update(Account).values(status="blocked"))
+            db.session.commit()
+    response = _sign_in(browser, login, password)
+    assert response.status_code == 200
+    assert GENERIC in response.get_data(as_text=True)
+    assert browser.client.get_cookie("idp_session") is None or not _session_row(app)
+
+
+def test_form_without_csrf_token_is_refused_with_a_page(client, account):
+    response = client.post("/login", data={"login": account["login"], "password": account["password"]})
+    assert response.status_code == 400
+    assert "Страница устарела" in response.get_data(as_text=True)
+
+
+@pytest.mark.config(login={"max_failures": 3, "lockout": 600})
+def test_account_locks_after_repeated_failures_without_saying_so(browser, account):
+    for _ in range(3):
+        assert GENERIC in _sign_in(browser, account["login"], "wrong password").get_data(as_text=True)
+    locked = _sign_in(browser, account["login"], account["password"])
+    assert locked.status_code == 200 and GENERIC in locked.get_data(as_text=True)
+
+
+def test_ending_the_session_on_the_server_signs_the_browser_out(app, browser, account):
+    _sign_in(browser, account["login"], account["password"])
+    with app.app_context():
+        db.session.execute(update(SsoSession).values(ended_at=1))
+        db.session.commit()
+    assert browser.get("/").headers["Location"] == "/login"
+
+
+@pytest.mark.parametrize("column, shift", [("last_seen_at", 1801), ("created_at", 0)])
+def test_idle_and_absolute_timeouts(app, browser, account, column, shift):
+    _sign_in(browser, account["login"], account["password"])
+    with app.app_context():
+        row = db.session.scalar(select(SsoSession))
+        if column == "last_seen_at":
+            row.last_seen_at -= shift
+        else:
+            row.expires_at = row.created_at - 1
+        db.session.commit()
+    assert browser.get("/").headers["Location"] == "/login"
+
+
+def test_signing_in_again_as_the_same_user_keeps_the_session(app, browser, account):
+    _sign_in(browser, account["login"], account["password"])
+    first_cookie = browser.client.get_cookie("idp_session").value
+    _sign_in(browser, account["login"], account["password"])
+    rows = _session_row(app)
+    assert len(rows) == 1 and rows[0].ended_at is None
+    assert browser.client.get_cookie("idp_session").value != first_cookie
+
+
+def test_signing_in_as_another_user_ends_the_first_session(app, browser, account, make_account):
+    other = make_account(login="77-0000002")
+    _sign_in(browser, account["login"], account["password"])
+    _sign_in(browser, other["login"], other["password"])
+    first, second = _session_row(app)
+    assert first.ended_at is not None and second.ended_at is None
+
+
+def test_login_field_is_capped(browser):
+    page = browser.get("/login")
+    response = browser.client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
+                                                   "login": "7" * 5000, "password": "x"})
+    assert response.status_code == 200 and "Введите логин и пароль." in response.get_data(as_text=True)
+
+
+def test_pages_cannot_be_framed_or_cached(client):
+    response = client.get("/login")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

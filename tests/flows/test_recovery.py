@@ -1,0 +1,921 @@
+"""«Восстановление доступа» (the mos.ru way, issue 4) through the Flask test client: the page, how the
+identifier is read, both journeys (e-mailed link and SMS code), uniform answers, the surname, expiry
+and single use, the attempt cap, the Host header, what a success changes, a pending authorization,
+the limits shared with the SMS reset, and a real SMTP server and SMS gateway that work or fail.
+
+The captcha answer is fixed by replacing ``captcha.new_answer``; the clock, where it matters, by
+replacing ``web.now`` (the views read it there)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+
+from idp import create_app
+from idp.extensions import db
+from idp.extensions import limiter
+from idp.models import Account
+from idp.models import DailyCounter
+from idp.models import RecoveryFlow
+from idp.services import captcha
+from idp.views import web
+
+from ..conftest import PASSWORD
+from ..conftest import _create_account
+from ..conftest import make_config
+from ..conftest import wipe_tables
+from ..fake_smsaero import FakeSmsAero
+from ..helpers import Browser
+from ..helpers import csrf_token
+from ..oauth._flow import at_redirect_uri
+from ..oauth._flow import authorize
+from ..oauth._flow import redeem
+from ..oauth._flow import refresh
+from ..oauth._flow import sign_in_for_tokens
+from ..unit.test_mail import closed_port
+from ..unit.test_mail import smtp_server
+
+ANSWER = "24680"
+PHONE = "+79161234567"
+EMAIL = "alisher@example.com"
+SNILS = "112-233-445 95"
+SURNAME = "Рахимов"
+NEW = "новый пароль для кабинета"
+
+HEADING = "Восстановление доступа"
+SENT = ("Если данные указаны верно, инструкции по восстановлению доступа отправлены на электронную почту или "
+        "номер телефона, указанные в профиле.")
+EXPIRED = "Ссылка или код больше не действуют"
+LIMIT = "Функция сброса пароля будет доступна на следующий день"
+NOT_SENT = "Не удалось отправить сообщение, попробуйте позже."
+SNILS_WRONG = "СНИЛС введён с ошибкой: не сходится контрольное число."
+CAPTCHA_WRONG = "Код на изображении введён неверно. Введите код с новой картинки."
+WRONG_CREDENTIALS = "Неверный логин или пароль."
+CHANGED = "Ваш пароль от личного кабинета иностранного гражданина изменён."
+
+_ALERT = re.compile(r'<div class="error" role="alert">(.*?)</div>', re.S)
+_CODE = re.compile(r"кабинету: (\d{6})\. ")
+_LINK = re.compile(r"http://[^\s\"<]+/recovery/link/[\w-]+")
+_CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
+
+
+@pytest.fixture(autouse=True)
+def known_captcha(monkeypatch):
+    monkeypatch.setattr(captcha, "new_answer", lambda length=captcha.LENGTH: ANSWER)
+
+
+def _outbox(path: Path):
+    path.unlink(missing_ok=True)
+
+    def read() -> list[dict]:
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    return read
+
+
+@pytest.fixture
+def sms(app):
+    """SMS the file backend wrote during this test, oldest first."""
+    yield _outbox(Path(app.config["SMS_FILE_PATH"]))
+    Path(app.config["SMS_FILE_PATH"]).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def mail(app):
+    """E-mail the file backend wrote during this test, oldest first."""
+    yield _outbox(Path(app.config["MAIL_FILE_PATH"]))
+    Path(app.config["MAIL_FILE_PATH"]).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``clock.now`` is what the views see as the current time."""
+
+    class Clock:
+        now = int(time.time())
+
+    monkeypatch.setattr(web, "now", lambda: Clock.now)
+    return Clock
+
+
+def ask(client, identifier: str, surname: str = SURNAME, answer: str | None = ANSWER, query: str = "",
+        **kwargs):
+    """Open the recovery page as a browser does (the page, then its captcha image) and send the form."""
+    page = client.get("/recovery/" + query, **kwargs)
+    assert page.status_code == 200
+    assert client.get("/reset/captcha.png", **kwargs).status_code == 200
+    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), "identifier": identifier,
+            "surname": surname}
+    if answer is not None:
+        data["captcha"] = answer
+    return client.post("/recovery/", data=data, **kwargs)
+
+
+def alert(response) -> str | None:
+    match = _ALERT.search(response.get_data(as_text=True))
+    return html.unescape(match.group(1)) if match else None
+
+
+def alert_text(body: str) -> str | None:
+    match = _ALERT.search(body)
+    return html.unescape(match.group(1)) if match else None
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def assert_sent(response) -> None:
+    where = (response.status_code, response.headers.get("Location"))
+    assert where == (302, "/recovery/sent"), alert(response)
+
+
+def is_expired(response) -> bool:
+    return response.status_code == 400 and EXPIRED in text(response)
+
+
+def code_of(message: dict) -> str:
+    match = _CODE.search(message["text"])
+    assert match, message["text"]
+    return match.group(1)
+
+
+def link_of(message: dict) -> str:
+    [link] = set(_LINK.findall(message["text"]))
+    assert link in message["html"]
+    return link
+
+
+def path_of(link: str) -> str:
+    assert link.startswith("http://localhost/recovery/link/"), link
+    return urlsplit(link).path
+
+
+def enter_code(client, code: str):
+    page = client.get("/recovery/sent")
+    token = csrf_token(page.get_data(as_text=True))
+    return client.post("/recovery/sent", data={"csrf_token": token, "code": code})
+
+
+def resend(client):
+    page = client.get("/recovery/sent")
+    return client.post("/recovery/resend", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+
+
+def set_password(client, path: str, new: str = NEW, repeat: str | None = None):
+    page = client.get(path)
+    assert page.status_code == 200 and "Установите новый пароль" in text(page), text(page)[:500]
+    return client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True)), "new": new,
+                                   "repeat": new if repeat is None else repeat})
+
+
+def sign_in(app, login: str, password: str):
+    return Browser(app.test_client()).submit("/login", {"login": login, "password": password})
+
+
+def signs_in(app, login: str, password: str) -> bool:
+    response = sign_in(app, login, password)
+    assert response.status_code == 302 or alert(response) == WRONG_CREDENTIALS, alert(response)
+    return response.status_code == 302
+
+
+def flows(app) -> list[tuple]:
+    with app.app_context():
+        return [(f.state, f.channel, f.account_id) for f in db.session.scalars(select(RecoveryFlow))]
+
+
+def counted(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.coalesce(func.sum(DailyCounter.count), 0)))
+
+
+def password_hash(app, login: str) -> str:
+    with app.app_context():
+        return db.session.scalar(select(Account.password_hash).filter_by(login=login))
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+def test_page_has_the_mos_ru_wording(client):
+    body = text(client.get("/recovery/"))
+    for fragment in (
+        f"<h1>{HEADING}</h1>",
+        '<label for="identifier">Телефон, электронная почта или СНИЛС</label>',
+        'autocomplete="username"',
+        '<label for="surname">Фамилия</label>',
+        'autocomplete="family-name"',
+        '<img id="captcha-image" src="/reset/captcha.png"',
+        '<label for="captcha">Код на изображении</label>',
+        '<button type="submit">Восстановить доступ</button>',
+        '<a href="/login">вернуться на страницу входа</a>',
+    ):
+        assert fragment in body, fragment
+
+
+def test_reached_from_cant_sign_in(client):
+    sign_in_page = client.get("/login").get_data(as_text=True)
+    help_url = re.search(r'<a href="([^"]+)">не могу войти</a>', sign_in_page).group(1)
+    reset_page = client.get(help_url)
+    assert reset_page.status_code == 200
+    link = re.search(r'<a href="([^"]+)">Восстановление доступа</a>', reset_page.get_data(as_text=True))
+    recovery_url = link.group(1)
+    page = client.get(recovery_url)
+    assert page.status_code == 200 and f"<h1>{HEADING}</h1>" in text(page)
+
+
+@pytest.mark.config(recovery={"support_url": "https://help.example/form",
+                              "support_phone": "+7 (495) 000-11-22",
+                              "support_centres": "центр «Мои документы» рядом с домом", "wait_hours": 3})
+def test_confirmation_carries_the_support_contacts_from_config(client, account):
+    assert_sent(ask(client, PHONE))
+    body = text(client.get("/recovery/sent"))
+    for fragment in (
+        SENT,
+        "или вы не получили инструкции в течение 3 ч., обратитесь:",
+        '<a href="https://help.example/form">форму обратной связи</a>',
+        "по телефону +7 (495) 000-11-22;",
+        "в центр «Мои документы» рядом с домом.",
+        '<label for="code">Код из СМС</label>',
+        'autocomplete="one-time-code"',
+        '<button type="submit" class="secondary">Прислать код ещё раз</button>',
+    ):
+        assert fragment in body, fragment
+
+
+def test_confirmation_defaults_follow_the_seed(client):
+    body = text(client.get("/recovery/sent"))
+    assert "в течение 2 ч., обратитесь:" in body
+    assert '<a href="https://www.mos.ru/feedback/support/">форму обратной связи</a>' in body
+    assert "по телефону +7 (495) 539-55-55;" in body and "в центр «Мои документы»." in body
+
+
+def test_wrong_captcha_sends_nothing(app, client, account, sms):
+    response = ask(client, PHONE, answer="13579")
+    assert response.status_code == 200 and alert(response) == CAPTCHA_WRONG
+    assert sms() == [] and flows(app) == [] and counted(app) == 0
+
+
+# --- what was typed decides the channel -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed, channel", [
+    ("alisher@example.com", "mail"),
+    ("  ALISHER@Example.com ", "mail"),
+    ("+7 916 123-45-67", "sms"),
+    ("8 (916) 123-45-67", "sms"),
+    ("89161234567", "sms"),
+    ("+7(916)1234567", "sms"),
+    ("112-233-445 95", "mail"),
+    ("11223344595", "mail"),
+    ("77-0000001", "mail"),
+    ("77 0000001", "mail"),
+])
+def test_identifier_kind_is_detected(client, make_account, sms, mail, typed, channel):
+    make_account(email=EMAIL, snils=SNILS)
+    assert_sent(ask(client, typed))
+    assert [m["to"] for m in sms()] == ([PHONE] if channel == "sms" else [])
+    assert [m["to"] for m in mail()] == ([EMAIL] if channel == "mail" else [])
+
+
+@pytest.mark.parametrize("typed", ["112-233-445 95", "77-0000001"])
+def test_snils_or_patent_number_without_email_goes_by_sms(client, make_account, sms, mail, typed):
+    make_account(snils=SNILS)
+    assert_sent(ask(client, typed))
+    assert [m["to"] for m in sms()] == [PHONE] and mail() == []
+
+
+def test_instructions_go_only_to_contacts_on_file(client, make_account, sms, mail):
+    make_account(email=EMAIL)
+    # An address that is on no account: nothing goes to it, whatever the surname.
+    assert_sent(ask(client, "stranger@example.com"))
+    assert mail() == [] and sms() == []
+
+
+# --- the two journeys -----------------------------------------------------------------------------
+
+
+def test_email_journey(app, client, make_account, sms, mail):
+    account = make_account(email=EMAIL)
+    assert_sent(ask(client, EMAIL))
+    page = client.get("/recovery/sent")
+    assert page.status_code == 200 and SENT in text(page)
+
+    [message] = mail()
+    assert message["to"] == EMAIL and message["subject"] == "Восстановление доступа к личному кабинету"
+    assert "Здравствуйте, Алишер!" in message["text"] and "Установите новый пароль" in message["html"]
+    assert "Ссылка действует 2 ч. и только один раз." in message["text"]
+    link = link_of(message)
+    token = link.rsplit("/", 1)[1]
+    assert len(token) >= 43  # at least 256 bits, URL-safe base64
+    # Only a digest of the token is stored.
+    with app.app_context():
+        assert token not in str(db.session.execute(select(RecoveryFlow.__table__)).all())
+
+    done = set_password(client, path_of(link))
+    assert (done.status_code, done.headers["Location"]) == (302, "/login")
+    assert "Пароль изменён. Войдите с новым паролем." in text(client.get("/login"))
+    assert not signs_in(app, account["login"], PASSWORD)
+    assert signs_in(app, account["login"], NEW)
+    # The browser's code flow is a decoy (nothing to verify by code); the link's flow is done.
+    assert sorted((state, channel, account_id is not None) for state, channel, account_id in flows(app)) == [
+        ("done", "email", True),
+        ("sent", "sms", False),
+    ]
+
+
+def test_sms_journey(app, client, account, sms, mail):
+    assert_sent(ask(client, "8 916 123 45 67"))
+    [message] = sms()
+    assert message["to"] == PHONE
+    assert "Он действует 10 мин. Никому его не сообщайте." in message["text"]
+
+    verified = enter_code(client, code_of(message))
+    assert (verified.status_code, verified.headers["Location"]) == (302, "/recovery/password")
+    done = set_password(client, "/recovery/password")
+    assert (done.status_code, done.headers["Location"]) == (302, "/login")
+    assert not signs_in(app, account["login"], PASSWORD)
+    assert signs_in(app, account["login"], NEW)
+    assert mail() == []
+    # The password page is gone with the flow.
+    assert is_expired(client.get("/recovery/password"))
+
+
+def test_code_may_be_typed_with_spaces(client, account, sms):
+    assert_sent(ask(client, PHONE))
+    code = code_of(sms()[0])
+    assert enter_code(client, f" {code[:3]} {code[3:]} ").headers["Location"] == "/recovery/password"
+
+
+def test_new_password_follows_the_policy(app, client, account, sms):
+    assert_sent(ask(client, PHONE))
+    enter_code(client, code_of(sms()[0]))
+    for new, repeat, message in (
+        (PASSWORD, PASSWORD, "Новый пароль должен отличаться от старого."),
+        ("коротко", "коротко", "Пароль слишком короткий: нужно не меньше 8 символов."),
+        ("password123", "password123", "Этот пароль слишком распространён. Придумайте другой."),
+        (NEW, NEW + "!", "Новые пароли не совпадают."),
+        ("77-0000001", "77-0000001", "Пароль не должен совпадать с логином, фамилией или именем."),
+    ):
+        response = set_password(client, "/recovery/password", new, repeat)
+        assert response.status_code == 200 and alert(response) == message, (new, alert(response))
+    assert signs_in(app, account["login"], PASSWORD)
+    assert set_password(client, "/recovery/password").status_code == 302
+
+
+# --- nothing tells whether anything matched -------------------------------------------------------
+
+
+def _strip_csrf(body: str) -> str:
+    return _CSRF_VALUE.sub(r'\1"', body)
+
+
+def _observe(app, identifier: str, surname: str) -> tuple:
+    """Everything a person at the form sees: the answer to the form, the confirmation page, then the
+    answers to a wrong code, to every «Прислать код ещё раз» the flow allows and one more, to wrong
+    codes up to the cap and one more, and to a last re-send."""
+    client = app.test_client()
+    response = ask(client, identifier, surname)
+    seen = [(response.status_code, sorted((k, v) for k, v in response.headers.items() if k != "Set-Cookie"),
+             _strip_csrf(response.get_data(as_text=True)))]
+    cfg = app.config
+    steps = ([lambda: client.get(response.headers.get("Location", "/recovery/")),
+              lambda: enter_code(client, "000000")]
+             + [lambda: resend(client)] * cfg["RECOVERY_CODES_PER_FLOW"]
+             + [lambda: enter_code(client, "000000")] * cfg["RECOVERY_CODE_ATTEMPTS"]
+             + [lambda: resend(client)])
+    for step in steps:
+        page = step()
+        seen.append((page.status_code, _strip_csrf(page.get_data(as_text=True))))
+    return tuple(seen)
+
+
+@pytest.mark.parametrize("identifier, unknown", [
+    (PHONE, "+7 903 111-22-33"),
+    (EMAIL, "somebody@example.com"),
+    (SNILS, "123-456-789 64"),
+    ("77-0000001", "77-9999999"),
+], ids=["phone", "email", "snils", "patent"])
+def test_unknown_identifier_wrong_surname_and_match_look_the_same(app, make_account, sms, mail, identifier,
+                                                                  unknown):
+    make_account(email=EMAIL, snils=SNILS)
+    unknown_seen = _observe(app, unknown, SURNAME)
+    wrong_surname = _observe(app, identifier, "Иванов")
+    assert sms() == [] and mail() == []
+    match = _observe(app, identifier, SURNAME)
+    assert len(sms()) + len(mail()) >= 1
+    assert unknown_seen == wrong_surname == match
+    assert match[0][0] == 302 and SENT in html.unescape(match[1][1])
+    # What the steps showed: a wrong code, the re-sends and their end, the cap, and then nothing more.
+    alerts = [alert_text(body) for _, body in match[2:]]
+    assert alerts[0] == "Неверный код. Осталось попыток: 4."
+    assert "Новый код больше отправить нельзя. Начните восстановление заново." in alerts
+    assert [status for status, _ in match[-2:]] == [400, 400]
+
+
+@pytest.mark.parametrize("typed", ["  рахимов ", "РАХИМОВ", "Рахимов  ", "рахимов"])
+def test_surname_is_compared_forgivingly(client, account, sms, typed):
+    assert_sent(ask(client, PHONE, typed))
+    assert [m["to"] for m in sms()] == [PHONE]
+
+
+@pytest.mark.parametrize("stored, typed", [
+    ("Королёв", "Королев"), ("Королев", "королёв"), ("Абдулла  Угли", "абдулла угли"),
+])
+def test_surname_yo_and_inner_spaces(client, make_account, sms, stored, typed):
+    make_account(surname=stored)
+    assert_sent(ask(client, PHONE, typed))
+    assert len(sms()) == 1
+
+
+def test_wrong_surname_sends_nothing(app, client, account, sms):
+    assert_sent(ask(client, PHONE, "Рахимова"))
+    assert sms() == []
+    assert [(state, account_id) for state, _, account_id in flows(app)] == [("sent", None)]
+
+
+def test_several_matching_accounts_get_nothing(client, make_account, sms, mail):
+    make_account(login="77-0000001", email=EMAIL)
+    make_account(login="77-0000002", email=EMAIL)
+    for identifier in (PHONE, EMAIL):
+        assert_sent(ask(client, identifier))
+    assert sms() == [] and mail() == []
+    # A relative with another surname on the same phone is not ambiguous.
+    make_account(login="77-0000003", surname="Каримова")
+    assert_sent(ask(client, PHONE, "Каримова"))
+    assert [m["to"] for m in sms()] == [PHONE]
+
+
+def test_snils_with_a_bad_checksum_is_a_field_error(app, client, make_account, sms, mail):
+    make_account(email=EMAIL, snils=SNILS)
+    for typed in ("112-233-445 96", "11223344596"):
+        response = ask(client, typed)
+        assert response.status_code == 200 and alert(response) == SNILS_WRONG
+        # The form keeps what was typed, so the person can correct it.
+        assert f'value="{typed}"' in response.get_data(as_text=True)
+    assert sms() == [] and mail() == [] and flows(app) == [] and counted(app) == 0
+
+
+@pytest.mark.parametrize("identifier, surname, message", [
+    ("", SURNAME, "Введите телефон, электронную почту или СНИЛС."),
+    ("alisher@", SURNAME, "Проверьте адрес электронной почты."),
+    ("<script>alert(1)</script>", SURNAME, "Введите телефон, электронную почту или СНИЛС."),
+    (PHONE, "", "Заполните все поля."),
+    (PHONE, "ф" * 101, "Заполните все поля."),
+], ids=["empty", "email", "markup", "no-surname", "long-surname"])
+def test_bad_input_gets_a_form_error(app, client, account, sms, identifier, surname, message):
+    response = ask(client, identifier, surname)
+    assert response.status_code == 200 and alert(response) == message
+    assert "<script>alert(1)</script>" not in response.get_data(as_text=True)
+    assert sms() == [] and flows(app) == []
+
+
+# --- expiry and single use ------------------------------------------------------------------------
+
+
+def test_link_expires_after_link_ttl(app, client, make_account, mail, clock):
+    make_account(email=EMAIL)
+    assert_sent(ask(client, EMAIL))
+    path = path_of(link_of(mail()[0]))
+    started = clock.now
+    clock.now = started + app.config["RECOVERY_LINK_TTL"] - 1
+    assert client.get(path).status_code == 200
+    clock.now = started + app.config["RECOVERY_LINK_TTL"]
+    response = client.get(path)
+    assert is_expired(response)
+    assert "Начните восстановление доступа заново." in text(response)
+    clock.now = started
+    assert is_expired(client.get(path))
+
+
+def test_opening_the_link_does_not_use_it_up(app, client, make_account, mail):
+    account = make_account(email=EMAIL)
+    assert_sent(ask(client, EMAIL))
+    path = path_of(link_of(mail()[0]))
+    # A mail scanner, then the person, then the person in another browser.
+    for opener in (app.test_client(), client, app.test_client()):
+        assert opener.get(path).status_code == 200
+    assert set_password(app.test_client(), path).status_code == 302
+    assert signs_in(app, account["login"], NEW)
+
+
+def test_used_link_works_no_more(app, client, make_account, mail):
+    account = make_account(email=EMAIL)
+    assert_sent(ask(client, EMAIL))
+    path = path_of(link_of(mail()[0]))
+    page = client.get(path)
+    token = csrf_token(page.get_data(as_text=True))
+    assert client.post(path, data={"csrf_token": token, "new": NEW, "repeat": NEW}).status_code == 302
+    again = client.post(path, data={"csrf_token": token, "new": NEW + "2", "repeat": NEW + "2"})
+    assert is_expired(again)
+    assert is_expired(client.get(path))
+    assert signs_in(app, account["login"], NEW)
+    assert not signs_in(app, account["login"], NEW + "2")
+
+
+def test_codes_typed_on_an_emailed_flow_do_not_spoil_its_link(app, client, make_account, mail):
+    account = make_account(email=EMAIL, snils=SNILS)
+    assert_sent(ask(client, SNILS))
+    path = path_of(link_of(mail()[0]))
+    # The code field answers as it would for a decoy, up to the cap ...
+    for left in (4, 3, 2, 1, 0):
+        assert alert(enter_code(client, "123456")) == f"Неверный код. Осталось попыток: {left}."
+    assert is_expired(enter_code(client, "123456"))
+    assert is_expired(resend(client))
+    # ... and the letter's link still works.
+    assert set_password(client, path).status_code == 302
+    assert signs_in(app, account["login"], NEW)
+
+
+def test_made_up_link_is_expired(client):
+    for token in ("A" * 43, "short", "x" * 200):
+        assert is_expired(client.get(f"/recovery/link/{token}"))
+
+
+def test_code_expires_after_code_ttl(app, client, account, sms, clock):
+    assert_sent(ask(client, PHONE))
+    code = code_of(sms()[0])
+    clock.now += app.config["RECOVERY_CODE_TTL"]
+    assert is_expired(enter_code(client, code))
+    clock.now -= 1
+    assert is_expired(enter_code(client, code))  # an expired flow stays failed
+    assert signs_in(app, account["login"], PASSWORD)
+
+
+def test_code_just_before_code_ttl_works(app, client, account, sms, clock):
+    assert_sent(ask(client, PHONE))
+    clock.now += app.config["RECOVERY_CODE_TTL"] - 1
+    assert enter_code(client, code_of(sms()[0])).headers["Location"] == "/recovery/password"
+
+
+def test_password_page_expires_after_verified_ttl(app, client, account, sms, clock):
+    assert_sent(ask(client, PHONE))
+    enter_code(client, code_of(sms()[0]))
+    clock.now += app.config["RECOVERY_VERIFIED_TTL"]
+    assert is_expired(client.get("/recovery/password"))
+
+
+def test_code_belongs_to_the_browser_that_asked(app, client, account, sms):
+    assert_sent(ask(client, PHONE))
+    code = code_of(sms()[0])
+    # Another browser has no flow: the code means nothing there.
+    assert is_expired(enter_code(app.test_client(), code))
+    assert is_expired(app.test_client().get("/recovery/password"))
+    assert enter_code(client, code).headers["Location"] == "/recovery/password"
+
+
+# --- the attempt cap on codes ---------------------------------------------------------------------
+
+
+def _wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def test_five_wrong_codes_fail_the_flow(app, client, account, sms):
+    assert_sent(ask(client, PHONE))
+    code = code_of(sms()[0])
+    for left in (4, 3, 2, 1, 0):
+        response = enter_code(client, _wrong(code))
+        assert response.status_code == 200 and alert(response) == f"Неверный код. Осталось попыток: {left}."
+    assert is_expired(enter_code(client, code))
+    assert is_expired(client.get("/recovery/password"))
+    assert [f[0] for f in flows(app)] == ["failed"]
+
+
+def test_a_new_code_does_not_reset_the_count(app, client, account, sms):
+    assert_sent(ask(client, PHONE))
+    first = code_of(sms()[0])
+    for left in (4, 3):
+        assert alert(enter_code(client, _wrong(first))) == f"Неверный код. Осталось попыток: {left}."
+    response = resend(client)
+    assert response.status_code == 200 and "Новый код отправлен." in text(response)
+    second = code_of(sms()[1])
+    assert alert(enter_code(client, _wrong(second))) == "Неверный код. Осталось попыток: 2."
+    # The first code was replaced by the second.
+    if first != second:
+        assert alert(enter_code(client, first)) == "Неверный код. Осталось попыток: 1."
+    else:
+        assert alert(enter_code(client, _wrong(second))) == "Неверный код. Осталось попыток: 1."
+    assert alert(enter_code(client, _wrong(second))) == "Неверный код. Осталось попыток: 0."
+    assert is_expired(enter_code(client, second))
+    assert signs_in(app, account["login"], PASSWORD)
+
+
+def test_resend_is_capped_per_flow(app, client, account, sms):
+    assert_sent(ask(client, PHONE))
+    for _ in range(app.config["RECOVERY_CODES_PER_FLOW"] - 1):
+        assert "Новый код отправлен." in text(resend(client))
+    response = resend(client)
+    assert alert(response) == "Новый код больше отправить нельзя. Начните восстановление заново."
+    assert len(sms()) == app.config["RECOVERY_CODES_PER_FLOW"]
+    # The last code still works.
+    assert enter_code(client, code_of(sms()[-1])).headers["Location"] == "/recovery/password"
+
+
+def test_resend_without_a_flow_is_expired(client):
+    assert is_expired(resend(client))
+
+
+# --- the link is built from the issuer ------------------------------------------------------------
+
+
+def test_host_header_does_not_reach_the_link(client, make_account, mail):
+    make_account(email=EMAIL)
+    evil = {"base_url": "http://evil.example"}
+    assert_sent(ask(client, EMAIL, **evil))
+    [message] = mail()
+    assert "evil.example" not in message["text"] + message["html"]
+    assert link_of(message).startswith("http://localhost/recovery/link/")
+
+
+def test_forwarded_host_does_not_reach_the_link(client, make_account, mail):
+    make_account(email=EMAIL)
+    headers = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "Host": "evil.example"}
+    assert_sent(ask(client, EMAIL, headers=headers))
+    [message] = mail()
+    assert "evil.example" not in json.dumps(message, ensure_ascii=False)
+    assert link_of(message).startswith("http://localhost/recovery/link/")
+
+
+# --- what a success changes -----------------------------------------------------------------------
+
+
+def test_success_revokes_sessions_and_tokens_and_notifies(app, client, make_account, rp, sms, mail):
+    account = make_account(email=EMAIL)
+    elsewhere = Browser(app.test_client())
+    tokens, _ = sign_in_for_tokens(elsewhere, account, rp, scope="openid profile offline_access")
+    assert tokens["refresh_token"]
+    assert elsewhere.get("/").status_code == 200
+
+    assert_sent(ask(client, PHONE))
+    enter_code(client, code_of(sms()[0]))
+    assert set_password(client, "/recovery/password").status_code == 302
+
+    assert elsewhere.get("/").headers["Location"] == "/login"
+    response = refresh(elsewhere.client, rp, tokens["refresh_token"])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    notices = [m for m in sms() if "Ваш пароль" in m["text"]]
+    assert [(m["to"], m["text"].startswith(CHANGED)) for m in notices] == [(PHONE, True)]
+    [notice] = mail()
+    assert (notice["to"], notice["subject"]) == (EMAIL, "Ваш пароль изменён")
+    assert CHANGED in notice["text"] and CHANGED in notice["html"]
+    assert not signs_in(app, account["login"], PASSWORD)
+    assert signs_in(app, account["login"], NEW)
+
+
+def test_success_voids_a_pending_sms_reset_password(app, client, account, sms):
+    with app.app_context():
+        row = db.session.get(Account, account["id"])
+        row.reset_password_hash, row.reset_password_expires_at = row.password_hash, int(time.time()) + 3600
+        db.session.commit()
+    assert_sent(ask(client, PHONE))
+    enter_code(client, code_of(sms()[0]))
+    set_password(client, "/recovery/password")
+    with app.app_context():
+        assert db.session.get(Account, account["id"]).reset_password_hash is None
+
+
+def test_pending_authorization_resumes_after_recovery(app, browser, account, rp, sms):
+    started = authorize(browser, rp, scope="openid profile")
+    login_page = started.response
+    assert login_page.request.path == "/login"
+    authz = login_page.request.args["authz"]
+    help_url = re.search(r'<a href="([^"]+)">не могу войти</a>', login_page.get_data(as_text=True)).group(1)
+    assert help_url == f"/reset/?authz={authz}"
+    reset_page = browser.get(help_url)
+    assert '<a href="/recovery/">Восстановление доступа</a>' in reset_page.get_data(as_text=True)
+
+    assert_sent(ask(browser.client, PHONE))
+    back = f'<a href="/login?authz={authz}">на страницу входа</a>'
+    assert back in text(browser.get("/recovery/sent"))
+    enter_code(browser.client, code_of(sms()[0]))
+    done = set_password(browser.client, "/recovery/password")
+    assert (done.status_code, done.headers["Location"]) == (302, f"/login?authz={authz}")
+
+    page = browser.get(done.headers["Location"])
+    result = at_redirect_uri(browser.sign_in(account["login"], NEW, page=page))
+    assert result["state"] == started.request["state"] and result["code"]
+    assert redeem(browser.client, rp, result["code"], started.verifier).status_code == 200
+
+
+# --- limits shared with the SMS reset -------------------------------------------------------------
+
+
+def test_fourth_recovery_of_the_day_for_one_identifier_is_refused(app, client, account, sms):
+    for _ in range(3):
+        assert_sent(ask(client, "8 916 123-45-67"))
+    response = ask(client, "+7 916 123 45 67")
+    assert response.status_code == 200 and alert(response) == LIMIT
+    assert len(sms()) == 3
+    # Another identifier is not affected (its SMS would be the fourth to that phone, so none goes).
+    assert_sent(ask(client, "77-0000001"))
+    assert len(sms()) == 3
+
+
+def test_unknown_identifier_is_refused_after_three_the_same_way(client, account, sms):
+    for _ in range(3):
+        assert_sent(ask(client, "nobody@example.com"))
+    assert alert(ask(client, "NOBODY@example.com")) == LIMIT
+
+
+def _reset(client, login: str, phone: str = PHONE):
+    page = client.get("/reset/")
+    client.get("/reset/captcha.png")
+    return client.post("/reset/", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "login": login,
+                                         "phone": phone, "captcha": ANSWER})
+
+
+def test_patent_number_shares_the_daily_limit_with_the_sms_reset(client, make_account, sms):
+    make_account(email=EMAIL)
+    for _ in range(3):
+        assert _reset(client, "77-0000001").headers["Location"] == "/reset/sent"
+    assert alert(ask(client, "77-0000001")) == LIMIT
+
+
+@pytest.mark.config(reset={"ip_daily_limit": 2})
+def test_ip_limit_is_shared_with_the_sms_reset(app, client, account, sms):
+    assert _reset(client, "77-9999999").headers["Location"] == "/reset/sent"
+    assert_sent(ask(client, "nobody@example.com"))
+    assert alert(ask(client, PHONE)) == LIMIT
+    assert sms() == []
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "10.20.30.40"
+    assert_sent(ask(elsewhere, PHONE))
+    assert len(sms()) == 1
+
+
+@pytest.mark.config(reset={"phone_daily_limit": 1})
+def test_sms_count_against_the_phone_limit_of_the_reset(app, client, account, sms):
+    assert _reset(client, "77-0000001").headers["Location"] == "/reset/sent"
+    assert len(sms()) == 1
+    assert_sent(ask(client, PHONE))
+    assert len(sms()) == 1
+
+
+@pytest.mark.config(reset={"sms_daily_budget": 3})
+def test_sms_count_against_the_global_budget(app, make_account, sms):
+    make_account(login="77-0000001")
+    make_account(login="77-0000002", phone="+79031112233", surname="Иванов")
+    make_account(login="77-0000003", phone="+79051112233", surname="Петров")
+    first, second, third = app.test_client(), app.test_client(), app.test_client()
+    assert _reset(first, "77-0000001").headers["Location"] == "/reset/sent"
+    assert_sent(ask(second, "+79031112233", "Иванов"))
+    assert_sent(ask(third, "+79051112233", "Петров"))
+    assert [m["to"] for m in sms()] == [PHONE, "+79031112233", "+79051112233"]
+    # The budget is spent: a re-send and a new recovery look as always, and send nothing.
+    assert "Новый код отправлен." in text(resend(second))
+    assert_sent(ask(first, PHONE))
+    assert len(sms()) == 3
+
+
+# --- a real SMTP server ---------------------------------------------------------------------------
+
+
+def _mail_app(port: int):
+    app = create_app(make_config(mail={"backend": "smtp", "host": "127.0.0.1", "port": port,
+                                       "security": "none", "from_address": "cabinet@mmc.example",
+                                       "timeout": 3}))
+    app.config["TESTING"] = True
+    with app.app_context():
+        limiter.reset()
+    return app
+
+
+@pytest.fixture
+def smtp(_schema):
+    with smtp_server() as (received, port, _):
+        app = _mail_app(port)
+        yield app, received
+        wipe_tables(app)
+
+
+def test_link_arrives_over_smtp(smtp):
+    app, received = smtp
+    account = _create_account(app, email=EMAIL)
+    client = app.test_client()
+    assert_sent(ask(client, EMAIL, base_url="http://evil.example"))
+    [envelope] = received.envelopes
+    assert (envelope.mail_from, envelope.rcpt_tos) == ("cabinet@mmc.example", [EMAIL])
+    [message] = received.messages()
+    assert str(message["Subject"]) == "Восстановление доступа к личному кабинету"
+    assert message.get_content_type() == "multipart/alternative"
+    plain, rich = message.iter_parts()
+    assert (plain.get_content_type(), rich.get_content_type()) == ("text/plain", "text/html")
+    links = set(_LINK.findall(plain.get_content())) | set(_LINK.findall(rich.get_content()))
+    assert len(links) == 1
+    [link] = links
+    assert link.startswith("http://localhost/recovery/link/")
+
+    assert set_password(client, path_of(link)).status_code == 302
+    assert signs_in(app, account["login"], NEW)
+    # The «Ваш пароль изменён» notice goes by e-mail too.
+    assert [str(m["Subject"]) for m in received.messages()][1:] == ["Ваш пароль изменён"]
+
+
+@pytest.fixture
+def smtp_down(_schema):
+    app = _mail_app(closed_port())
+    yield app
+    wipe_tables(app)
+
+
+def test_smtp_server_down_changes_nothing(smtp_down):
+    app = smtp_down
+    account = _create_account(app, email=EMAIL)
+    before = password_hash(app, account["login"])
+    client = app.test_client()
+    for _ in range(4):
+        response = ask(client, EMAIL)
+        assert response.status_code == 200 and alert(response) == NOT_SENT
+        # What was typed stays in the form.
+        assert f'value="{EMAIL}"' in response.get_data(as_text=True)
+    # Four tries and no «на следующий день»: a failed send is not counted.
+    assert flows(app) == [] and counted(app) == 0
+    assert password_hash(app, account["login"]) == before
+    assert signs_in(app, account["login"], PASSWORD)
+    with app.app_context():
+        assert db.session.get(Account, account["id"]).reset_password_hash is None
+
+
+# --- the SMS gateway ------------------------------------------------------------------------------
+
+AERO_EMAIL = "ops@migration-center.example.ru"
+AERO_KEY = "k3yV4lue-0123456789abcd"
+
+
+@pytest.fixture
+def gateway(monkeypatch):
+    with FakeSmsAero(AERO_EMAIL, AERO_KEY) as fake:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
+        yield fake
+
+
+@pytest.fixture
+def aero_app(_schema, gateway):
+    app = create_app(make_config(sms={"backend": "smsaero", "email": AERO_EMAIL, "api_key": AERO_KEY,
+                                      "gate": gateway.gate, "timeout": 3}))
+    app.config["TESTING"] = True
+    with app.app_context():
+        limiter.reset()
+    yield app
+    wipe_tables(app)
+
+
+@pytest.mark.parametrize("mode", ["reject", "garbage"])
+def test_sms_gateway_failure_stores_nothing(aero_app, gateway, mode):
+    account = _create_account(aero_app)
+    client = aero_app.test_client()
+    gateway.mode = mode
+    for _ in range(4):
+        response = ask(client, PHONE)
+        assert response.status_code == 200 and alert(response) == NOT_SENT
+    assert flows(aero_app) == [] and counted(aero_app) == 0 and gateway.received == []
+
+    gateway.mode = "ok"
+    assert_sent(ask(client, PHONE))
+    [message] = gateway.received
+    assert message["number"] == 79161234567
+    assert enter_code(client, code_of(message)).headers["Location"] == "/recovery/password"
+    assert signs_in(aero_app, account["login"], PASSWORD)
+
+
+def test_sms_gateway_failure_on_resend(aero_app, gateway):
+    _create_account(aero_app)
+    client = aero_app.test_client()
+    assert_sent(ask(client, PHONE))
+    first = gateway.received[0]
+    gateway.mode = "reject"
+    response = resend(client)
+    assert response.status_code == 200 and alert(response) == NOT_SENT
+    # The first code still works, and the failed re-send used up no count (IP, identifier, phone, budget).
+    assert counted(aero_app) == 4
+    gateway.mode = "ok"
+    assert enter_code(client, code_of(first)).headers["Location"] == "/recovery/password"
+
+
+@pytest.mark.parametrize("identifier", [SNILS, "77-0000001"], ids=["snils", "patent"])
+def test_after_the_code_window_an_emailed_match_and_an_unknown_identifier_answer_alike(
+    app, make_account, mail, clock, identifier
+):
+    # A SNILS or patent number of an account with an e-mail gets a link; the browser's code field must
+    # still expire like any other, or its lifetime would tell that the account has an e-mail.
+    make_account(email=EMAIL, snils=SNILS)
+    answers = []
+    for typed in (identifier, "123-456-789 64" if identifier == SNILS else "77-9999999"):
+        client = app.test_client()
+        assert_sent(ask(client, typed))
+        clock.now += app.config["RECOVERY_CODE_TTL"]
+        answers.append(is_expired(enter_code(client, "000000")))
+        clock.now -= app.config["RECOVERY_CODE_TTL"]
+    assert answers == [True, True]
+    assert len(mail()) == 1

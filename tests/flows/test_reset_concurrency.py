@@ -1,0 +1,73 @@
+"""Parallel reset requests for one login, over real HTTP against the threaded live server, so they meet in
+the database (SQLite or PostgreSQL): the day's three resets are never exceeded (seed: «не более 3-х раз в
+сутки»), whether the day's counters already exist or are created by the racing requests themselves.
+
+Each request comes from its own client address (behind one proxy, as in production), so the per-IP
+counter does not line them up and they really meet at the login's counter."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ..helpers import csrf_token
+from ..live import http_session
+
+LIMIT = "Функция сброса пароля будет доступна на следующий день"
+PARALLEL = 20
+
+
+def _outbox(live_server) -> list[dict]:
+    path = Path(live_server.app.config["SMS_FILE_PATH"])
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _race(live_server, form: dict) -> list[str]:
+    """Each thread opens the page in its own session (its own CSRF token), then all send the form at once.
+    Returns what each saw: "sent", "limit", or the status and the start of the page."""
+    barrier = threading.Barrier(PARALLEL, timeout=30)
+
+    def one(index):
+        with http_session() as session:
+            session.headers["X-Forwarded-For"] = f"198.51.100.{index + 1}"
+            page = session.get(live_server.url + "/reset/", timeout=10)
+            data = {"csrf_token": csrf_token(page.text), **form}
+            barrier.wait()
+            resp = session.post(live_server.url + "/reset/", data=data, allow_redirects=False, timeout=60)
+        if resp.status_code == 302 and resp.headers["Location"] == "/reset/sent":
+            return "sent"
+        if resp.status_code == 200 and re.search(r'role="alert">' + LIMIT + "</div>", resp.text):
+            return "limit"
+        return f"{resp.status_code} {resp.text[:300]}"
+
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        return list(pool.map(one, range(PARALLEL)))
+
+
+@pytest.mark.config(captcha={"enabled": False}, server={"proxy_count": 1})
+@pytest.mark.parametrize("used", [1, 0])
+def test_parallel_resets_never_pass_the_daily_limit(live_server, make_account, used):
+    account = make_account()
+    Path(live_server.app.config["SMS_FILE_PATH"]).unlink(missing_ok=True)
+    form = {"login": account["login"], "phone": "+7 916 123-45-67"}
+    with http_session() as session:
+        for _ in range(used):
+            page = session.get(live_server.url + "/reset/", timeout=10)
+            data = {"csrf_token": csrf_token(page.text), **form}
+            resp = session.post(live_server.url + "/reset/", data=data, allow_redirects=False, timeout=10)
+            assert resp.status_code == 302, resp.text
+    assert len(_outbox(live_server)) == used
+
+    outcomes = _race(live_server, form)
+
+    left = 3 - used
+    assert sorted(outcomes) == sorted(["sent"] * left + ["limit"] * (PARALLEL - left)), outcomes
+    assert len(_outbox(live_server)) == 3
+    Path(live_server.app.config["SMS_FILE_PATH"]).unlink(missing_ok=True)

@@ -1,0 +1,116 @@
+"""``live_server``: the provider served over real HTTP on 127.0.0.1, for relying parties and browsers
+that cannot go through Flask's test client (authlib's requests client, Chromium, parallel clients).
+
+The socket is bound before the app is built, so the issuer can name the real port; the server is
+threaded, like a production WSGI server, so parallel requests really race in the database.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from urllib.parse import urljoin
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from flask import Flask
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import make_server
+
+from idp import create_app
+from idp.extensions import limiter
+from idp.oauth import keys
+
+from .helpers import csrf_token
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code="-", size="-"):
+        # why: one line per request drowns the output of a failing test; errors are still logged.
+        pass
+
+
+@pytest.fixture
+def live_server(_schema, request):
+    # why: conftest imports this module for the fixture, so its helpers are looked up at run time.
+    from .conftest import make_config
+    from .conftest import wipe_tables
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    marker = request.node.get_closest_marker("config")
+    sections = dict(marker.kwargs) if marker else {}
+    sections["server"] = {**sections.get("server", {}), "issuer": url, "environment": "development"}
+    app = create_app(make_config(**sections))
+    with app.app_context():
+        limiter.reset()
+        keys.forget_cached_keys()
+    # The server works on its own duplicate of the descriptor; ours is closed at once.
+    server = make_server(
+        "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler, fd=sock.fileno()
+    )
+    sock.close()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(url=url, app=app)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        wipe_tables(app)
+
+
+# --- a browser over plain HTTP: requests with a cookie jar, following the provider's own redirects ---
+
+_FORM_ACTION = re.compile(r'<form method="post" action="([^"]*)"')
+
+
+def http_session() -> requests.Session:
+    session = requests.Session()
+    # why: the tests talk to 127.0.0.1 only; a proxy from the environment must not get in between.
+    session.trust_env = False
+    return session
+
+
+def follow_inside(session: requests.Session, response: requests.Response, origin: str, limit: int = 10):
+    """Follow redirects while they stay on ``origin``; return the page, or the redirect that leaves it
+    (to a relying party, which is never fetched)."""
+    for _ in range(limit):
+        if response.status_code not in (301, 302, 303, 307, 308):
+            return response
+        location = urljoin(response.url, response.headers["Location"])
+        if not location.startswith(origin + "/"):
+            return response
+        response = session.get(location, allow_redirects=False, timeout=10)
+    raise AssertionError("too many redirects")
+
+
+def sign_in(session: requests.Session, origin: str, authorization_url: str, login: str, password: str):
+    """Open ``authorization_url`` as a browser would, fill the sign-in form, and return the last response:
+    the redirect to the relying party, or a page of ours if something went wrong."""
+    page = follow_inside(session, session.get(authorization_url, allow_redirects=False, timeout=10), origin)
+    assert page.status_code == 200 and urlsplit(page.url).path == "/login", (page.status_code, page.url)
+    action = _FORM_ACTION.search(page.text)
+    assert action, "no sign-in form on the page"
+    response = session.post(
+        urljoin(page.url, html.unescape(action.group(1))),
+        data={"csrf_token": csrf_token(page.text), "login": login, "password": password},
+        allow_redirects=False,
+        timeout=10,
+    )
+    return follow_inside(session, response, origin)

@@ -1,0 +1,192 @@
+"""Signing key rotation with ``idp keys rotate`` (OIDC Core §10.1.1): a new key is published at once and
+signs only after publish_ahead; the old one keeps verifying; ``--now`` switches at once."""
+
+import time
+import types
+
+import pytest
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import AuditEvent
+from idp.models import SigningKey
+from idp.oauth import keys
+
+from ..staff import post_form
+from ._flow import jwks
+from ._flow import sign_in_for_tokens
+from ._flow import verify_id_token
+
+
+@pytest.fixture
+def restore_keys(app):
+    """Signing keys outlive a test (conftest keeps them); put them back as they were."""
+    with app.app_context():
+        before = {row.id: row.expires_at for row in db.session.scalars(select(SigningKey))}
+    yield
+    with app.app_context():
+        for row in db.session.scalars(select(SigningKey)).all():
+            if row.id in before:
+                row.expires_at = before[row.id]
+            else:
+                db.session.delete(row)
+        db.session.commit()
+        keys.forget_cached_keys()
+
+
+def _cli(app, *args):
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _kids(client, alg=None) -> set[str]:
+    return {k["kid"] for k in jwks(client)["keys"] if alg is None or k["alg"] == alg}
+
+
+def _kid(client, id_token) -> str:
+    return verify_id_token(client, id_token).header["kid"]
+
+
+def _clock(monkeypatch, offset: int) -> None:
+    """Move the key module's wall clock ``offset`` seconds ahead."""
+    real = time.time
+    clock = types.SimpleNamespace(time=lambda: real() + offset, monotonic=time.monotonic)
+    monkeypatch.setattr(keys, "time", clock)
+
+
+def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, rp, restore_keys, monkeypatch):
+    before, _ = sign_in_for_tokens(browser, account, rp)
+    old_kid = _kid(browser.client, before["id_token"])
+    published_before = _kids(browser.client)
+
+    output = _cli(app, "keys", "rotate")
+    assert "published" in output
+
+    published_after = _kids(browser.client)
+    new = published_after - published_before
+    assert len(new) == 2  # one RS256, one ES256
+    assert published_before <= published_after
+    [new_rs256] = new & _kids(browser.client, "RS256")
+
+    # Still inside publish_ahead: the old key signs.
+    during, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, during["id_token"]) == old_kid
+
+    _clock(monkeypatch, app.config["KEYS_PUBLISH_AHEAD"] + 1)
+    after, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, after["id_token"]) == new_rs256
+    with app.app_context():
+        assert keys.signing_key("ES256").kid in new
+
+
+def test_token_signed_before_rotation_still_verifies(app, browser, account, rp, restore_keys, monkeypatch):
+    before, _ = sign_in_for_tokens(browser, account, rp)
+    _cli(app, "keys", "rotate")
+    _clock(monkeypatch, app.config["KEYS_PUBLISH_AHEAD"] + 1)
+    assert verify_id_token(browser.client, before["id_token"]).claims["sub"] == account["sub"]
+    # And the provider itself still accepts it as a hint.
+    response = browser.get("/logout", query_string={"id_token_hint": before["id_token"]})
+    assert response.status_code == 200
+
+
+def test_rotate_now_switches_at_once(app, browser, account, rp, restore_keys):
+    before, _ = sign_in_for_tokens(browser, account, rp)
+    old_kid = _kid(browser.client, before["id_token"])
+    published_before = _kids(browser.client)
+
+    _cli(app, "keys", "rotate", "--now")
+
+    published_after = _kids(browser.client)
+    assert old_kid not in published_after
+    assert not published_before & published_after
+    after, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, after["id_token"]) in published_after
+    # A compromised key's tokens no longer verify against the published set.
+    with pytest.raises((JoseError, ValueError)):
+        jwt.decode(before["id_token"], KeySet.import_key_set(jwks(browser.client)), algorithms=["RS256"])
+
+
+def test_es256_client_follows_rotation(app, browser, account, make_rp, restore_keys):
+    es = make_rp(id_token_alg="ES256")
+    _cli(app, "keys", "rotate", "--now")
+    tokens, _ = sign_in_for_tokens(browser, account, es)
+    token = verify_id_token(browser.client, tokens["id_token"])
+    assert token.header["alg"] == "ES256"
+    assert token.header["kid"] in _kids(browser.client, "ES256")
+
+
+def test_retire_takes_a_key_out_of_jwks(app, browser, account, rp, restore_keys):
+    before = _kids(browser.client)
+    _cli(app, "keys", "rotate")
+    [pending_rs256] = (_kids(browser.client) - before) & _kids(browser.client, "RS256")
+    _cli(app, "keys", "retire", pending_rs256)
+    assert pending_rs256 not in _kids(browser.client)
+    tokens, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, tokens["id_token"]) in before
+    result = app.test_cli_runner().invoke(args=["keys", "retire", "no-such-kid"])
+    assert result.exit_code != 0
+
+
+# -- the same rules from the staff console (/admin/keys) ------------------------------------------------
+
+
+def _console(admin_client, path: str, data: dict):
+    return post_form(admin_client, path, data, page_path="/admin/keys")
+
+
+def test_console_rotation_publishes_first_and_keeps_old_tokens_verifying(
+    app, browser, account, rp, admin_client, restore_keys, monkeypatch
+):
+    before, _ = sign_in_for_tokens(browser, account, rp)
+    old_kid = _kid(browser.client, before["id_token"])
+    published_before = _kids(browser.client)
+
+    refused = _console(admin_client, "/admin/keys/rotate", {})
+    assert refused.status_code == 400 and _kids(browser.client) == published_before
+
+    response = _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y", "rotate-reason": "плановая"})
+    assert response.status_code == 302
+    new = _kids(browser.client) - published_before
+    assert len(new) == 2 and published_before <= _kids(browser.client)
+    # Published before it signs: inside publish_ahead the old key still signs.
+    during, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, during["id_token"]) == old_kid
+    page = admin_client.get("/admin/keys").get_data(as_text=True)
+    assert all(kid in page for kid in new) and "подписывает с" in page
+
+    _clock(monkeypatch, app.config["KEYS_PUBLISH_AHEAD"] + 1)
+    keys_now, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, keys_now["id_token"]) in new
+    # A token signed before the rotation still verifies against the JWKS published after it.
+    assert verify_id_token(browser.client, before["id_token"]).claims["sub"] == account["sub"]
+    with app.app_context():
+        event = db.session.scalar(select(AuditEvent).filter_by(event="keys.rotated"))
+        assert set(event.details["kids"]) == new and event.reason == "плановая"
+
+
+def test_console_rotation_for_a_compromise_switches_at_once(app, browser, account, rp, admin_client, restore_keys):
+    before, _ = sign_in_for_tokens(browser, account, rp)
+    old_kid = _kid(browser.client, before["id_token"])
+    response = _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y", "rotate-immediate": "y"})
+    assert response.status_code == 302
+    assert old_kid not in _kids(browser.client)
+    after, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, after["id_token"]) != old_kid
+
+
+def test_console_retire(app, browser, account, rp, admin_client, restore_keys):
+    signing = _kid(browser.client, sign_in_for_tokens(browser, account, rp)[0]["id_token"])
+    # The one key that signs for its algorithm stays: retiring it would leave RS256 without a key.
+    refused = _console(admin_client, f"/admin/keys/{signing}/retire", {"retire-confirm": "y"})
+    assert refused.status_code == 400 and signing in _kids(browser.client)
+    before = _kids(browser.client)
+    _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y"})
+    [pending] = (_kids(browser.client) - before) & _kids(browser.client, "RS256")
+    assert _console(admin_client, f"/admin/keys/{pending}/retire", {}).status_code == 400
+    assert _console(admin_client, f"/admin/keys/{pending}/retire", {"retire-confirm": "y"}).status_code == 302
+    assert pending not in _kids(browser.client)
+    assert _console(admin_client, "/admin/keys/no-such-kid/retire", {"retire-confirm": "y"}).status_code == 404

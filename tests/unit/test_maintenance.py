@@ -1,0 +1,55 @@
+from sqlalchemy import func
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import Account
+from idp.models import AuthorizationCode
+from idp.models import CaptchaChallenge
+from idp.models import DailyCounter
+from idp.models import SsoSession
+from idp.models import Token
+from idp.services import sessions
+from idp.services.maintenance import purge_expired
+
+NOW = 2_000_000_000
+DAY = 86400
+SETTINGS = sessions.SessionSettings(idle_timeout=1800, absolute_timeout=43200)
+
+
+def _count(model):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def _token(account_id, **fields):
+    values = dict(client_id="c", account_id=account_id, access_token_hash=f"a{len(fields)}{fields}"[:64],
+                  scope="openid", issued_at=NOW - 40 * DAY, expires_in=600, family_id="f")
+    values.update(fields)
+    db.session.add(Token(**values))
+
+
+def test_purge_deletes_only_what_can_no_longer_be_used(app, account):
+    with app.app_context():
+        owner = db.session.get(Account, account["id"])
+        sessions.start_session(db.session, owner, now=NOW - 40 * DAY, settings=SETTINGS, amr=["pwd"])
+        live, _ = sessions.start_session(db.session, owner, now=NOW, settings=SETTINGS, amr=["pwd"])
+        for name, expires in (("old", NOW - 2 * DAY), ("fresh", NOW + 60)):
+            db.session.add(AuthorizationCode(code_hash=name, client_id="c", account_id=owner.id, redirect_uri="x",
+                                             auth_time=NOW, created_at=NOW, expires_at=expires))
+        _token(owner.id, access_token_hash="dead")
+        _token(owner.id, access_token_hash="offline", refresh_token_hash="r", refresh_expires_at=NOW + DAY)
+        for name, expires in (("old", NOW - 1), ("live", NOW + 60)):
+            db.session.add(CaptchaChallenge(id=name, answer_digest="x", created_at=NOW - 300, expires_at=expires))
+        for day in ("2033-05-15", "2033-05-17", "2033-05-18"):
+            db.session.add(DailyCounter(key="reset-login:1", day=day, count=1))
+        live_sid = live.sid
+        db.session.commit()
+
+        counts = purge_expired(db.session, now=NOW, retention=30 * DAY)
+        db.session.commit()
+
+        assert counts == {"codes": 1, "sessions": 1, "tokens": 1, "captchas": 1, "counters": 1}
+        assert db.session.scalars(select(CaptchaChallenge.id)).all() == ["live"]
+        assert sorted(db.session.scalars(select(DailyCounter.day))) == ["2033-05-17", "2033-05-18"]
+        assert db.session.scalar(select(AuthorizationCode.code_hash)) == "fresh"
+        assert db.session.scalars(select(SsoSession.sid)).all() == [live_sid]
+        assert db.session.scalar(select(Token.access_token_hash)) == "offline"
