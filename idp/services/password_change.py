@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ..errors import IdpError
 from ..models import Account
 from ..models import Token
+from . import audit
 from . import passwords
 from .accounts import normalize_login
 from .sessions import end_account_sessions
@@ -79,9 +80,18 @@ def check_new_password(account: Account, new: str, settings: PolicySettings) -> 
 
 
 def change_password(
-    db: Session, account: Account, new: str, *, now: int, rounds: int, keep_sid: str | None
+    db: Session,
+    account: Account,
+    new: str,
+    *,
+    ip: str | None,
+    now: int,
+    rounds: int,
+    keep_sid: str | None,
+    event: str = "account.password_changed",
 ) -> None:
-    """Set a permanent password; end the account's other sessions and revoke its refresh tokens."""
+    """Set a permanent password; end the account's other sessions, revoke its refresh tokens and record
+    ``event`` in the account's history."""
     account.password_hash = passwords.hash_password(new, rounds)
     account.password_changed_at = now
     account.must_change_password = False
@@ -92,3 +102,4 @@ def change_password(
     account.updated_at = now
     end_account_sessions(db, account.id, now=now, keep_sid=keep_sid)
     revoke_tokens(db, Token.account_id == account.id, now=now, access=False)
+    audit.record(db, audit.Context(audit.Actor.account(account), ip, now), event, account_id=account.id)

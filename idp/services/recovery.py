@@ -33,6 +33,7 @@ from ..models.recovery import DONE
 from ..models.recovery import FAILED
 from ..models.recovery import SENT
 from ..models.recovery import VERIFIED
+from . import audit
 from . import counters
 from . import passwords
 from .accounts import normalize_login
@@ -227,6 +228,9 @@ def start_recovery(
         db.commit()
         raise
     db.add_all([f for f in (code_flow, link_flow) if f is not None])
+    if account is not None:
+        event = "account.recovery_mailed" if by_email else "account.recovery_texted"
+        audit.record(db, audit.Context(audit.ANONYMOUS, ip, now), event, account_id=account.id)
     db.commit()
     return code_flow
 
@@ -338,6 +342,7 @@ def complete(
     new: str,
     repeat: str,
     *,
+    ip: str | None,
     now: int,
     policy: PolicySettings,
     rounds: int,
@@ -358,7 +363,7 @@ def complete(
     if not finished:
         db.rollback()
         raise FlowExpiredError()
-    change_password(db, account, new, now=now, rounds=rounds, keep_sid=None)
+    change_password(db, account, new, ip=ip, now=now, rounds=rounds, keep_sid=None, event="account.recovered")
     db.commit()
     return account
 

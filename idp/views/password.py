@@ -71,7 +71,9 @@ def change():
             "password/change.html", form=form, forced=account.must_change_password, error=message, rules=password_rules()
         )
     rounds = current_app.config["PASSWORDS_BCRYPT_ROUNDS"]
-    change_password(db.session, account, form.new.data, now=web.now(), rounds=rounds, keep_sid=sso.sid)
+    change_password(
+        db.session, account, form.new.data, ip=request.remote_addr, now=web.now(), rounds=rounds, keep_sid=sso.sid
+    )
     db.session.commit()
     if web.load_pending(authz):
         return redirect(url_for("oauth.resume", pending_id=authz))

@@ -164,7 +164,7 @@ def _new_password(flow, action: str):
     policy = PolicySettings(min_length=current_app.config["PASSWORDS_MIN_LENGTH"])
     try:
         account = recovery.complete(
-            db.session, flow, form.new.data, form.repeat.data, now=web.now(), policy=policy,
+            db.session, flow, form.new.data, form.repeat.data, ip=request.remote_addr, now=web.now(), policy=policy,
             rounds=current_app.config["PASSWORDS_BCRYPT_ROUNDS"],
         )
     except PasswordPolicyError as error:
@@ -249,7 +249,7 @@ def _link_for(token: str) -> str:
 def _code_text(code: str, account: Account) -> str:
     minutes = current_app.config["RECOVERY_CODE_TTL"] // 60
     with force_locale(account.locale):
-        return _("Код для восстановления доступа к личному кабинету: %(code)s. Он действует %(minutes)s мин. Никому его не сообщайте.", code=code, minutes=minutes)
+        return _("Код восстановления: %(code)s. Действует %(minutes)s мин. Никому его не сообщайте.", code=code, minutes=minutes)
 
 
 def _link_mail(link: str, account: Account) -> Mail:

@@ -89,12 +89,13 @@ def _settings() -> ResetSettings:
 
 
 def _sms_text(temporary: str, account) -> str:
+    # Cyrillic goes as UCS-2, 67 characters a segment: this text stays within two for an issuer of up to
+    # 42 characters and a 24-hour temporary password (tests/flows/test_reset.py checks it).
     hours = current_app.config["PASSWORDS_TEMPORARY_TTL"] // 3600
     login_url = current_app.config["SERVER_ISSUER"] + url_for("login.login")
     with force_locale(account.locale):
         return _(
-            "Новый пароль для входа в личный кабинет иностранного гражданина: %(password)s. "
-            "Войдите на %(url)s и смените его. Пароль действует %(hours)s ч.",
+            "Новый пароль от личного кабинета: %(password)s. Действует %(hours)s ч., при входе смените его: %(url)s",
             password=temporary, url=login_url, hours=hours,
         )
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from playwright.sync_api import expect
 from playwright.sync_api import sync_playwright
+
+# How long an action or assertion may wait before it fails. A passing journey never waits this long; the
+# margin is for a loaded 2-core CI machine, where one sign-in (bcrypt, a redirect chain) took over 5 s.
+WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -37,7 +43,7 @@ def new_page(chromium):
 
     def make(width: int = 1280, height: int = 800):
         context = chromium.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
-        context.set_default_timeout(5000)
+        context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         return context.new_page()
 

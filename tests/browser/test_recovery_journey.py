@@ -48,7 +48,7 @@ NEW_BY_MAIL = "Ташкент-Москва осень 2025"
 NEW_BY_SMS = "плов по пятницам у Курского"
 
 _LINK = re.compile(r"https?://[^\s\"<]+/recovery/link/[\w-]+")
-_CODE = re.compile(r"кабинету: (\d{6})\. ")
+_CODE = re.compile(r"восстановления: (\d{6})\. ")
 
 
 @pytest.fixture(autouse=True)

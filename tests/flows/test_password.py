@@ -6,6 +6,7 @@ from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models import Account
+from idp.models import AuditEvent
 from idp.models import SsoSession
 
 from ..helpers import Browser
@@ -87,3 +88,5 @@ def test_change_ends_other_sessions_but_keeps_this_one(app, browser, account):
     assert landing.status_code == 200 and "Пароль изменён." in landing.get_data(as_text=True)
     with app.app_context():
         assert len([s for s in db.session.scalars(select(SsoSession)) if s.ended_at is None]) == 1
+        [changed] = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "account.password_changed"))
+        assert (changed.account_id, changed.actor_type, changed.details) == (account["id"], "account", {})

@@ -23,6 +23,7 @@ from idp import create_app
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.models import Account
+from idp.models import AuditEvent
 from idp.models import DailyCounter
 from idp.models import RecoveryFlow
 from idp.services import captcha
@@ -62,7 +63,7 @@ WRONG_CREDENTIALS = "Неверный логин или пароль."
 CHANGED = "Ваш пароль от личного кабинета иностранного гражданина изменён."
 
 _ALERT = re.compile(r'<div class="error" role="alert">(.*?)</div>', re.S)
-_CODE = re.compile(r"кабинету: (\d{6})\. ")
+_CODE = re.compile(r"восстановления: (\d{6})\. ")
 _LINK = re.compile(r"http://[^\s\"<]+/recovery/link/[\w-]+")
 _CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
 
@@ -192,6 +193,13 @@ def signs_in(app, login: str, password: str) -> bool:
 def flows(app) -> list[tuple]:
     with app.app_context():
         return [(f.state, f.channel, f.account_id) for f in db.session.scalars(select(RecoveryFlow))]
+
+
+def history(app, account_id: int) -> list[str]:
+    """What an operator reads in the account's history (sign-ins left out), oldest first."""
+    with app.app_context():
+        query = select(AuditEvent.event).where(AuditEvent.account_id == account_id, AuditEvent.event != "account.signed_in")
+        return list(db.session.scalars(query.order_by(AuditEvent.id)))
 
 
 def counted(app) -> int:
@@ -332,13 +340,16 @@ def test_email_journey(app, client, make_account, sms, mail):
         ("done", "email", True),
         ("sent", "sms", False),
     ]
+    assert history(app, account["id"]) == ["account.recovery_mailed", "account.recovered"]
 
 
 def test_sms_journey(app, client, account, sms, mail):
     assert_sent(ask(client, "8 916 123 45 67"))
     [message] = sms()
     assert message["to"] == PHONE
-    assert "Он действует 10 мин. Никому его не сообщайте." in message["text"]
+    assert "Действует 10 мин. Никому его не сообщайте." in message["text"]
+    # One SMS segment: a Cyrillic text goes as UCS-2, 70 characters.
+    assert len(message["text"]) <= 70, message["text"]
 
     verified = enter_code(client, code_of(message))
     assert (verified.status_code, verified.headers["Location"]) == (302, "/recovery/password")
@@ -347,6 +358,7 @@ def test_sms_journey(app, client, account, sms, mail):
     assert not signs_in(app, account["login"], PASSWORD)
     assert signs_in(app, account["login"], NEW)
     assert mail() == []
+    assert history(app, account["id"]) == ["account.recovery_texted", "account.recovered"]
     # The password page is gone with the flow.
     assert is_expired(client.get("/recovery/password"))
 
@@ -442,6 +454,7 @@ def test_wrong_surname_sends_nothing(app, client, account, sms):
     assert_sent(ask(client, PHONE, "Рахимова"))
     assert sms() == []
     assert [(state, account_id) for state, _, account_id in flows(app)] == [("sent", None)]
+    assert history(app, account["id"]) == []
 
 
 def test_several_matching_accounts_get_nothing(client, make_account, sms, mail):

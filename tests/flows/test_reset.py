@@ -206,6 +206,16 @@ def test_match_sends_one_sms_with_a_new_password_and_the_sign_in_address(app, cl
     assert '<a class="button" href="/login">на страницу входа</a>' in body
 
 
+# 42 characters: the longest issuer the SMS text is sized for (idp/views/reset.py).
+@pytest.mark.config(server={"issuer": "https://lichnyi-kabinet.migrantcentr.mos.r"})
+def test_sms_fits_two_segments(client, account, outbox):
+    assert_sent(ask(client, account["login"]))
+    [message] = outbox()
+    assert "https://lichnyi-kabinet.migrantcentr.mos.r/login" in message["text"]
+    # A Cyrillic text goes as UCS-2: two segments carry 2 × 67 characters.
+    assert len(message["text"]) <= 2 * 67, len(message["text"])
+
+
 @pytest.mark.parametrize("typed", ["+7 916 123 45 67", "89161234567", "9161234567", "+7(916)123-45-67"])
 def test_login_and_phone_may_be_typed_loosely(client, account, outbox, typed):
     assert_sent(ask(client, "77 0000001", typed))
@@ -213,8 +223,8 @@ def test_login_and_phone_may_be_typed_loosely(client, account, outbox, typed):
 
 
 @pytest.mark.parametrize("locale, browser, opening", [
-    ("en", "ru", "New password for the foreign citizen personal account: "),
-    ("ru", "en", "Новый пароль для входа в личный кабинет иностранного гражданина: "),
+    ("en", "ru", "New password for your personal account: "),
+    ("ru", "en", "Новый пароль от личного кабинета: "),
 ])
 def test_sms_speaks_the_account_language_not_the_browser(app, make_account, outbox, locale, browser, opening):
     account = make_account(locale=locale)

@@ -6,7 +6,11 @@ from idp.models import Account
 from idp.models import AuthorizationCode
 from idp.models import CaptchaChallenge
 from idp.models import DailyCounter
+from idp.models import InitialAccessToken
+from idp.models import RecoveryFlow
 from idp.models import SsoSession
+from idp.models import StaffSession
+from idp.models import StaffUser
 from idp.models import Token
 from idp.services import sessions
 from idp.services.maintenance import purge_expired
@@ -42,12 +46,28 @@ def test_purge_deletes_only_what_can_no_longer_be_used(app, account):
         for day in ("2033-05-15", "2033-05-17", "2033-05-18"):
             db.session.add(DailyCounter(key="reset-login:1", day=day, count=1))
         live_sid = live.sid
+        clerk = StaffUser(username="clerk", full_name="К. Л.", role="operator", password_hash="x",
+                          must_change_password=False, totp_secret_encrypted="x", enabled=True, created_at=NOW,
+                          updated_at=NOW)
+        db.session.add(clerk)
+        db.session.flush()
+        for name, expires, ended in (("expired", NOW - 31 * DAY, None), ("ended", NOW + DAY, NOW - 31 * DAY),
+                                     ("recent", NOW - DAY, NOW - DAY), ("live", NOW + 60, None)):
+            db.session.add(StaffSession(staff_id=clerk.id, token_hash=name, created_at=NOW - 40 * DAY,
+                                        last_seen_at=NOW - 40 * DAY, expires_at=expires, ended_at=ended))
+        for name, expires in (("old", NOW - 31 * DAY), ("recent", NOW - DAY)):
+            db.session.add(RecoveryFlow(id=name, state="done", created_at=NOW - 40 * DAY, expires_at=expires))
+            db.session.add(InitialAccessToken(token_hash=name, label=name, created_at=NOW - 40 * DAY, expires_at=expires))
         db.session.commit()
 
         counts = purge_expired(db.session, now=NOW, retention=30 * DAY)
         db.session.commit()
 
-        assert counts == {"codes": 1, "sessions": 1, "tokens": 1, "captchas": 1, "counters": 1}
+        assert counts == {"codes": 1, "sessions": 1, "tokens": 1, "staff_sessions": 2, "recovery_flows": 1,
+                          "initial_tokens": 1, "captchas": 1, "counters": 1}
+        assert sorted(db.session.scalars(select(StaffSession.token_hash))) == ["live", "recent"]
+        assert db.session.scalars(select(RecoveryFlow.id)).all() == ["recent"]
+        assert db.session.scalars(select(InitialAccessToken.label)).all() == ["recent"]
         assert db.session.scalars(select(CaptchaChallenge.id)).all() == ["live"]
         assert sorted(db.session.scalars(select(DailyCounter.day))) == ["2033-05-17", "2033-05-18"]
         assert db.session.scalar(select(AuthorizationCode.code_hash)) == "fresh"

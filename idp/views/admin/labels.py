@@ -10,6 +10,10 @@ from .common import when
 EVENTS = {
     "account.signed_in": _l("Вход в личный кабинет"),
     "account.reset_sent": _l("Новый пароль отправлен по СМС"),
+    "account.recovery_texted": _l("Код восстановления доступа отправлен по СМС"),
+    "account.recovery_mailed": _l("Ссылка для восстановления доступа отправлена на почту"),
+    "account.recovered": _l("Пароль установлен через восстановление доступа"),
+    "account.password_changed": _l("Владелец сменил пароль"),
     "account.created": _l("Учётная запись создана"),
     "account.temporary_password": _l("Выдан временный пароль"),
     "account.login_changed": _l("Логин изменён"),
