@@ -50,5 +50,26 @@ def give_back(db: Session, key: str, day: str) -> None:
     )
 
 
+class Tally:
+    """The counts one request takes on one day, so that they can all be given back together when the
+    message they were taken for could not be sent."""
+
+    def __init__(self, db: Session, day: str):
+        self.db = db
+        self.day = day
+        self.taken: list[str] = []
+
+    def take(self, key: str, limit: int) -> bool:
+        if take(self.db, key, self.day, limit):
+            self.taken.append(key)
+            return True
+        return False
+
+    def give_back(self) -> None:
+        for key in self.taken:
+            give_back(self.db, key, self.day)
+        self.taken.clear()
+
+
 def current(db: Session, key: str, day: str) -> int:
     return db.scalar(select(DailyCounter.count).filter_by(key=key, day=day)) or 0

@@ -3,11 +3,7 @@ production. Every message has a plain-text and an HTML part."""
 
 from __future__ import annotations
 
-import datetime
-import fcntl
-import json
 import logging
-import os
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -16,6 +12,7 @@ from email.utils import make_msgid
 from typing import Protocol
 
 from ..errors import IdpError
+from . import outbox
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +53,9 @@ class FileMailer:
         self.settings = settings
 
     def send(self, mail: Mail) -> None:
-        record = {
-            "to": mail.to,
-            "subject": mail.subject,
-            "text": mail.text,
-            "html": mail.html,
-            "sent_at": datetime.datetime.now(datetime.UTC).isoformat(),
-        }
-        path = self.settings.file_path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        record = {"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html}
         try:
-            with open(path, "a", encoding="utf-8") as outbox:
-                fcntl.flock(outbox, fcntl.LOCK_EX)
-                outbox.write(json.dumps(record, ensure_ascii=False) + "\n")
+            outbox.append(self.settings.file_path, record)
         except OSError as exc:
             raise MailDeliveryError("outbox not writable") from exc
 

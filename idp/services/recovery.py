@@ -182,15 +182,8 @@ def start_recovery(
 ) -> RecoveryFlow:
     """Open a flow and send instructions if exactly one account matches. Raises ResetLimitError
     (daily limits), SmsDeliveryError or MailDeliveryError (then nothing is stored)."""
-    day = counters.local_day(now, settings.timezone)
-    taken: list[str] = []
-
-    def take(key: str, limit: int) -> bool:
-        if counters.take(db, key, day, limit):
-            taken.append(key)
-            return True
-        return False
-
+    tally = counters.Tally(db, counters.local_day(now, settings.timezone))
+    take = tally.take
     # The same per-IP and per-day limits as the SMS reset (README: "Access recovery").
     # why: a patent number is the SMS reset's login; both paths count against one daily limit for it.
     identifier_key = f"reset-login:{value}" if kind == LOGIN else f"recovery-{kind}:{value}"
@@ -223,8 +216,7 @@ def start_recovery(
             code_flow.code_hash = _code_hash(delivery.code_key, code_flow.id, code)
             delivery.sms.send(account.phone, delivery.sms_text(code, account))
     except (SmsDeliveryError, MailDeliveryError):
-        for key in taken:
-            counters.give_back(db, key, day)
+        tally.give_back()
         db.commit()
         raise
     db.add_all([f for f in (code_flow, link_flow) if f is not None])
@@ -293,21 +285,12 @@ def resend_code(
         raise FlowExpiredError()
     if flow.codes_sent >= settings.codes_per_flow:
         raise ResendLimitError()
-    day = counters.local_day(now, settings.timezone)
-    taken: list[str] = []
-
-    def take(key: str, limit: int) -> bool:
-        if counters.take(db, key, day, limit):
-            taken.append(key)
-            return True
-        return False
-
+    tally = counters.Tally(db, counters.local_day(now, settings.timezone))
     account = db.get(Account, flow.account_id) if flow.account_id else None
     flow.codes_sent += 1
     flow.expires_at = now + settings.code_ttl
-    if account is None or not _take_sms(take, account, settings):
-        for key in taken:
-            counters.give_back(db, key, day)
+    if account is None or not _take_sms(tally.take, account, settings):
+        tally.give_back()
         db.commit()
         return flow
     db.commit()
@@ -315,8 +298,7 @@ def resend_code(
     try:
         delivery.sms.send(account.phone, delivery.sms_text(code, account))
     except SmsDeliveryError:
-        for key in taken:
-            counters.give_back(db, key, day)
+        tally.give_back()
         flow.codes_sent -= 1
         db.commit()
         raise

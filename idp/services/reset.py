@@ -66,15 +66,8 @@ def request_reset(
     Raises ResetLimitError when a daily limit is reached and SmsDeliveryError when the gateway fails;
     returns quietly otherwise, matched or not.
     """
-    day = counters.local_day(now, settings.timezone)
-    taken: list[str] = []
-
-    def take(key: str, limit: int) -> bool:
-        if counters.take(db, key, day, limit):
-            taken.append(key)
-            return True
-        return False
-
+    tally = counters.Tally(db, counters.local_day(now, settings.timezone))
+    take = tally.take
     if not take(f"reset-ip:{ip}", settings.ip_daily_limit) or not take(f"reset-login:{login}", settings.daily_limit):
         db.commit()
         raise ResetLimitError()
@@ -97,8 +90,7 @@ def request_reset(
     try:
         sender.send(account.phone, compose(temporary, account))
     except SmsDeliveryError:
-        for key in taken:
-            counters.give_back(db, key, day)
+        tally.give_back()
         db.commit()
         raise
     account.reset_password_hash = pending_hash

@@ -12,15 +12,12 @@ What is unsafe in smsaero-api 3.2 is neutralised here:
 
 from __future__ import annotations
 
-import datetime
-import fcntl
-import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import IdpError
+from . import outbox
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +56,8 @@ class FileSender:
 
     def send(self, to: str, text: str) -> None:
         _check_destination(to, self.settings.allowed_country_codes)
-        record = {"to": to, "text": text, "sent_at": datetime.datetime.now(datetime.UTC).isoformat()}
-        path = self.settings.file_path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         try:
-            with open(path, "a", encoding="utf-8") as outbox:
-                fcntl.flock(outbox, fcntl.LOCK_EX)
-                outbox.write(json.dumps(record, ensure_ascii=False) + "\n")
+            outbox.append(self.settings.file_path, {"to": to, "text": text})
         except OSError as exc:
             raise SmsDeliveryError("outbox not writable") from exc
 

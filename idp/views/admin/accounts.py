@@ -263,43 +263,37 @@ def account_temporary_password(account_id: int):
 @staff_required(*OPERATOR_ROLES)
 def account_login(account_id: int):
     account = _account(account_id)
-    form = LoginChangeForm()
-    focus = _first_error(form) if form.is_submitted() else "login"
-    if form.validate_on_submit():
-        try:
-            account_admin.change_login(db.session, ctx(), account, form.login.data, reason=form.reason.data)
-        except AccountDataError as error:
-            db.session.rollback()
-            focus = _show_error(form, error)
-        else:
-            db.session.commit()
-            flash(_("Логин изменён. Идентификатор для сайтов (sub) остался прежним."))
-            return redirect(url_for("admin.account", account_id=account.id))
-    title = _("Смена логина")
-    return _change_page(account, form, focus, title, _("Текущий логин: %(login)s", login=account.login))
+    return _change_page(
+        account, LoginChangeForm(), "login", account_admin.change_login,
+        done=_("Логин изменён. Идентификатор для сайтов (sub) остался прежним."),
+        title=_("Смена логина"), current=_("Текущий логин: %(login)s", login=account.login),
+    )
 
 
 @bp.route("/accounts/<int:account_id>/phone", methods=["GET", "POST"])
 @staff_required(*OPERATOR_ROLES)
 def account_phone(account_id: int):
     account = _account(account_id)
-    form = PhoneChangeForm()
-    focus = _first_error(form) if form.is_submitted() else "phone"
+    return _change_page(
+        account, PhoneChangeForm(), "phone", account_admin.change_phone,
+        done=_("Телефон изменён."),
+        title=_("Смена телефона"), current=_("Текущий телефон: %(phone)s", phone=account.phone),
+    )
+
+
+def _change_page(account: Account, form, field: str, change, *, done: str, title: str, current: str):
+    """A login or phone change: the new value and a reason, or the form again with the error at its field."""
+    focus = _first_error(form) if form.is_submitted() else field
     if form.validate_on_submit():
         try:
-            account_admin.change_phone(db.session, ctx(), account, form.phone.data, reason=form.reason.data)
+            change(db.session, ctx(), account, form[field].data, reason=form.reason.data)
         except AccountDataError as error:
             db.session.rollback()
             focus = _show_error(form, error)
         else:
             db.session.commit()
-            flash(_("Телефон изменён."))
+            flash(done)
             return redirect(url_for("admin.account", account_id=account.id))
-    title = _("Смена телефона")
-    return _change_page(account, form, focus, title, _("Текущий телефон: %(phone)s", phone=account.phone))
-
-
-def _change_page(account: Account, form, focus: str, title: str, current: str):
     return render_template(
         "admin/account_change.html",
         form=form,
