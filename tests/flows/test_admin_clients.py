@@ -227,6 +227,11 @@ def test_audit_log_filters(app, admin_client, make_account):
     assert rows(account="77-9999999") == []
     assert len(rows(since="2000-01-01", until="2000-01-02")) == 0
     assert len(rows(event="account.phone_changed", since="2000-01-01")) == 2
+    # Details read in Russian, with the values as staff typed them; booleans as «да»/«нет».
+    [changed] = rows(account="77 0000008")
+    assert "было: +79161234567" in changed and "стало: +79990001122" in changed
+    [created] = rows(client=registered["client_id"])
+    assert re.search(r"публичный: (да|нет)", created) and "True" not in created and "False" not in created
 
 
 def test_an_admin_may_also_serve_at_the_counter(admin_client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ...models import AuditEvent
@@ -51,6 +52,26 @@ ACTOR_TYPES = {
 }
 
 
+# Names for the details staff actions record. Client metadata keeps its RFC 7591 names (redirect_uris,
+# grant_types, …), which is what admins register and read in the protocol's documentation.
+DETAILS = {
+    "username": _l("сотрудник"),
+    "role": _l("роль"),
+    "login": _l("логин"),
+    "old": _l("было"),
+    "new": _l("стало"),
+    "name": _l("название"),
+    "label": _l("метка"),
+    "kid": _l("ключ"),
+    "kids": _l("ключи"),
+    "immediate": _l("сразу"),
+    "single_use": _l("одноразовый"),
+    "expires_at": _l("действует до"),
+    "public": _l("публичный"),
+    "trusted": _l("доверенный"),
+}
+
+
 def event_rows(events: list[AuditEvent], *, logins: dict[int, str] | None = None) -> list[dict]:
     """Ready-to-show rows: local time, the event's name, who acted from where, why, and what changed."""
     rows = []
@@ -66,7 +87,7 @@ def event_rows(events: list[AuditEvent], *, logins: dict[int, str] | None = None
                 "account_id": event.account_id,
                 "client_id": event.client_id or "",
                 "reason": event.reason or "",
-                "details": ", ".join(f"{key}: {_show(value)}" for key, value in sorted(details.items())),
+                "details": ", ".join(_detail(key, value) for key, value in sorted(details.items())),
             }
         )
     return rows
@@ -77,7 +98,14 @@ def _actor(event: AuditEvent) -> str:
     return f"{kind} {event.actor_name}" if event.actor_name else kind
 
 
+def _detail(key: str, value) -> str:
+    shown = when(value) if key == "expires_at" and isinstance(value, int) else _show(value)
+    return f"{DETAILS.get(key, key)}: {shown}"
+
+
 def _show(value) -> str:
+    if isinstance(value, bool):
+        return _("да") if value else _("нет")
     if isinstance(value, list):
         return " ".join(str(item) for item in value) or "—"
     if value is None or value == "":
