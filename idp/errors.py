@@ -57,7 +57,9 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error):
         # why: the details go to the log only; a traceback in a response helps an attacker, not a user.
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's pattern, not the path: a path can carry a secret (/recovery/link/<token>).
+        route = request.url_rule.rule if request.url_rule else "(no route)"
+        log.exception("unhandled error on %s %s", request.method, route)
         return render_template("error.html", title="500", message=_("Внутренняя ошибка. Попробуйте позже.")), 500
 
 
