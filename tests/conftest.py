@@ -18,8 +18,10 @@ from idp.extensions import db
 from idp.extensions import limiter
 from idp.oauth import keys
 from idp.services import accounts
+from idp.services import captcha
 from idp.services import clients
 
+from .fake_smsaero import gateway  # noqa: F401  (fixture)
 from .helpers import Browser
 from .live import live_server  # noqa: F401  (fixture)
 from .relying_parties import demo_rps  # noqa: F401  (fixture)
@@ -35,6 +37,7 @@ IS_POSTGRES = DATABASE_URL.startswith("postgresql")
 # Cleared between tests in this order (children first); signing keys stay, they cost 60 ms to make.
 TABLES = ["audit_events", "staff_sessions", "staff_users", "initial_access_tokens", "registration_access_tokens", "recovery_flows", "captcha_challenges", "daily_counters", "tokens", "authorization_codes", "consents", "sso_sessions", "oauth2_clients", "accounts"]
 PASSWORD = "correct horse battery staple"
+CAPTCHA_ANSWER = "24680"
 
 
 def make_config(**sections) -> dict:
@@ -107,6 +110,13 @@ def wipe_tables(app) -> None:
             for table in TABLES:
                 conn.execute(text(f"DELETE FROM {table}"))
         db.engine.dispose()
+
+
+@pytest.fixture
+def known_captcha(monkeypatch):
+    """Every captcha image asks for ``CAPTCHA_ANSWER``, the live server's too (it runs in this process)."""
+    monkeypatch.setattr(captcha, "new_answer", lambda length=captcha.LENGTH: CAPTCHA_ANSWER)
+    return CAPTCHA_ANSWER
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """A local stand-in for the SMS Aero HTTP API, over TLS with a throw-away certificate for 127.0.0.1,
-so the real smsaero-api client, requests and TLS all run and nothing leaves the machine."""
+so the real smsaero-api client, requests and TLS all run and nothing leaves the machine. The ``gateway``
+fixture runs one."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+EMAIL = "ops@migration-center.example.ru"
+API_KEY = "k3yV4lue-0123456789abcd"
 
 
 def _self_signed(directory: str) -> tuple[str, str]:
@@ -103,3 +108,12 @@ class FakeSmsAero:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def gateway(monkeypatch):
+    """A running ``FakeSmsAero`` that knows ``EMAIL`` and ``API_KEY``, trusted by requests."""
+    with FakeSmsAero(EMAIL, API_KEY) as fake:
+        # requests reads the CA bundle from the environment, so the real TLS verification runs.
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
+        yield fake

@@ -1,11 +1,17 @@
-"""Test helpers: a browser-like wrapper over Flask's test client that scrapes CSRF tokens, and PKCE."""
+"""Test helpers: a browser-like wrapper over Flask's test client that scrapes CSRF tokens, PKCE, and a
+reader of what the SMS and mail file backends wrote."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -27,6 +33,24 @@ def csrf_token(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+@contextmanager
+def outbox_reader(path: str | Path) -> Iterator[Callable[[], list[dict]]]:
+    """``read()``: the messages a file backend wrote to the JSON-lines file ``path`` inside the block,
+    oldest first. The file is removed on the way in and on the way out."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+
+    def read() -> list[dict]:
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    try:
+        yield read
+    finally:
+        path.unlink(missing_ok=True)
 
 
 class Browser:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 
 import pyotp
 import pytest
@@ -31,19 +30,16 @@ from ..live import http_session
 from ..live import sign_in
 from ..staff import STAFF_PASSWORD
 from ..staff import create_member
+from .pages import REDIRECT_URI
+from .pages import SCREENSHOTS
+from .pages import WRONG_CREDENTIALS
+from .pages import screenshot
+from .pages import sign_in as fill_sign_in
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-REDIRECT_URI = "https://rp.example/cb"
 A5_POINTS = (419.5, 595.3)
-WRONG_CREDENTIALS = "Неверный логин или пароль."
 NEW_PASSWORD = "очень длинный пароль сотрудника"
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def _staff_sign_in(page, url: str, username: str, password: str, secret: str) -> None:
@@ -75,9 +71,7 @@ def _change_first_password(page, old: str) -> None:
 
 def _migrant_sign_in(page, url: str, login: str, password: str) -> None:
     page.goto(url + "/login")
-    page.get_by_label("Логин (№ заявления на патент)", exact=True).fill(login)
-    page.get_by_label("Пароль", exact=True).fill(password)
-    page.get_by_role("button", name="войти", exact=True).click()
+    fill_sign_in(page, login, password)
 
 
 def test_admin_registers_a_client_that_signs_a_migrant_in(live_server, new_page, account):
@@ -95,7 +89,7 @@ def test_admin_registers_a_client_that_signs_a_migrant_in(live_server, new_page,
     _staff_sign_in(page, live_server.url, "ivanova", printed["password"], secret)
     _change_first_password(page, printed["password"])
     expect(page).to_have_url(live_server.url + "/admin/clients")
-    _screenshot(page, "admin-clients-1280.png")
+    screenshot(page, "admin-clients-1280.png")
 
     page.get_by_role("link", name="Зарегистрировать клиента").click()
     expect(page.get_by_label("Название")).to_be_focused()
@@ -114,7 +108,7 @@ def test_admin_registers_a_client_that_signs_a_migrant_in(live_server, new_page,
     expect(page.locator("#copied")).to_be_visible()
     client_secret = page.evaluate("navigator.clipboard.readText()")
     assert client_secret == page.locator("#client-secret").input_value() and len(client_secret) > 40
-    _screenshot(page, "admin-client-secret-1280.png")
+    screenshot(page, "admin-client-secret-1280.png")
     page.get_by_role("link", name="Готово").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Портал партнёра")
 
@@ -173,12 +167,12 @@ def test_operator_creates_prints_reissues_and_blocks(live_server, new_page):
     login = page.locator("#issued-login").inner_text()
     first_password = page.locator("#temporary-password").inner_text()
     assert login == "775555001" and len(first_password) == 10
-    _screenshot(page, "admin-account-issued-1280.png")
+    screenshot(page, "admin-account-issued-1280.png")
 
     page.emulate_media(media="print")
     expect(page.get_by_role("heading", name="Учётная запись создана")).to_be_hidden()
     expect(page.locator(".slip")).to_be_visible()
-    _screenshot(page, "admin-slip-print.png")
+    screenshot(page, "admin-slip-print.png")
     printed = page.pdf(prefer_css_page_size=True, print_background=False)
     (SCREENSHOTS / "admin-slip.pdf").write_bytes(printed)
     pdf = PdfReader(io.BytesIO(printed))
@@ -221,7 +215,7 @@ def test_operator_creates_prints_reissues_and_blocks(live_server, new_page):
     history = page.locator("table").last
     expect(history).to_contain_text("Учётная запись заблокирована")
     expect(history).to_contain_text("по заявлению владельца")
-    _screenshot(page, "admin-account-blocked-1280.png")
+    screenshot(page, "admin-account-blocked-1280.png")
     migrant.goto(live_server.url + "/password/change")
     expect(migrant).to_have_url(re.compile(re.escape(live_server.url) + r"/login"))
     _migrant_sign_in(migrant, live_server.url, login, second_password)

@@ -7,30 +7,29 @@ Screenshots go to artifacts/screenshots/ for a human to look at."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
 
-from idp.services import captcha
-
-from ..helpers import pkce_pair
+from ..conftest import CAPTCHA_ANSWER as ANSWER
+from ..helpers import outbox_reader
 from ..helpers import query
-from ..live import http_session
+from .pages import CAPTCHA_LABEL
+from .pages import REDIRECT_URI
+from .pages import intercept_rp
+from .pages import no_horizontal_scroll
+from .pages import redeem
+from .pages import screenshot
+from .pages import sign_in
+from .pages import start_authorization
+from .pages import wait_for_captcha
 
-pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-REDIRECT_URI = "https://rp.example/cb"
-ANSWER = "24680"
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("known_captcha")]
 
 HEADING = "Восстановление доступа"
 IDENTIFIER_LABEL = "Телефон, электронная почта или СНИЛС"
 SURNAME_LABEL = "Фамилия"
-CAPTCHA_LABEL = "Код на изображении"
 BUTTON = "Восстановить доступ"
 SENT = ("Если данные указаны верно, инструкции по восстановлению доступа отправлены на электронную почту или "
         "номер телефона, указанные в профиле.")
@@ -39,8 +38,6 @@ CODE_LABEL = "Код из СМС"
 NEW_LABEL = "Новый пароль"
 REPEAT_LABEL = "Повторно введите новый пароль"
 CHANGED = "Пароль изменён. Войдите с новым паролем."
-LOGIN_LABEL = "Логин (№ заявления на патент)"
-PASSWORD_LABEL = "Пароль"
 SIGNED_IN = "Вход в личный кабинет иностранного гражданина выполнен!"
 
 EMAIL = "dilnoza.yusupova@example.com"
@@ -51,46 +48,12 @@ _LINK = re.compile(r"https?://[^\s\"<]+/recovery/link/[\w-]+")
 _CODE = re.compile(r"восстановления: (\d{6})\. ")
 
 
-@pytest.fixture(autouse=True)
-def known_captcha(monkeypatch):
-    # The live server runs in this process, so it draws these digits too.
-    monkeypatch.setattr(captcha, "new_answer", lambda length=captcha.LENGTH: ANSWER)
-
-
-def _reader(path: Path):
-    path.unlink(missing_ok=True)
-
-    def read() -> list[dict]:
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-    return read
-
-
 @pytest.fixture
 def outboxes(live_server):
     """``(sms, mail)``: what the live server's file backends wrote during this test."""
-    sms_path = Path(live_server.app.config["SMS_FILE_PATH"])
-    mail_path = Path(live_server.app.config["MAIL_FILE_PATH"])
-    yield _reader(sms_path), _reader(mail_path)
-    sms_path.unlink(missing_ok=True)
-    mail_path.unlink(missing_ok=True)
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
-
-
-def _no_horizontal_scroll(page, width: int) -> None:
-    scroll_width = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"the page is {scroll_width}px wide in a {width}px viewport"
-
-
-def _wait_for_captcha(page) -> None:
-    page.wait_for_function("() => { const i = document.getElementById('captcha-image'); "
-                           "return i.complete && i.naturalWidth === 200; }")
+    config = live_server.app.config
+    with outbox_reader(config["SMS_FILE_PATH"]) as sms, outbox_reader(config["MAIL_FILE_PATH"]) as mail:
+        yield sms, mail
 
 
 def _to_recovery(page, live_server) -> None:
@@ -107,7 +70,7 @@ def _to_recovery(page, live_server) -> None:
 def _ask(page, identifier: str, surname: str) -> None:
     page.get_by_label(IDENTIFIER_LABEL, exact=True).fill(identifier)
     page.get_by_label(SURNAME_LABEL, exact=True).fill(surname)
-    _wait_for_captcha(page)
+    wait_for_captcha(page)
     page.get_by_label(CAPTCHA_LABEL, exact=True).fill(ANSWER)
 
 
@@ -120,22 +83,16 @@ def _expect_confirmation(page, live_server) -> None:
         "href", "https://www.mos.ru/feedback/support/")
 
 
-def _new_password(page, password: str, screenshot: str | None = None, width: int = 1280) -> None:
+def _new_password(page, password: str, shot: str | None = None, width: int = 1280) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Установите новый пароль")
     expect(page.locator("form label")).to_have_text([NEW_LABEL, REPEAT_LABEL])
     expect(page.get_by_label(NEW_LABEL, exact=True)).to_have_attribute("autocomplete", "new-password")
     page.get_by_label(NEW_LABEL, exact=True).fill(password)
     page.get_by_label(REPEAT_LABEL, exact=True).fill(password)
-    if screenshot:
-        _no_horizontal_scroll(page, width)
-        _screenshot(page, screenshot)
+    if shot:
+        no_horizontal_scroll(page, width)
+        screenshot(page, shot)
     page.get_by_role("button", name="сменить пароль", exact=True).click()
-
-
-def _sign_in(page, login: str, password: str) -> None:
-    page.get_by_label(LOGIN_LABEL, exact=True).fill(login)
-    page.get_by_label(PASSWORD_LABEL, exact=True).fill(password)
-    page.get_by_role("button", name="войти", exact=True).click()
 
 
 def test_recovery_by_the_emailed_link(live_server, make_account, new_page, outboxes):
@@ -158,9 +115,9 @@ def test_recovery_by_the_emailed_link(live_server, make_account, new_page, outbo
 
     expect(page).to_have_url(live_server.url + "/login")
     expect(page.get_by_role("status")).to_have_text(CHANGED)
-    _sign_in(page, account["login"], account["password"])
+    sign_in(page, account["login"], account["password"])
     expect(page.get_by_role("alert")).to_have_text("Неверный логин или пароль.")
-    _sign_in(page, account["login"], NEW_BY_MAIL)
+    sign_in(page, account["login"], NEW_BY_MAIL)
     expect(page.get_by_role("heading", level=1)).to_have_text(SIGNED_IN)
     expect(page.get_by_text("Юсупова Дильноза")).to_be_visible()
     # The link was used up.
@@ -174,33 +131,20 @@ def test_recovery_by_sms_code_on_a_phone_back_to_the_relying_party(live_server, 
                                                                    outboxes):
     sms, mail = outboxes
     page = new_page(360, 740)
-    seen = []
-
-    def fulfil(route):
-        seen.append(route.request.url)
-        route.fulfill(status=200, content_type="text/html; charset=utf-8",
-                      body="<!doctype html><title>RP</title><p>relying party</p>")
-
-    page.route("https://rp.example/**", fulfil)
-    verifier, challenge = pkce_pair()
-    state = "st-" + verifier[:8]
-    page.goto(live_server.url + "/authorize?" + urlencode({
-        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile", "state": state, "nonce": "n-" + verifier[-8:],
-        "code_challenge": challenge, "code_challenge_method": "S256",
-    }))
+    seen = intercept_rp(page)
+    state, verifier = start_authorization(page, live_server, rp)
     expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=\w+"))
 
     _to_recovery(page, live_server)
-    _no_horizontal_scroll(page, 360)
-    _screenshot(page, "recovery-360.png")
+    no_horizontal_scroll(page, 360)
+    screenshot(page, "recovery-360.png")
     _ask(page, "8 (916) 123-45-67", "РАХИМОВ")
     page.get_by_role("button", name=BUTTON, exact=True).click()
     _expect_confirmation(page, live_server)
     expect(page.get_by_label(CODE_LABEL, exact=True)).to_be_focused()
     expect(page.get_by_label(CODE_LABEL, exact=True)).to_have_attribute("autocomplete", "one-time-code")
-    _no_horizontal_scroll(page, 360)
-    _screenshot(page, "recovery-sent-360.png")
+    no_horizontal_scroll(page, 360)
+    screenshot(page, "recovery-sent-360.png")
 
     [message] = sms()
     assert message["to"] == "+79161234567" and mail() == []
@@ -218,14 +162,10 @@ def test_recovery_by_sms_code_on_a_phone_back_to_the_relying_party(live_server, 
     expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=\w+"))
     expect(page.get_by_role("status")).to_have_text(CHANGED)
     assert seen == []
-    _sign_in(page, account["login"], NEW_BY_SMS)
+    sign_in(page, account["login"], NEW_BY_SMS)
     page.wait_for_url(REDIRECT_URI + "?**")
     params = query(page.url)
     assert seen == [page.url] and params["state"] == state and params["iss"] == live_server.url
-    with http_session() as http:
-        resp = http.post(live_server.url + "/token", data={
-            "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        }, auth=(rp["client_id"], rp["client_secret"]), timeout=10)
+    resp = redeem(live_server, rp, params["code"], verifier)
     assert resp.status_code == 200, resp.text
     assert any("Ваш пароль" in m["text"] for m in sms()[1:])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
@@ -18,19 +16,21 @@ from playwright.sync_api import expect
 from idp.services import captcha
 from idp.services import passwords
 
-from ..helpers import pkce_pair
+from ..helpers import outbox_reader
 from ..helpers import query
-from ..live import http_session
+from .pages import CAPTCHA_LABEL
+from .pages import LOGIN_LABEL
+from .pages import REDIRECT_URI
+from .pages import no_horizontal_scroll
+from .pages import redeem
+from .pages import screenshot
+from .pages import sign_in
+from .pages import start_authorization
+from .pages import wait_for_captcha
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-REDIRECT_URI = "https://rp.example/cb"
-
-LOGIN_LABEL = "Логин (№ заявления на патент)"
-PASSWORD_LABEL = "Пароль"
 PHONE_LABEL = "Ваш номер телефона"
-CAPTCHA_LABEL = "Код на изображении"
 RESET_HEADING = "Сброс пароля к личному кабинету иностранного гражданина"
 SENT = "Новый пароль будет выслан на номер телефона, полученный при подаче заявления на патент."
 LIMIT = "Функция сброса пароля будет доступна на следующий день"
@@ -61,53 +61,23 @@ def answers(monkeypatch):
 
 @pytest.fixture
 def outbox(live_server):
-    path = Path(live_server.app.config["SMS_FILE_PATH"])
-    path.unlink(missing_ok=True)
-
-    def read() -> list[dict]:
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-    yield read
-    path.unlink(missing_ok=True)
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
-
-
-def _no_horizontal_scroll(page, width: int) -> None:
-    scroll_width = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"the page is {scroll_width}px wide in a {width}px viewport"
+    with outbox_reader(live_server.app.config["SMS_FILE_PATH"]) as read:
+        yield read
 
 
 def _authorize(page, live_server, rp) -> tuple[str, str]:
-    """The RP sends the browser to /authorize (PKCE S256); return (state, verifier)."""
-    verifier, challenge = pkce_pair()
-    state = "st-" + verifier[:8]
-    page.goto(live_server.url + "/authorize?" + urlencode({
-        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile", "state": state, "nonce": "n-" + verifier[-8:],
-        "code_challenge": challenge, "code_challenge_method": "S256",
-    }))
+    """``start_authorization``, which lands on the sign-in page; return (state, verifier)."""
+    state, verifier = start_authorization(page, live_server, rp)
     expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$"))
     return state, verifier
 
 
-def _sign_in(page, login: str, password: str) -> None:
-    page.get_by_label(LOGIN_LABEL, exact=True).fill(login)
-    page.get_by_label(PASSWORD_LABEL, exact=True).fill(password)
-    page.get_by_role("button", name="войти", exact=True).click()
-
-
-def _change_password(page, old: str, new: str, screenshot: str, width: int) -> None:
+def _change_password(page, old: str, new: str, shot: str, width: int) -> None:
     """Seed step 3, on the page the sign-in led to; the form is filled, not yet sent."""
     expect(page).to_have_url(re.compile(r"/password/change\?authz=[\w-]+$"))
     expect(page.locator("label")).to_have_text(CHANGE_LABELS)
-    _no_horizontal_scroll(page, width)
-    _screenshot(page, screenshot)
+    no_horizontal_scroll(page, width)
+    screenshot(page, shot)
     for label, value in zip(CHANGE_LABELS, (old, new, new)):
         page.get_by_label(label, exact=True).fill(value)
 
@@ -121,17 +91,8 @@ def _lands_at_rp(page, live_server, rp, state: str, verifier: str) -> None:
         page.get_by_role("button", name="сменить пароль", exact=True).click(no_wait_after=True)
     params = query(sent.value.url)
     assert params["state"] == state and params["iss"] == live_server.url
-    with http_session() as http:
-        resp = http.post(live_server.url + "/token", data={
-            "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        }, auth=(rp["client_id"], rp["client_secret"]), timeout=10)
+    resp = redeem(live_server, rp, params["code"], verifier)
     assert resp.status_code == 200, resp.text
-
-
-def _wait_for_captcha(page) -> None:
-    page.wait_for_function("() => { const i = document.getElementById('captcha-image'); "
-                           "return i.complete && i.naturalWidth === 200; }")
 
 
 def _fill_reset(page, login: str, answers: list[str]) -> None:
@@ -139,7 +100,7 @@ def _fill_reset(page, login: str, answers: list[str]) -> None:
     phone = page.get_by_label(PHONE_LABEL, exact=True)
     phone.press_sequentially(PHONE_DIGITS)
     expect(phone).to_have_value(PHONE_MASKED)
-    _wait_for_captcha(page)
+    wait_for_captcha(page)
     page.get_by_label(CAPTCHA_LABEL, exact=True).fill(answers[-1])
 
 
@@ -158,7 +119,7 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
     # (2) First sign-in through a relying party, with the operator's password, and its forced change.
     page = new_page(1280, 800)
     state, verifier = _authorize(page, live_server, rp)
-    _sign_in(page, OPERATOR_LOGIN, temporary)
+    sign_in(page, OPERATOR_LOGIN, temporary)
     _change_password(page, temporary, FIRST_OWN, "change-1280.png", 1280)
     _lands_at_rp(page, live_server, rp, state, verifier)
 
@@ -175,14 +136,14 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
     expect(page.get_by_text("Телефон, указанный в заявлении на патент", exact=True)).to_be_visible()
     _fill_reset(page, OPERATOR_LOGIN, answers)
     assert len(answers) == 1
-    _no_horizontal_scroll(page, 360)
-    _screenshot(page, "reset-360.png")
+    no_horizontal_scroll(page, 360)
+    screenshot(page, "reset-360.png")
 
     image = page.locator("#captcha-image")
     before = image.screenshot()
     with page.expect_response(re.compile(r"/reset/captcha\.png\?r=\d+$")):
         page.get_by_role("link", name="Обновить", exact=True).click()
-    _wait_for_captcha(page)
+    wait_for_captcha(page)
     assert image.screenshot() != before
     # Each image has its own digits; the new image's are the ones typed, and they must work.
     assert len(answers) == 2 and answers[0] != answers[1]
@@ -192,8 +153,8 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
 
     expect(page).to_have_url(live_server.url + "/reset/sent")
     expect(page.get_by_role("status")).to_have_text(SENT)
-    _no_horizontal_scroll(page, 360)
-    _screenshot(page, "reset-sent-360.png")
+    no_horizontal_scroll(page, 360)
+    screenshot(page, "reset-sent-360.png")
     page.get_by_role("link", name="на страницу входа", exact=True).click()
     # Back on the sign-in page of the authorization the user left, so the RP still gets its answer.
     expect(page).to_have_url(sign_in_url)
@@ -202,7 +163,7 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
     from_sms = _SMS_PASSWORD.search(sms["text"]).group(1)
 
     # (4) Sign-in with the SMS password, where «на страницу входа» led, and its forced change.
-    _sign_in(page, OPERATOR_LOGIN, from_sms)
+    sign_in(page, OPERATOR_LOGIN, from_sms)
     _change_password(page, from_sms, SECOND_OWN, "change-360.png", 360)
     _lands_at_rp(page, live_server, rp, state, verifier)
 
@@ -212,7 +173,7 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
         desk.goto(live_server.url + "/reset/")
         _fill_reset(desk, login, answers)
         if count == 2:
-            _screenshot(desk, "reset-1280.png")
+            screenshot(desk, "reset-1280.png")
         desk.get_by_role("button", name="Прислать новый пароль", exact=True).click()
         expect(desk).to_have_url(live_server.url + "/reset/sent")
     assert len(outbox()) == 3
@@ -224,8 +185,8 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
     page.get_by_role("button", name="Прислать новый пароль", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text(LIMIT)
     expect(page).to_have_url(live_server.url + "/reset/")
-    _no_horizontal_scroll(page, 360)
-    _screenshot(page, "reset-limit-360.png")
+    no_horizontal_scroll(page, 360)
+    screenshot(page, "reset-limit-360.png")
     assert len(outbox()) == 3
 
 

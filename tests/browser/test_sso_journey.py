@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from .pages import PASSWORD_LABEL
+from .pages import screenshot
+from .pages import sign_in
+
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-LOGIN_LABEL = "Логин (№ заявления на патент)"
-PASSWORD_LABEL = "Пароль"
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def test_single_sign_on_and_single_logout(live_server, account, demo_rps, new_page):
@@ -41,9 +35,7 @@ def test_single_sign_on_and_single_logout(live_server, account, demo_rps, new_pa
     page.goto(cabinet.url + "/")
     page.get_by_role("link", name="Войти", exact=True).click()
     expect(page).to_have_url(sign_in_form)
-    page.get_by_label(LOGIN_LABEL, exact=True).fill(account["login"])
-    page.get_by_label(PASSWORD_LABEL, exact=True).fill(account["password"])
-    page.get_by_role("button", name="войти", exact=True).click()
+    sign_in(page, account["login"], account["password"])
     page.wait_for_url(cabinet.url + "/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Мои данные")
     expect(page.get_by_text("Рахимов Алишер Бахтиёрович", exact=True)).to_be_visible()
@@ -51,7 +43,7 @@ def test_single_sign_on_and_single_logout(live_server, account, demo_rps, new_pa
     expect(page.get_by_text("+7 (916) ***-**-67", exact=True)).to_be_visible()
     assert len(sign_in_pages) == 1
     (cabinet_session,) = cabinet.rp.store._sessions.values()
-    _screenshot(page, "sso-1-cabinet.png")
+    screenshot(page, "sso-1-cabinet.png")
 
     # 2. The portal: «Войти» comes straight back, no sign-in page on the way.
     page.goto(portal.url + "/")
@@ -59,11 +51,11 @@ def test_single_sign_on_and_single_logout(live_server, account, demo_rps, new_pa
     page.wait_for_url(portal.url + "/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Здравствуйте, Рахимов Алишер Бахтиёрович!")
     assert len(sign_in_pages) == 1, sign_in_pages
-    _screenshot(page, "sso-2-portal.png")
+    screenshot(page, "sso-2-portal.png")
     # The provider's own page lists both sites of this session.
     page.goto(live_server.url + "/")
     expect(page.locator("ul.portals li")).to_have_text(["Личный кабинет", "Портал услуг"])
-    _screenshot(page, "sso-2-provider.png")
+    screenshot(page, "sso-2-provider.png")
     page.goto(portal.url + "/")
 
     # 3. «Выйти» at the portal: RP-initiated logout, back to the portal signed out...
@@ -78,11 +70,11 @@ def test_single_sign_on_and_single_logout(live_server, account, demo_rps, new_pa
     page.goto(cabinet.url + "/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Добро пожаловать")
     expect(page.get_by_role("link", name="Войти", exact=True)).to_be_visible()
-    _screenshot(page, "sso-3-cabinet-signed-out.png")
+    screenshot(page, "sso-3-cabinet-signed-out.png")
 
     # 4. Signing in again asks for the password.
     page.get_by_role("link", name="Войти", exact=True).click()
     expect(page).to_have_url(sign_in_form)
     expect(page.get_by_label(PASSWORD_LABEL, exact=True)).to_be_visible()
     assert len(sign_in_pages) == 2
-    _screenshot(page, "sso-4-password-asked.png")
+    screenshot(page, "sso-4-password-asked.png")

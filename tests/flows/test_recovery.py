@@ -12,7 +12,6 @@ import html
 import json
 import re
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,16 +25,15 @@ from idp.models import Account
 from idp.models import AuditEvent
 from idp.models import DailyCounter
 from idp.models import RecoveryFlow
-from idp.services import captcha
-from idp.views import web
 
+from ..conftest import CAPTCHA_ANSWER as ANSWER
 from ..conftest import PASSWORD
 from ..conftest import _create_account
 from ..conftest import make_config
 from ..conftest import wipe_tables
-from ..fake_smsaero import FakeSmsAero
 from ..helpers import Browser
 from ..helpers import csrf_token
+from ..helpers import outbox_reader
 from ..oauth._flow import at_redirect_uri
 from ..oauth._flow import authorize
 from ..oauth._flow import redeem
@@ -44,7 +42,8 @@ from ..oauth._flow import sign_in_for_tokens
 from ..unit.test_mail import closed_port
 from ..unit.test_mail import smtp_server
 
-ANSWER = "24680"
+pytestmark = pytest.mark.usefixtures("known_captcha")
+
 PHONE = "+79161234567"
 EMAIL = "alisher@example.com"
 SNILS = "112-233-445 95"
@@ -68,45 +67,18 @@ _LINK = re.compile(r"http://[^\s\"<]+/recovery/link/[\w-]+")
 _CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
 
 
-@pytest.fixture(autouse=True)
-def known_captcha(monkeypatch):
-    monkeypatch.setattr(captcha, "new_answer", lambda length=captcha.LENGTH: ANSWER)
-
-
-def _outbox(path: Path):
-    path.unlink(missing_ok=True)
-
-    def read() -> list[dict]:
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-    return read
-
-
 @pytest.fixture
 def sms(app):
     """SMS the file backend wrote during this test, oldest first."""
-    yield _outbox(Path(app.config["SMS_FILE_PATH"]))
-    Path(app.config["SMS_FILE_PATH"]).unlink(missing_ok=True)
+    with outbox_reader(app.config["SMS_FILE_PATH"]) as read:
+        yield read
 
 
 @pytest.fixture
 def mail(app):
     """E-mail the file backend wrote during this test, oldest first."""
-    yield _outbox(Path(app.config["MAIL_FILE_PATH"]))
-    Path(app.config["MAIL_FILE_PATH"]).unlink(missing_ok=True)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """``clock.now`` is what the views see as the current time."""
-
-    class Clock:
-        now = int(time.time())
-
-    monkeypatch.setattr(web, "now", lambda: Clock.now)
-    return Clock
+    with outbox_reader(app.config["MAIL_FILE_PATH"]) as read:
+        yield read
 
 
 def ask(client, identifier: str, surname: str = SURNAME, answer: str | None = ANSWER, query: str = "",
@@ -861,27 +833,6 @@ def test_smtp_server_down_changes_nothing(smtp_down):
 
 
 # --- the SMS gateway ------------------------------------------------------------------------------
-
-AERO_EMAIL = "ops@migration-center.example.ru"
-AERO_KEY = "k3yV4lue-0123456789abcd"
-
-
-@pytest.fixture
-def gateway(monkeypatch):
-    with FakeSmsAero(AERO_EMAIL, AERO_KEY) as fake:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
-        yield fake
-
-
-@pytest.fixture
-def aero_app(_schema, gateway):
-    app = create_app(make_config(sms={"backend": "smsaero", "email": AERO_EMAIL, "api_key": AERO_KEY,
-                                      "gate": gateway.gate, "timeout": 3}))
-    app.config["TESTING"] = True
-    with app.app_context():
-        limiter.reset()
-    yield app
-    wipe_tables(app)
 
 
 @pytest.mark.parametrize("mode", ["reject", "garbage"])

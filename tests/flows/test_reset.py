@@ -9,36 +9,30 @@ from __future__ import annotations
 
 import datetime
 import html
-import json
 import logging
 import re
 import time
 import zoneinfo
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
-from idp import create_app
 from idp.extensions import db
-from idp.extensions import limiter
 from idp.models import Account
 from idp.models import DailyCounter
-from idp.services import captcha
 from idp.services import passwords
 from idp.views import reset as reset_view
-from idp.views import web
 
+from ..conftest import CAPTCHA_ANSWER as ANSWER
 from ..conftest import PASSWORD
 from ..conftest import _create_account
-from ..conftest import make_config
-from ..conftest import wipe_tables
-from ..fake_smsaero import FakeSmsAero
 from ..helpers import Browser
 from ..helpers import csrf_token
+from ..helpers import outbox_reader
 
-ANSWER = "24680"
+pytestmark = pytest.mark.usefixtures("known_captcha")
+
 PHONE = "+79161234567"
 HEADING = "Сброс пароля к личному кабинету иностранного гражданина"
 SENT = "Новый пароль будет выслан на номер телефона, полученный при подаче заявления на патент."
@@ -54,35 +48,11 @@ _SMS_PASSWORD = re.compile(r": ([" + passwords.TEMPORARY_ALPHABET + r"]{10})\. "
 _CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
 
 
-@pytest.fixture(autouse=True)
-def known_captcha(monkeypatch):
-    monkeypatch.setattr(captcha, "new_answer", lambda length=captcha.LENGTH: ANSWER)
-
-
 @pytest.fixture
 def outbox(app):
     """Messages the file backend wrote during this test, oldest first."""
-    path = Path(app.config["SMS_FILE_PATH"])
-    path.unlink(missing_ok=True)
-
-    def read() -> list[dict]:
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-    yield read
-    path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """``clock.now`` is what the views see as the current time."""
-
-    class Clock:
-        now = int(time.time())
-
-    monkeypatch.setattr(web, "now", lambda: Clock.now)
-    return Clock
+    with outbox_reader(app.config["SMS_FILE_PATH"]) as read:
+        yield read
 
 
 def prepare(client, login: str, phone: str = PHONE, answer: str | None = ANSWER, image: bool = True) -> dict:
@@ -472,28 +442,6 @@ def test_spent_sms_budget_sends_nothing_and_alerts(client, make_account, outbox,
 
 
 # --- SMS Aero -------------------------------------------------------------------------------------
-
-EMAIL = "ops@migration-center.example.ru"
-API_KEY = "k3yV4lue-0123456789abcd"
-
-
-@pytest.fixture
-def gateway(monkeypatch):
-    with FakeSmsAero(EMAIL, API_KEY) as fake:
-        # requests reads the CA bundle from the environment, so the real TLS verification runs.
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
-        yield fake
-
-
-@pytest.fixture
-def aero_app(_schema, gateway):
-    sms = {"backend": "smsaero", "email": EMAIL, "api_key": API_KEY, "gate": gateway.gate, "timeout": 3}
-    app = create_app(make_config(sms=sms))
-    app.config["TESTING"] = True
-    with app.app_context():
-        limiter.reset()
-    yield app
-    wipe_tables(app)
 
 
 def test_smsaero_delivers_the_reset_sms(aero_app, gateway):

@@ -10,18 +10,8 @@ from idp.services.sms import SmsDeliveryError
 from idp.services.sms import SmsSettings
 from idp.services.sms import make_sender
 
-from ..fake_smsaero import FakeSmsAero
-
-EMAIL = "ops@migration-center.example.ru"
-API_KEY = "k3yV4lue-0123456789abcd"
-
-
-@pytest.fixture
-def gateway(monkeypatch):
-    with FakeSmsAero(EMAIL, API_KEY) as fake:
-        # requests reads the CA bundle from the environment, so the real TLS verification runs.
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
-        yield fake
+from ..fake_smsaero import API_KEY
+from ..fake_smsaero import EMAIL
 
 
 def _smsaero(gateway, **overrides):

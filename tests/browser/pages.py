@@ -1,0 +1,74 @@
+"""What the browser journeys share: the provider's sign-in labels, the relying party's side of an
+authorization, screenshots for a human to look at, and checks that hold on any page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from ..helpers import pkce_pair
+from ..live import http_session
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+REDIRECT_URI = "https://rp.example/cb"
+
+LOGIN_LABEL = "Логин (№ заявления на патент)"
+PASSWORD_LABEL = "Пароль"
+CAPTCHA_LABEL = "Код на изображении"
+WRONG_CREDENTIALS = "Неверный логин или пароль."
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def no_horizontal_scroll(page, width: int) -> None:
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"the page is {scroll_width}px wide in a {width}px viewport"
+
+
+def wait_for_captcha(page) -> None:
+    page.wait_for_function("() => { const i = document.getElementById('captcha-image'); "
+                           "return i.complete && i.naturalWidth === 200; }")
+
+
+def sign_in(page, login: str, password: str) -> None:
+    """Fill the provider's sign-in form on ``page`` and send it."""
+    page.get_by_label(LOGIN_LABEL, exact=True).fill(login)
+    page.get_by_label(PASSWORD_LABEL, exact=True).fill(password)
+    page.get_by_role("button", name="войти", exact=True).click()
+
+
+def start_authorization(page, live_server, rp) -> tuple[str, str]:
+    """Send the browser to /authorize as the RP would (PKCE S256); return (state, verifier)."""
+    verifier, challenge = pkce_pair()
+    state = "st-" + verifier[:8]
+    page.goto(live_server.url + "/authorize?" + urlencode({
+        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile", "state": state, "nonce": "n-" + verifier[-8:],
+        "code_challenge": challenge, "code_challenge_method": "S256",
+    }))
+    return state, verifier
+
+
+def intercept_rp(page) -> list[str]:
+    """The RP is not running: answer its redirect URI with a small page and remember what was asked."""
+    seen = []
+
+    def fulfil(route):
+        seen.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html; charset=utf-8",
+                      body="<!doctype html><title>RP</title><p>relying party</p>")
+
+    page.route("https://rp.example/**", fulfil)
+    return seen
+
+
+def redeem(live_server, rp, code: str, verifier: str):
+    """The RP's token request for the code the browser carried back; the response, unchecked."""
+    with http_session() as http:
+        return http.post(live_server.url + "/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        }, auth=(rp["client_id"], rp["client_secret"]), timeout=10)
