@@ -46,8 +46,8 @@ from .password_change import PasswordPolicyError
 from .password_change import PolicySettings
 from .password_change import change_password
 from .password_change import check_new_password
-from .reset import SMS_BUDGET_KEY
 from .reset import ResetLimitError
+from .reset import take_sms_allowance
 from .sms import SmsDeliveryError
 from .sms import SmsSender
 from .tokens import digest
@@ -183,16 +183,18 @@ def start_recovery(
     """Open a flow and send instructions if exactly one account matches. Raises ResetLimitError
     (daily limits), SmsDeliveryError or MailDeliveryError (then nothing is stored)."""
     tally = counters.Tally(db, counters.local_day(now, settings.timezone))
-    take = tally.take
     # The same per-IP and per-day limits as the SMS reset (README: "Access recovery").
     # why: a patent number is the SMS reset's login; both paths count against one daily limit for it.
     identifier_key = f"reset-login:{value}" if kind == LOGIN else f"recovery-{kind}:{value}"
-    if not take(f"reset-ip:{ip}", settings.ip_daily_limit) or not take(identifier_key, settings.daily_limit):
+    within_limits = tally.take(f"reset-ip:{ip}", settings.ip_daily_limit) and tally.take(
+        identifier_key, settings.daily_limit
+    )
+    if not within_limits:
         db.commit()
         raise ResetLimitError()
     account = find_account(db, kind, value, surname)
     by_email = account is not None and (kind == EMAIL or (kind in (SNILS, LOGIN) and bool(account.email)))
-    if account is not None and not by_email and not _take_sms(take, account, settings):
+    if account is not None and not by_email and not _take_sms(tally, account, settings):
         account = None  # over a limit: behave as for no match
     # The browser always gets a code flow: a real one when an SMS goes out, else a decoy that no code
     # verifies. An e-mail adds a separate flow reached only through its link. So the pages a browser
@@ -227,13 +229,10 @@ def start_recovery(
     return code_flow
 
 
-def _take_sms(take: Callable[[str, int], bool], account: Account, settings: RecoverySettings) -> bool:
-    if not take(f"reset-phone:{account.phone}", settings.phone_daily_limit):
-        return False
-    if not take(SMS_BUDGET_KEY, settings.sms_daily_budget):
-        log.error("ALERT: the daily reset SMS budget ([reset] sms_daily_budget) is spent; no recovery SMS until tomorrow")
-        return False
-    return True
+def _take_sms(tally: counters.Tally, account: Account, settings: RecoverySettings) -> bool:
+    return take_sms_allowance(
+        tally, account.phone, phone_limit=settings.phone_daily_limit, budget=settings.sms_daily_budget
+    )
 
 
 def _live_flow(db: Session, flow_id, now: int, state: str) -> RecoveryFlow:
@@ -289,7 +288,7 @@ def resend_code(
     account = db.get(Account, flow.account_id) if flow.account_id else None
     flow.codes_sent += 1
     flow.expires_at = now + settings.code_ttl
-    if account is None or not _take_sms(tally.take, account, settings):
+    if account is None or not _take_sms(tally, account, settings):
         tally.give_back()
         db.commit()
         return flow

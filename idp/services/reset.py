@@ -50,6 +50,20 @@ class ResetSettings:
 SMS_BUDGET_KEY = "reset-sms"
 
 
+def take_sms_allowance(tally: counters.Tally, phone: str, *, phone_limit: int, budget: int) -> bool:
+    """Count one SMS to ``phone`` against its daily limit and the day's budget for all reset and
+    recovery SMS; False (and an alert once the budget is spent) when either is used up."""
+    if not tally.take(f"reset-phone:{phone}", phone_limit):
+        return False
+    if not tally.take(SMS_BUDGET_KEY, budget):
+        log.error(
+            "ALERT: the daily SMS budget ([reset] sms_daily_budget) is spent; "
+            "no reset or recovery SMS until tomorrow"
+        )
+        return False
+    return True
+
+
 def request_reset(
     db: Session,
     *,
@@ -67,8 +81,10 @@ def request_reset(
     returns quietly otherwise, matched or not.
     """
     tally = counters.Tally(db, counters.local_day(now, settings.timezone))
-    take = tally.take
-    if not take(f"reset-ip:{ip}", settings.ip_daily_limit) or not take(f"reset-login:{login}", settings.daily_limit):
+    within_limits = tally.take(f"reset-ip:{ip}", settings.ip_daily_limit) and tally.take(
+        f"reset-login:{login}", settings.daily_limit
+    )
+    if not within_limits:
         db.commit()
         raise ResetLimitError()
     account = db.scalar(select(Account).filter_by(login=login))
@@ -78,11 +94,10 @@ def request_reset(
     if account is None or not account.is_active or account.phone != phone:
         db.commit()
         return
-    if not take(f"reset-phone:{phone}", settings.phone_daily_limit):
-        db.commit()
-        return
-    if not take(SMS_BUDGET_KEY, settings.sms_daily_budget):
-        log.error("ALERT: the daily reset SMS budget ([reset] sms_daily_budget) is spent; no reset SMS until tomorrow")
+    allowed = take_sms_allowance(
+        tally, phone, phone_limit=settings.phone_daily_limit, budget=settings.sms_daily_budget
+    )
+    if not allowed:
         db.commit()
         return
     # The counts are committed before the slow gateway call, so no row stays locked during it.
