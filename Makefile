@@ -8,15 +8,16 @@ IDP_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run demo test test-sqlite test-postgres setup chromium demo-data messages bench clean
+.PHONY: run demo test test-sqlite test-postgres lint format setup tools chromium demo-data messages bench bench-load bench-tools wrk clean
 
 setup: $(STAMP)
 
-# The compiled catalogues (*.mo) are not committed: they are built here, and again when a .po changes.
-$(STAMP): setup.cfg pyproject.toml $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
+# The compiled catalogues (*.mo) are not committed: they are built here, and again when a .po changes
+# (a wheel gets its own from setup.py).
+$(STAMP): setup.cfg setup.py pyproject.toml $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/pybabel compile -d idp/translations
 	touch $(STAMP)
 
@@ -35,27 +36,78 @@ demo: setup
 	$(BIN)/idp demo --registrations $(DEMO_DIR)
 	$(BIN)/python -m clients.demo $(DEMO_DIR)
 
-# Browser tests drive Debian's Chromium; Playwright's own browser download is not used.
-chromium:
-	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+# What the suite runs besides Python, from Debian, installed only when missing: Chromium for the browser
+# tests (Playwright's own browser download is not used), nginx as the TLS proxy in front of
+# `idp serve --production`, curl for the README's token request, espeak-ng for the spoken captcha
+# («Прослушать код»), PostgreSQL's server binaries for the private server that the two-host test stops
+# and starts (tests/multihost).
+tools:
+	@missing=""; \
+	test -x $(CHROMIUM) || missing="$$missing chromium"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
-test: setup chromium test-sqlite test-postgres
+chromium: tools
+
+test: setup tools bench-tools test-sqlite test-postgres
+
+# ruff (lint and format, settings in ruff.toml) over the tree, mypy (settings in setup.cfg) over the
+# layers that hold the rules: idp/services and idp/models.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-sqlite: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Tests marked `once` do not depend on the database under test: the SQLite pass has run them.
 test-postgres: setup
-	IDP_TEST_DATABASE_URL=$(IDP_TEST_POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	IDP_TEST_DATABASE_URL=$(IDP_TEST_POSTGRES_URL) $(BIN)/python -m pytest -m "not once" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m tests.bench
 
-clean:
-	rm -rf $(VENV) instance artifacts .pytest_cache
+# The load benchmark against node-oidc-provider (bench/README.md): `make bench-load`, `make bench-load
+# SCALE=10000`, `make bench-load BENCH_ARGS="--server granian"`. Writes bench/RESULTS*.md and bench/results/.
+SCALE ?= 0
+BENCH_ARGS ?=
+NODE_MODULES := bench/node/node_modules/.package-lock.json
 
-# Russian is the source language: extract it, then update and compile the other catalogues
-# (add a language with `$(BIN)/pybabel init -i idp/translations/messages.pot -d idp/translations -l xx`).
+bench-load: setup bench-tools
+	$(BIN)/python -m bench.load --scale $(SCALE) $(BENCH_ARGS)
+
+# wrk from Debian and node-oidc-provider at the version pinned in bench/node/package-lock.json; the
+# bench smoke test of the suite needs both.
+bench-tools: wrk $(NODE_MODULES)
+
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+
+$(NODE_MODULES): bench/node/package.json bench/node/package-lock.json
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) instance artifacts .pytest_cache build dist *.egg-info
+
+# Russian is the source language: extract it, then update every catalogue (each idp/translations/xx with an
+# LC_MESSAGES/messages.po) and the reviewers' back-translation beside it, and compile them all.
+# Add a language with `$(BIN)/pybabel init -i idp/translations/messages.pot -d idp/translations -l xx`;
+# tests/unit/test_catalogues.py then checks it, and the back-translation it asks for, without any edit.
 messages: setup
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o idp/translations/messages.pot .
 	$(BIN)/pybabel update -i idp/translations/messages.pot -d idp/translations
-	$(BIN)/pybabel compile -d idp/translations
+	for po in idp/translations/*/back-translation.po; do \
+		test ! -e "$$po" || $(BIN)/pybabel update -i idp/translations/messages.pot -o "$$po" -l ru || exit 1; \
+	done
+	$(BIN)/pybabel compile --statistics -d idp/translations

@@ -29,7 +29,8 @@ def main() -> None:
         [python, "-m", "clients.portal", "--registration", portal, "--port", "5002"],
     ]
     processes = [subprocess.Popen(command) for command in commands]
-    print(f"""
+    print(
+        f"""
 Three apps are starting:
   {CABINET}  «Личный кабинет»: «Войти», then the demo login and temporary password above
                           (the provider asks for a new password first), and you see your data.
@@ -37,7 +38,9 @@ Three apps are starting:
   {PROVIDER}  the provider: which sites you are signed in to, and «Выйти» from all of them.
 «Выйти» at one site, then reload the other: it is signed out too (back-channel logout).
 Ctrl-C stops all three.
-""", flush=True)
+""",
+        flush=True,
+    )
     try:
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)

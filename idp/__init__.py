@@ -1,4 +1,11 @@
-"""idp: the OpenID Connect provider behind the foreign citizen's personal cabinet."""
+"""idp: the OpenID Connect provider behind the foreign citizen's personal cabinet.
+
+``create_app`` is the one composition root: it loads the settings, builds the adapters once (clock,
+SMS sender, mailer, signing-key cache, event bus and its subscribers) and hands them to the rest of the
+app through ``idp.runtime``.
+"""
+
+from __future__ import annotations
 
 import os
 
@@ -7,7 +14,10 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
-from .errors import register_error_handlers
+from .background import Background
+from .cli import register as register_commands
+from .events import EventBus
+from .events import SessionEnded
 from .extensions import babel
 from .extensions import csrf
 from .extensions import db
@@ -15,43 +25,83 @@ from .extensions import limiter
 from .extensions import migrate
 from .headers import add_security_headers
 from .headers import refuse_long_query
+from .metrics import Counted
+from .metrics import Metrics
 from .oauth import init_oauth
+from .oauth import logout
+from .oauth.keys import KeyCache
+from .observability import init_request_observation
+from .runtime import EXTENSION
+from .runtime import Clock
+from .runtime import Runtime
+from .runtime import system_clock
+from .services.mail import make_mailer
+from .services.outbound_http import client_from_settings
+from .services.outbox import Kinds
+from .services.sms import make_sender
 from .views import BLUEPRINTS
-from .views.web import select_locale
+from .views.errors import register_error_handlers
+from .views.locale import select_locale
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-def create_app(config=None):
-    """Build the app. ``config`` is a ``{section: {key: value}}`` mapping applied over the TOML file."""
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Flask:
+    """Build the app. ``config`` is a ``{section: {key: value}}`` mapping applied over the TOML file;
+    ``clock`` replaces the wall clock (tests)."""
     settings = config_module.load_config(config)
-    app = Flask(
-        __name__,
-        template_folder=os.path.join(ROOT, "templates"),
-        instance_path=os.environ.get("IDP_INSTANCE_PATH") or os.path.join(ROOT, "instance"),
-    )
-    app.config.update(config_module.to_flask(settings))
+    # Templates and static files are inside the package. The instance folder is IDP_INSTANCE_PATH, or
+    # Flask's default: instance/ next to a checkout, <venv>/var/idp-instance for an installed wheel.
+    app = Flask(__name__, instance_path=os.environ.get("IDP_INSTANCE_PATH") or None)
     os.makedirs(app.instance_path, exist_ok=True)
-    for outbox in ("SMS_FILE_PATH", "MAIL_FILE_PATH"):
-        app.config[outbox] = os.path.join(app.instance_path, app.config[outbox])
-    if settings["server"]["proxy_count"]:
-        count = settings["server"]["proxy_count"]
+    settings = config_module.in_instance(settings, app.instance_path)
+    app.config.update(config_module.to_flask(settings))
+    if settings.server.proxy_count:
+        count = settings.server.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
     db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=os.path.join(PACKAGE, "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(
         app,
         locale_selector=select_locale,
-        default_translation_directories=os.path.join(os.path.dirname(__file__), "translations"),
+        default_translation_directories=os.path.join(PACKAGE, "translations"),
     )
     limiter.init_app(app)
+    clock = clock or system_clock
+    # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
+    metrics = Metrics()
+    runtime = Runtime(
+        settings,
+        clock=clock,
+        sms=Counted(make_sender(settings.sms), metrics.sms),
+        mailer=Counted(make_mailer(settings.mail), metrics.email),
+        keys=KeyCache(clock, settings.keys.cache_ttl),
+        events=EventBus(),
+        # Every request the provider itself makes (back-channel logout, ...) goes through this one client.
+        outbound=client_from_settings(settings),
+        # The kinds of message the durable outbox delivers, each with its handler (services.outbox).
+        outbox=Kinds(settings.outbox),
+        metrics=metrics,
+    )
+    app.extensions[EXTENSION] = runtime
+    runtime.outbox.register(
+        logout.KIND,
+        logout.deliver_backchannel,
+        max_attempts=settings.logout.backchannel_retries + 1,
+        count=metrics.backchannel_delivery,
+    )
+    metrics.read_at_scrape(logout.outbox_gauges)
+    runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
+    # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).
+    runtime.background = Background(app)
     init_oauth(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    init_request_observation(app)
     app.before_request(refuse_long_query)
     app.after_request(add_security_headers)
     app.context_processor(lambda: {"lang": str(get_locale())})
-    from . import cli
-
-    cli.register(app)
+    register_commands(app)
     return app

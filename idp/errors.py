@@ -1,75 +1,150 @@
-"""Flow errors raised by services and shown by views, and the app's last-resort error handlers.
+"""Flow errors: what a service raises for a view (or a CLI command) to turn into a message.
 
-Protocol errors are authlib's ``OAuth2Error`` subclasses and never pass through here.
+Each error names what went wrong with a ``reason`` (and a ``field`` where a form has one); the words a
+person reads are in ``idp.messages``, keyed by class and reason. Protocol errors are authlib's
+``OAuth2Error`` subclasses and never pass through here.
+
+May import: the standard library only.
 """
 
-import logging
-
-from flask import jsonify
-from flask import render_template
-from flask import request
-from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
+from __future__ import annotations
 
 
 class IdpError(Exception):
     """Base of the errors a service raises for a view to turn into a message."""
 
 
+class FieldError(IdpError):
+    """Data for a form does not validate: ``field`` names the culprit and ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str, value: str | None = None):
+        super().__init__(f"{field}: {reason}" + (f" ({value!r})" if value else ""))
+        self.field = field
+        self.reason = reason
+        self.value = value
+
+
+# -- signing in -------------------------------------------------------------------------------------------
+
+
 class InvalidCredentialsError(IdpError):
     """Unknown login, wrong or expired password, blocked or locked account: one error for all, so the
-    answer does not tell which (OWASP ASVS 2.2 / 3.2)."""
+    answer does not tell which (OWASP ASVS 2.2 / 3.2). ``reason`` ("wrong" or "locked") is for the
+    operators' metrics only, never for the person signing in."""
+
+    def __init__(self, reason: str = "wrong"):
+        super().__init__(reason)
+        self.reason = reason
 
 
-class AccountDataError(IdpError):
-    """Data given for a new or changed account does not validate; ``field`` names the culprit."""
+class PasswordPolicyError(IdpError):
+    """A new password is refused; ``reason`` is one of ``services.credentials.PASSWORD_REASONS``."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class ClientDataError(IdpError):
-    """Client registration data does not validate."""
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
-def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+# -- data typed by staff, a CLI user or a registering client ---------------------------------------------
 
 
-def register_error_handlers(app) -> None:
-    @app.errorhandler(CSRFError)
-    def csrf_error(error):
-        message = _("Страница устарела. Обновите её и повторите попытку.")
-        return render_template("error.html", title=_("Ошибка"), message=message), 400
-
-    @app.errorhandler(HTTPException)
-    def http_error(error):
-        if _wants_json() or request.path.startswith(("/token", "/revoke", "/introspect", "/userinfo", "/register")):
-            return jsonify(error="invalid_request", error_description=error.name), error.code
-        return render_template("error.html", title=str(error.code), message=_http_message(error.code)), error.code
-
-    @app.errorhandler(Exception)
-    def unexpected_error(error):
-        # why: the details go to the log only; a traceback in a response helps an attacker, not a user.
-        # The route's pattern, not the path: a path can carry a secret (/recovery/link/<token>).
-        route = request.url_rule.rule if request.url_rule else "(no route)"
-        log.exception("unhandled error on %s %s", request.method, route)
-        return render_template("error.html", title="500", message=_("Внутренняя ошибка. Попробуйте позже.")), 500
+class AccountDataError(FieldError):
+    """A new or changed account does not validate (``reason`` is a short English phrase, which the CLI
+    prints as it is)."""
 
 
-def _http_message(code: int) -> str:
-    messages = {
-        400: _("Некорректный запрос."),
-        403: _("Доступ запрещён."),
-        404: _("Страница не найдена."),
-        405: _("Метод не поддерживается."),
-        413: _("Слишком большой запрос."),
-        429: _("Слишком много попыток. Подождите и повторите."),
-    }
-    return messages.get(code, _("Некорректный запрос."))
+class StaffDataError(FieldError):
+    """A new or changed staff member does not validate."""
+
+
+class ClientDataError(FieldError):
+    """A relying party's metadata does not validate (RFC 7591 §2); ``value`` is the URI at fault, if any."""
+
+
+# Why the provider will not call a URL (``services.outbound``), in the English of the CLI, the RFC 7591
+# error_description and the logs; the console words the same reasons in ``messages``.
+UNSAFE_URL_EXPLANATIONS = {
+    "syntax": "is not an absolute URL without a fragment",
+    "userinfo": "must not contain a user name or password (user@host)",
+    "scheme": "must use https (http only to a loopback host, in development or listed in [outbound] "
+    "http_allowed_hosts)",
+    "numeric_host": "spells an IP address in a non-standard numeric form",
+    "host": "has a host name that is not a plain DNS name (percent-encoding, trailing dot, zone, IDNA)",
+    "address": "points to a non-public address",
+    "internal_name": "points to an internal host name (localhost, .local, .internal, ...)",
+}
+
+
+class UnsafeURLError(IdpError):
+    """A URL the provider will not call; ``reason`` is a key of ``UNSAFE_URL_EXPLANATIONS``, ``network`` the
+    non-public range an address fell in (for ``address``)."""
+
+    def __init__(self, reason: str, message: str | None = None, *, network: str | None = None):
+        explanation = UNSAFE_URL_EXPLANATIONS[reason] + (f" ({network})" if network else "")
+        super().__init__(message or explanation)
+        self.reason = reason
+        self.network = network
+        self.explanation = explanation
+
+    def about(self, kind: str, url: str) -> UnsafeURLError:
+        """The same refusal, with the field and the URL in its message (for the CLI and the logs)."""
+        return UnsafeURLError(self.reason, f"{kind} {url!r} {self.explanation}", network=self.network)
+
+
+# -- self-service flows -----------------------------------------------------------------------------------
+
+
+class LimitError(IdpError):
+    """A daily limit of the reset and recovery forms is reached (for this identifier, address or day)."""
+
+
+class RecoveryInputError(FieldError):
+    """What was typed into the recovery form is no identifier."""
+
+
+class FlowExpiredError(IdpError):
+    """The flow is unknown, used, failed or past its time; the user starts again."""
+
+
+class CodeMismatchError(IdpError):
+    """A wrong code; ``attempts_left`` more may be tried in this flow."""
+
+    def __init__(self, attempts_left: int):
+        super().__init__(f"{attempts_left} attempts left")
+        self.attempts_left = attempts_left
+
+
+class ResendLimitError(IdpError):
+    """This flow has sent all the codes it may."""
+
+
+# -- messages that could not leave ------------------------------------------------------------------------
+
+
+class DeliveryError(IdpError):
+    """A message was not accepted for delivery; the caller changes nothing and says «попробуйте позже»."""
+
+
+class SmsDeliveryError(DeliveryError):
+    """The SMS gateway (or the file outbox) did not take the message."""
+
+
+class MailDeliveryError(DeliveryError):
+    """The SMTP server (or the file outbox) did not take the message."""
+
+
+# -- the durable outbox (services.outbox) -----------------------------------------------------------------
+
+
+class OutboxRetryError(IdpError):
+    """An attempt to deliver an outbox message failed in a way another attempt may mend (no answer, a
+    timeout, 5xx). Its message is stored as the row's ``last_error``: it must hold no secret."""
+
+
+class OutboxRefusedError(IdpError):
+    """The receiver refused the message, or may never be called: it fails at once, without retries. Its
+    message is stored as the row's ``last_error``: it must hold no secret."""
+
+
+class OutboxKindError(IdpError):
+    """A message of a kind no handler is registered for."""

@@ -5,15 +5,18 @@ module-level one would collect a second copy of every grant each time the factor
 built per app by ``idp.oauth.init_oauth`` and reached through ``authorization``.
 """
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
+
+from .csrf import OriginCheckingCSRFProtect
 
 
 class Base(DeclarativeBase):
@@ -21,11 +24,15 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The base of every model: Flask-SQLAlchemy's db.Model, which type checkers know as the Base it extends.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
-csrf = CSRFProtect()
+csrf = OriginCheckingCSRFProtect()
 babel = Babel()
 # Decorators on blueprint views bind at import time, once; init_app gives each app its storage.
 limiter = Limiter(key_func=get_remote_address)
 
 authorization = LocalProxy(lambda: current_app.extensions["idp.authorization"])
-require_oauth = LocalProxy(lambda: current_app.extensions["idp.require_oauth"])

@@ -7,8 +7,9 @@ HSTS behind https."""
 from urllib.parse import urlsplit
 
 from flask import abort
-from flask import current_app
 from flask import request
+
+from .runtime import settings
 
 # MAX_CONTENT_LENGTH bounds bodies only. A longer query string is refused (414) before anything reads
 # it: common proxies stop at 8 KB request lines, and /authorize and /logout echo state into Location.
@@ -29,7 +30,7 @@ def add_security_headers(response):
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
-    if current_app.config["SERVER_ISSUER"].startswith("https://"):
+    if settings().server.is_https:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if response.mimetype == "text/html":
         # Pages carry CSRF tokens and personal data; keep them out of shared caches and history.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import time
 
 import pytest
 from flask_migrate import upgrade
@@ -14,15 +15,21 @@ from sqlalchemy import make_url
 from sqlalchemy import text
 
 from idp import create_app
+from idp.config import PasswordsSettings
 from idp.extensions import db
 from idp.extensions import limiter
-from idp.oauth import keys
+from idp.models.password import DONE
+from idp.runtime import of
 from idp.services import accounts
 from idp.services import captcha
 from idp.services import clients
+from idp.services import keys
 
+from .catalogues import compile_stale
 from .fake_smsaero import gateway  # noqa: F401  (fixture)
 from .helpers import Browser
+from .helpers import SettableClock
+from .helpers import settings_of
 from .live import live_server  # noqa: F401  (fixture)
 from .relying_parties import demo_rps  # noqa: F401  (fixture)
 from .staff import admin_client  # noqa: F401  (fixtures)
@@ -35,9 +42,32 @@ os.environ.pop("IDP_CONFIG", None)
 DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL") or f"sqlite:///{_INSTANCE}/test.sqlite3"
 IS_POSTGRES = DATABASE_URL.startswith("postgresql")
 # Cleared between tests in this order (children first); signing keys stay, they cost 60 ms to make.
-TABLES = ["audit_events", "staff_sessions", "staff_users", "initial_access_tokens", "registration_access_tokens", "recovery_flows", "captcha_challenges", "daily_counters", "tokens", "authorization_codes", "consents", "sso_sessions", "oauth2_clients", "accounts"]
+TABLES = [
+    "outbox_messages",
+    "audit_events",
+    "password_change_flows",
+    "reset_flows",
+    "staff_sessions",
+    "staff_users",
+    "initial_access_tokens",
+    "registration_access_tokens",
+    "recovery_flows",
+    "captcha_uses",
+    "daily_counters",
+    "tokens",
+    "authorization_codes",
+    "consents",
+    "sso_sessions",
+    "oauth2_clients",
+    "accounts",
+]
 PASSWORD = "correct horse battery staple"
 CAPTCHA_ANSWER = "24680"
+
+
+def pytest_sessionstart(session) -> None:
+    # A bare `pytest` on a clone where `make setup` never ran still has every language.
+    compile_stale()
 
 
 def make_config(**sections) -> dict:
@@ -46,7 +76,7 @@ def make_config(**sections) -> dict:
         "database": {"url": DATABASE_URL},
         "passwords": {"bcrypt_rounds": 4},
         "login": {"rate_limit": "1000/minute"},
-        "reset": {"response_floor_ms": 0},
+        "limits": {"response_floor_ms": 0},
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
@@ -93,11 +123,10 @@ def _schema(_database):
 @pytest.fixture
 def app(_schema, request):
     marker = request.node.get_closest_marker("config")
-    app = create_app(make_config(**(marker.kwargs if marker else {})))
+    app = create_app(make_config(**(marker.kwargs if marker else {})), clock=SettableClock())
     app.config["TESTING"] = True
     with app.app_context():
         limiter.reset()
-        keys.forget_cached_keys()
     yield app
     wipe_tables(app)
 
@@ -113,9 +142,19 @@ def wipe_tables(app) -> None:
 
 
 @pytest.fixture
+def clock(app):
+    """The app's clock, stopped at the test's start: ``clock.now`` is what the app sees as the current
+    time until the test sets it."""
+    clock = of(app).clock
+    clock.now = int(time.time())
+    return clock
+
+
+@pytest.fixture
 def known_captcha(monkeypatch):
-    """Every captcha image asks for ``CAPTCHA_ANSWER``, the live server's too (it runs in this process)."""
-    monkeypatch.setattr(captcha, "new_answer", lambda length=captcha.LENGTH: CAPTCHA_ANSWER)
+    """Every captcha challenge (its image and its sound) asks for ``CAPTCHA_ANSWER``, the live server's too
+    (it runs in this process)."""
+    monkeypatch.setattr(captcha, "new_answer", lambda seed, length=captcha.LENGTH: CAPTCHA_ANSWER)
     return CAPTCHA_ANSWER
 
 
@@ -133,19 +172,31 @@ def _create_account(app, login="77-0000001", password=PASSWORD, temporary=False,
     from idp.services import passwords
 
     with app.app_context():
-        settings = accounts.PasswordSettings(bcrypt_rounds=4, temporary_ttl=259200)
+        settings = PasswordsSettings(bcrypt_rounds=4, temporary_ttl=259200)
         values = dict(
-            phone="+79161234567", surname="Рахимов", given_name="Алишер", middle_name="Бахтиёрович",
-            email=None, snils=None, locale="ru",
+            phone="+79161234567",
+            surname="Рахимов",
+            given_name="Алишер",
+            middle_name="Бахтиёрович",
+            email=None,
+            snils=None,
+            locale="ru",
         )
         values.update(extra)
-        account, temp = accounts.create_account(db.session, login=login, now=_now(), settings=settings, **values)
+        account, temp = accounts.create_account(
+            db.session, login=login, now=_now(), settings=settings, **values
+        )
         if not temporary:
+            # As if the owner had already replaced the temporary password with their own.
             account.password_hash = passwords.hash_password(password, 4)
-            account.must_change_password = False
-            account.temporary_password_expires_at = None
+            account.password_change.state, account.password_change.done_at = DONE, _now()
         db.session.commit()
-        return {"id": account.id, "sub": account.sub, "login": account.login, "password": temp if temporary else password}
+        return {
+            "id": account.id,
+            "sub": account.sub,
+            "login": account.login,
+            "password": temp if temporary else password,
+        }
 
 
 def _now():
@@ -177,7 +228,17 @@ def _create_client(app, **overrides):
             id_token_alg="RS256",
         )
         values.update(overrides)
-        client, secret = clients.create_client(db.session, now=_now(), **values)
+        grant_types = values.pop("grant_types", None)
+        data = clients.ClientInput(**values)
+        if grant_types:
+            data.grant_types = list(grant_types)
+        client, secret = clients.create_client(
+            db.session,
+            data,
+            limits=settings_of(app).oauth,
+            now=_now(),
+            outbound_policy=of(app).outbound.policy,
+        )
         db.session.commit()
         return {"client_id": client.client_id, "client_secret": secret, **client.client_metadata}
 

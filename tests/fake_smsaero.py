@@ -26,9 +26,14 @@ EMAIL = "ops@migration-center.example.ru"
 API_KEY = "k3yV4lue-0123456789abcd"
 
 
-def _self_signed(directory: str) -> tuple[str, str]:
+def _self_signed(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
+    """A certificate (its own CA) for ``host``, an IP address or a DNS name; (cert path, key path)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    try:
+        subject = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        subject = x509.DNSName(host)
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -38,7 +43,7 @@ def _self_signed(directory: str) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([subject]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -46,12 +51,17 @@ def _self_signed(directory: str) -> tuple[str, str]:
     with open(cert_path, "wb") as fh:
         fh.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(key_path, "wb") as fh:
-        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     return cert_path, key_path
 
 
 class FakeSmsAero:
-    """``mode``: "ok", "reject", "no_credits", "garbage" (non-JSON 502) or "slow" (answers after ``delay``)."""
+    """``mode``: "ok", "reject", "no_credits", "garbage" (non-JSON 502) or "slow" (answering after
+    ``delay``)."""
 
     def __init__(self, email: str, api_key: str):
         self.email, self.api_key = email, api_key
@@ -80,7 +90,13 @@ class FakeSmsAero:
                 if fake.mode == "no_credits":
                     return self._reply(200, {"result": "no credits"})
                 fake.received.append({"path": self.path, **body})
-                return self._reply(200, {"success": True, "data": {"id": len(fake.received), "number": body.get("number"), "status": 0}})
+                return self._reply(
+                    200,
+                    {
+                        "success": True,
+                        "data": {"id": len(fake.received), "number": body.get("number"), "status": 0},
+                    },
+                )
 
             def _reply(self, status, payload):
                 data = b"<html>bad gateway</html>" if payload is None else json.dumps(payload).encode()

@@ -8,15 +8,20 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+_CAPTCHA_TOKEN = re.compile(r'name="captcha_token" type="hidden" value="([^"]+)"')
+_CAPTCHA_IMAGE = re.compile(r'<img id="captcha-image" src="([^"]+)"')
+_CAPTCHA_AUDIO = re.compile(r'<a id="captcha-listen" href="([^"]+)"')
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -33,6 +38,31 @@ def csrf_token(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+def captcha_token(html: str) -> str:
+    match = _CAPTCHA_TOKEN.search(html)
+    assert match, "no captcha challenge in the page"
+    return match.group(1)
+
+
+def captcha_urls(html: str) -> tuple[str, str]:
+    """The page's captcha image and sound, as the browser would request them."""
+    image, audio = _CAPTCHA_IMAGE.search(html), _CAPTCHA_AUDIO.search(html)
+    assert image and audio, "no captcha image or sound in the page"
+    return unescape(image.group(1)), unescape(audio.group(1))
+
+
+def captcha_fields(client, html: str, answer: str | None, load_image: bool = True, **kwargs) -> dict:
+    """The captcha part of a form as a browser sends it: the page's challenge and the digits typed (none
+    when ``answer`` is None), after loading the image as the browser does."""
+    if load_image:
+        response = client.get(captcha_urls(html)[0], **kwargs)
+        assert response.status_code == 200 and response.mimetype == "image/png"
+    fields = {"captcha_token": captcha_token(html)}
+    if answer is not None:
+        fields["captcha"] = answer
+    return fields
 
 
 @contextmanager
@@ -76,7 +106,9 @@ class Browser:
             location = response.headers["Location"]
             if location.startswith(("http://", "https://")) and not location.startswith(self.origin + "/"):
                 return response
-            response = self.client.get(location[len(self.origin):] if location.startswith(self.origin) else location)
+            response = self.client.get(
+                location[len(self.origin) :] if location.startswith(self.origin) else location
+            )
         raise AssertionError("too many redirects")
 
     def authorize(self, **params):
@@ -88,3 +120,29 @@ class Browser:
         if page is not None and page.request.path == "/login" and page.request.query_string:
             path += "?" + page.request.query_string.decode()
         return self.follow(self.submit(path, {"login": login, "password": password}, page=page))
+
+
+def settings_of(app):
+    """The settings ``app`` was built with (``idp.runtime``)."""
+    from idp.runtime import of
+
+    return of(app).settings
+
+
+class SettableClock:
+    """The app's clock in tests (``create_app(clock=...)``): the wall clock until a test sets ``now``,
+    then that time, in integer Unix seconds like the real one."""
+
+    def __init__(self) -> None:
+        self._now: int | None = None
+
+    @property
+    def now(self) -> int:
+        return self._now if self._now is not None else int(time.time())
+
+    @now.setter
+    def now(self, value: int) -> None:
+        self._now = int(value)
+
+    def __call__(self) -> int:
+        return self.now

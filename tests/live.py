@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from idp import create_app
 from idp.extensions import limiter
-from idp.oauth import keys
+from idp.runtime import of
 
 from .helpers import csrf_token
 
@@ -58,7 +58,6 @@ def live_server(_schema, request):
     app = create_app(make_config(**sections))
     with app.app_context():
         limiter.reset()
-        keys.forget_cached_keys()
     # The server works on its own duplicate of the descriptor; ours is closed at once.
     server = make_server(
         "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler, fd=sock.fileno()
@@ -66,9 +65,14 @@ def live_server(_schema, request):
     sock.close()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    # Like `idp serve`: the background loop delivers the outbox and sweeps timed-out sessions.
+    background = of(app).background
+    if of(app).settings.outbox.enabled:
+        background.start()
     try:
         yield LiveServer(url=url, app=app)
     finally:
+        background.stop()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

@@ -51,8 +51,9 @@ def closed_port() -> int:
 @contextmanager
 def serving(app, sock: socket.socket):
     port = sock.getsockname()[1]
-    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler,
-                         fd=sock.fileno())
+    server = make_server(
+        "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler, fd=sock.fileno()
+    )
     sock.close()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -73,10 +74,18 @@ def register(provider_app: Flask, *args: str) -> dict:
 
 def register_demo_rp(provider_app: Flask, url: str, name: str, scope: str) -> dict:
     return register(
-        provider_app, "--name", name, "--scope", scope, "--trusted",
-        "--redirect-uri", url + "/callback",
-        "--post-logout-redirect-uri", url + "/logged-out",
-        "--backchannel-logout-uri", url + "/backchannel-logout",
+        provider_app,
+        "--name",
+        name,
+        "--scope",
+        scope,
+        "--trusted",
+        "--redirect-uri",
+        url + "/callback",
+        "--post-logout-redirect-uri",
+        url + "/logged-out",
+        "--backchannel-logout-uri",
+        url + "/backchannel-logout",
     )
 
 
@@ -104,9 +113,11 @@ class DemoRps:
 def demo_rps(live_server):
     """The cabinet and the portal, registered against ``live_server`` and serving on their own ports."""
     started = {}
-    with _running(live_server, cabinet, "Личный кабинет", cabinet.SCOPE, started, "cabinet"):
-        with _running(live_server, portal, "Портал услуг", portal.SCOPE, started, "portal"):
-            yield DemoRps(**started)
+    with (
+        _running(live_server, cabinet, "Личный кабинет", cabinet.SCOPE, started, "cabinet"),
+        _running(live_server, portal, "Портал услуг", portal.SCOPE, started, "portal"),
+    ):
+        yield DemoRps(**started)
 
 
 @contextmanager
@@ -131,7 +142,10 @@ def sign_in_at(running: RunningRp, browser, provider_url: str, account: dict | N
     else:
         back = follow_inside(browser, browser.get(authorize, allow_redirects=False, timeout=10), provider_url)
     assert back.status_code == 302 and back.headers["Location"].startswith(running.url + "/callback?"), (
-        back.status_code, back.url, back.text[:500])
+        back.status_code,
+        back.url,
+        back.text[:500],
+    )
     return browser.get(back.headers["Location"], timeout=10)
 
 
@@ -164,10 +178,14 @@ def receiver(delay: float = 0.0, status: int = 200):
     @Request.application
     def app(request):
         state.arrivals.append(time.monotonic())
-        state.received.append({
-            "path": request.path, "method": request.method, "content_type": request.mimetype,
-            "form": request.form.to_dict(flat=False),
-        })
+        state.received.append(
+            {
+                "path": request.path,
+                "method": request.method,
+                "content_type": request.mimetype,
+                "form": request.form.to_dict(flat=False),
+            }
+        )
         time.sleep(state.delay)
         return Response("", status=state.status)
 

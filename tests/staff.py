@@ -11,9 +11,11 @@ import pytest
 from idp.extensions import db
 from idp.services import audit
 from idp.services import passwords
-from idp.services import staff as staff_service
+from idp.services.staff import members
+from idp.services.staff import totp
 
 from .helpers import csrf_token
+from .helpers import settings_of
 
 STAFF_PASSWORD = "counter staff pass phrase"
 
@@ -25,41 +27,55 @@ def totp_code(secret: str, step: int) -> str:
 def fresh_code(member: dict, now: float | None = None) -> str:
     """A code the provider has not seen for this member: the current step, or the next one (still
     accepted, RFC 6238 §5.2's window) when the current one is used. Two sign-ins per 30 s at most."""
-    current = int(now if now is not None else time.time()) // staff_service.TOTP_INTERVAL
+    current = int(now if now is not None else time.time()) // totp.TOTP_INTERVAL
     step = max(current, member.get("last_step", current - 1) + 1)
-    assert step <= current + staff_service.TOTP_WINDOW, "no unused TOTP step left in the window"
+    assert step <= current + totp.TOTP_WINDOW, "no unused TOTP step left in the window"
     member["last_step"] = step
     return totp_code(member["totp_secret"], step)
 
 
-def create_member(app, role: str = "operator", username: str | None = None, must_change: bool = False) -> dict:
+def create_member(
+    app, role: str = "operator", username: str | None = None, must_change: bool = False
+) -> dict:
     with app.app_context():
-        settings = staff_service.StaffSettings.from_config(app.config)
+        settings = settings_of(app)
         ctx = audit.Context(audit.Actor("cli", None, "tests"), None, int(time.time()))
-        enrolment = staff_service.create_staff(
-            db.session, ctx, username=username or f"{role}1", full_name=f"Тестовый {role}", role=role,
+        enrolment = members.create_staff(
+            db.session,
+            ctx,
+            username=username or f"{role}1",
+            full_name=f"Тестовый {role}",
+            role=role,
             settings=settings,
         )
         user = enrolment.user
         password = enrolment.password
         if not must_change:
-            user.password_hash = passwords.hash_password(STAFF_PASSWORD, settings.bcrypt_rounds)
-            user.must_change_password = False
+            user.password_hash = passwords.hash_password(STAFF_PASSWORD, settings.passwords.bcrypt_rounds)
+            user.password_change.state = "done"
             password = STAFF_PASSWORD
         db.session.commit()
-        return {"id": user.id, "username": user.username, "password": password, "totp_secret": enrolment.totp_secret,
-                "role": role}
+        return {
+            "id": user.id,
+            "username": user.username,
+            "password": password,
+            "totp_secret": enrolment.totp_secret,
+            "role": role,
+        }
 
 
 def staff_sign_in(client, member: dict, *, code: str | None = None, password: str | None = None):
     """POST the staff sign-in form; return the response (a redirect on success)."""
     page = client.get("/admin/login")
-    return client.post("/admin/login", data={
-        "csrf_token": csrf_token(page.get_data(as_text=True)),
-        "username": member["username"],
-        "password": member["password"] if password is None else password,
-        "code": fresh_code(member) if code is None else code,
-    })
+    return client.post(
+        "/admin/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "username": member["username"],
+            "password": member["password"] if password is None else password,
+            "code": fresh_code(member) if code is None else code,
+        },
+    )
 
 
 @pytest.fixture

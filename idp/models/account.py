@@ -3,22 +3,22 @@
 import secrets
 import unicodedata
 
-from sqlalchemy import Boolean
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import validates
 
-from ..extensions import db
+from ..extensions import Model
+from .password import OwesPasswordChange
 
 STATUS_ACTIVE = "active"
 STATUS_BLOCKED = "blocked"
 
 
 def fold_name(name: str | None) -> str:
-    """A name as staff search for it: case, ё/е and extra spaces do not matter (the rule of
-    ``services.recovery.fold_surname``). Kept in a column because SQLite's lower() folds ASCII only."""
+    """A name as people type it: case, ё/е and extra spaces do not matter (staff search by it, access
+    recovery compares surnames by it). Kept in a column because SQLite's lower() folds ASCII only."""
     folded = unicodedata.normalize("NFC", name or "").casefold().replace("ё", "е")
     return " ".join(folded.split())
 
@@ -29,8 +29,9 @@ def new_sub() -> str:
     return secrets.token_urlsafe(24)
 
 
-class Account(db.Model):
+class Account(OwesPasswordChange, Model):
     __tablename__ = "accounts"
+    PASSWORD_CHANGE_COLUMN = "account_id"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sub: Mapped[str] = mapped_column(String(64), unique=True, nullable=False, default=new_sub)
@@ -45,12 +46,6 @@ class Account(db.Model):
     locale: Mapped[str] = mapped_column(String(10), nullable=False, default="ru")
     password_hash: Mapped[str] = mapped_column(String(80), nullable=False)
     password_changed_at: Mapped[int] = mapped_column(Integer, nullable=False)
-    must_change_password: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    temporary_password_expires_at: Mapped[int | None] = mapped_column(Integer)
-    # A password sent by SMS reset waits here; the current password keeps working until this one is
-    # used, so a stranger who knows the login and phone cannot lock the owner out.
-    reset_password_hash: Mapped[str | None] = mapped_column(String(80))
-    reset_password_expires_at: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=STATUS_ACTIVE)
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -10,14 +10,15 @@ from sqlalchemy import JSON
 from sqlalchemy import Boolean
 from sqlalchemy import Integer
 from sqlalchemy import String
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
-from ..extensions import db
-from ..services.tokens import digest
+from ..crypto import digest
+from ..extensions import Model
 
 
-class OAuth2Client(db.Model, ClientMixin):
+class OAuth2Client(Model, ClientMixin):
     __tablename__ = "oauth2_clients"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -30,6 +31,11 @@ class OAuth2Client(db.Model, ClientMixin):
     client_metadata: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     trusted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Registered by the client itself (RFC 7591), not by an admin (console, CLI): the consent page says
+    # so, and such a client may not take the name of an admin-registered one (services.client_names).
+    dynamically_registered: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     # -- metadata (RFC 7591 §2 names) --
     @property

@@ -1,26 +1,24 @@
-"""Server-side state of the anti-abuse measures: captcha challenges and per-day counters."""
+"""Server-side state of the anti-abuse measures: answered captcha challenges and per-day counters."""
 
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class CaptchaChallenge(db.Model):
-    """One captcha image. Only a keyed digest of its answer is kept; ``used_at`` makes it single-use."""
+class CaptchaUse(Model):
+    """A captcha challenge that has been answered (right or wrong). The challenge itself travels signed
+    with the page; this row only makes it single-use, and goes once the challenge has expired."""
 
-    __tablename__ = "captcha_challenges"
+    __tablename__ = "captcha_uses"
 
-    id: Mapped[str] = mapped_column(String(43), primary_key=True)
-    answer_digest: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
     expires_at: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
-    used_at: Mapped[int | None] = mapped_column(Integer)
 
 
-class DailyCounter(db.Model):
+class DailyCounter(Model):
     """How often ``key`` (a login, a phone, an IP, the whole service) was counted on a calendar day."""
 
     __tablename__ = "daily_counters"

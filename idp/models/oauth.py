@@ -13,12 +13,13 @@ from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from ..extensions import Model
 from ..extensions import db
 from .account import Account
 from .client import OAuth2Client
 
 
-class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+class AuthorizationCode(Model, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -56,7 +57,7 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.amr.split()
 
 
-class Token(db.Model, TokenMixin):
+class Token(Model, TokenMixin):
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -75,6 +76,9 @@ class Token(db.Model, TokenMixin):
     # or a replayed code revokes the whole family (RFC 9700 §4.14.2, RFC 6749 §4.1.2).
     family_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     auth_code_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The refresh token (row id) this one was rotated from: the refresh-token grace looks up the unused
+    # successor of a rotated-out token by it (idp/oauth/grants.py).
+    rotated_from: Mapped[int | None] = mapped_column(Integer, index=True)
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[str | None] = mapped_column(String(64))
@@ -102,7 +106,7 @@ class Token(db.Model, TokenMixin):
         return db.session.scalar(db.select(OAuth2Client).filter_by(client_id=self.client_id))
 
 
-class Consent(db.Model):
+class Consent(Model):
     __tablename__ = "consents"
     __table_args__ = (UniqueConstraint("account_id", "client_id"),)
 

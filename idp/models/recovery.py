@@ -1,7 +1,10 @@
 """Access recovery flows (the mos.ru way): a persisted state machine, as Ory Kratos keeps its flows.
 
-    started ──deliver──▶ sent ──code or link──▶ verified ──new password──▶ done
-                           └──(expires_at, attempts)──▶ failed
+    (start) ──instructions sent──▶ sent ──code or link──▶ verified ──new password──▶ done
+                                    └──(expires_at, attempts)──▶ failed
+
+A flow is stored once its instructions have left (``services.selfservice.recovery``), so it starts
+``sent``.
 
 Each recovery gives the browser a code flow (``channel`` "sms"): a real one when an SMS went out,
 or a decoy with no ``account_id`` that no code verifies (no match, several matches, an e-mail
@@ -15,18 +18,18 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
-STARTED, SENT, VERIFIED, DONE, FAILED = "started", "sent", "verified", "done", "failed"
+SENT, VERIFIED, DONE, FAILED = "sent", "verified", "done", "failed"
 
 
-class RecoveryFlow(db.Model):
+class RecoveryFlow(Model):
     __tablename__ = "recovery_flows"
 
     id: Mapped[str] = mapped_column(String(43), primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str | None] = mapped_column(String(8))
-    state: Mapped[str] = mapped_column(String(10), nullable=False, default=STARTED)
+    state: Mapped[str] = mapped_column(String(10), nullable=False, default=SENT)
     # HMAC of the 6-digit SMS code, keyed with the server secret and the flow id.
     code_hash: Mapped[str | None] = mapped_column(String(64))
     # SHA-256 of the e-mailed link token (256 bits of entropy).

@@ -10,25 +10,21 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .account import Account
+from .base import SessionMixin
 
 
-class SsoSession(db.Model):
+class SsoSession(SessionMixin, Model):
     __tablename__ = "sso_sessions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sid: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     auth_time: Mapped[int] = mapped_column(Integer, nullable=False)
     amr: Mapped[str] = mapped_column(String(64), nullable=False, default="pwd")
-    created_at: Mapped[int] = mapped_column(Integer, nullable=False)
-    last_seen_at: Mapped[int] = mapped_column(Integer, nullable=False)
-    expires_at: Mapped[int] = mapped_column(Integer, nullable=False)
-    ended_at: Mapped[int | None] = mapped_column(Integer)
-    ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(200))
 
     account: Mapped[Account] = relationship(lazy="joined")
 

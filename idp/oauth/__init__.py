@@ -1,6 +1,13 @@
 """authlib wiring: one authorization server and one resource protector per app.
 
-Everything protocol-shaped lives in this package; views call into it and render pages.
+Everything protocol-shaped lives in this package, and only that: authlib's storage hooks, grants and
+endpoints, the signing keys it uses (``keys``), the interaction policy, pending requests, logout tokens,
+and OAuth error answers. Rules that are not protocol (client metadata, key management, sessions) are
+services it calls; views call into it and render pages.
+
+May import: authlib, joserfc, Flask, ``idp.runtime``, ``idp.extensions``, models, services,
+``idp.config``, ``idp.errors``, ``idp.events``, ``idp.crypto``. Must not import: views or the CLI
+(tests/unit/test_layers.py checks it).
 """
 
 from __future__ import annotations
@@ -13,9 +20,10 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _basic_auth
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import current_app
 from flask import redirect
 
+from ..runtime import of
+from ..runtime import settings
 from .endpoints import BearerTokenValidator
 from .endpoints import EndSessionEndpoint
 from .endpoints import IntrospectionEndpoint
@@ -27,7 +35,6 @@ from .grants import OpenIDCode
 from .grants import OpenIDRefreshToken
 from .grants import RefreshTokenGrant
 from .grants import S256CodeChallenge
-from .logout import init_logout
 from .registration import ClientConfigurationEndpoint
 from .registration import ClientRegistrationEndpoint
 from .storage import create_token_generator
@@ -64,13 +71,13 @@ class AuthorizationServer(_AuthorizationServer):
         if not error.redirect_uri:
             return None
         _, _, headers = error()
-        location = add_params_to_uri(dict(headers)["Location"], [("iss", current_app.config["SERVER_ISSUER"])])
+        location = add_params_to_uri(dict(headers)["Location"], [("iss", settings().server.issuer)])
         return redirect(location, code=302)
 
 
 class Issuer(IssuerParameter):
     def get_issuer(self) -> str:
-        return current_app.config["SERVER_ISSUER"]
+        return settings().server.issuer
 
 
 def authenticate_client_secret_basic(query_client, request):
@@ -86,9 +93,11 @@ def authenticate_client_secret_basic(query_client, request):
 def init_oauth(app) -> None:
     server = AuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
-    server.register_token_generator("default", create_token_generator(app.config))
+    server.register_token_generator("default", create_token_generator(of(app).settings.oauth))
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
-    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False)])
+    server.register_grant(
+        AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False)]
+    )
     server.register_grant(RefreshTokenGrant, [OpenIDRefreshToken()])
     server.register_grant(ClientCredentialsGrant)
     server.register_extension(Issuer())
@@ -102,5 +111,3 @@ def init_oauth(app) -> None:
     protector.register_token_validator(BearerTokenValidator())
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
     app.extensions["idp.authorization"] = server
-    app.extensions["idp.require_oauth"] = protector
-    init_logout(app)

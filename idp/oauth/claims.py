@@ -5,8 +5,9 @@ from __future__ import annotations
 from authlib.oidc.core import UserInfo as _UserInfo
 
 from ..models import Account
+from ..services import clients
 
-SCOPES_SUPPORTED = ["openid", "profile", "phone", "email", "patent", "offline_access"]
+SCOPES_SUPPORTED = list(clients.SCOPES)
 
 
 class UserInfo(_UserInfo):
@@ -20,8 +21,18 @@ class UserInfo(_UserInfo):
 
 # What user_info() can actually release, for discovery; authlib's mapping lists claims we never hold.
 CLAIMS_SUPPORTED = [
-    "sub", "name", "family_name", "given_name", "middle_name", "locale", "updated_at",
-    "phone_number", "phone_number_verified", "email", "email_verified", "patent_application_number",
+    "sub",
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "locale",
+    "updated_at",
+    "phone_number",
+    "phone_number_verified",
+    "email",
+    "email_verified",
+    "patent_application_number",
 ]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask import url_for
 
+from ..runtime import settings
+from ..services import clients
 from . import keys
 from .claims import CLAIMS_SUPPORTED
 from .claims import SCOPES_SUPPORTED
@@ -14,12 +15,12 @@ from .grants import CONFIDENTIAL_AUTH_METHODS
 
 def _url(endpoint: str) -> str:
     # Built from the configured issuer, never from the request's Host header.
-    return current_app.config["SERVER_ISSUER"] + url_for(endpoint)
+    return settings().server.issuer + url_for(endpoint)
 
 
 def provider_metadata() -> dict:
     return {
-        "issuer": current_app.config["SERVER_ISSUER"],
+        "issuer": settings().server.issuer,
         "authorization_endpoint": _url("oauth.authorize"),
         "token_endpoint": _url("oauth.token"),
         "userinfo_endpoint": _url("oauth.userinfo"),
@@ -32,14 +33,15 @@ def provider_metadata() -> dict:
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": list(clients.GRANT_TYPES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
         "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": CLAIMS_SUPPORTED + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid"],
+        "claims_supported": CLAIMS_SUPPORTED
+        + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import time
-
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750 import InsufficientScopeError
@@ -13,10 +12,11 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import current_app
 
 from ..extensions import db
 from ..models import Account
+from ..runtime import current
+from ..runtime import settings
 from . import keys
 from . import storage
 from .claims import user_info
@@ -64,7 +64,7 @@ class RevocationEndpoint(_RevocationEndpoint):
         return storage.find_token(token_string)
 
     def revoke_token(self, token, request):
-        now = int(time.time())
+        now = current().clock()
         if storage.digest_matches_refresh(token, request.form.get("token")):
             # RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of that grant.
             storage.revoke_family(token.family_id, now)
@@ -89,22 +89,29 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         # A client learns about its own tokens only (RFC 7662 §4: do not leak other clients' tokens).
         return token.client_id == client.client_id
 
-    def create_introspection_payload(self, token):
+    def create_endpoint_response(self, request):
+        # authlib's, except that the payload is built from the request too: whether the string presented
+        # was the row's refresh token or its access token decides the answer. The endpoint object is
+        # shared by every request of the app, so nothing of one request is kept on it.
+        client = self.authenticate_endpoint_client(request)
+        token = self.authenticate_token(request, client)
+        return 200, self.introspection_payload(token, request.form.get("token")), default_json_headers
+
+    def introspection_payload(self, token, presented: str | None) -> dict:
         if token is None:
             return {"active": False}
-        presented = self._presented
         if storage.digest_matches_refresh(token, presented):
-            now = time.time()
-            if token.refresh_token_revoked_at or not token.refresh_expires_at or token.refresh_expires_at <= now:
+            now = current().clock()
+            if (
+                token.refresh_token_revoked_at
+                or not token.refresh_expires_at
+                or token.refresh_expires_at <= now
+            ):
                 return {"active": False}
             return self._payload(token, token.refresh_expires_at, "refresh_token")
-        if token.is_expired() or token.is_revoked():
+        if token.is_expired(now=current().clock()) or token.is_revoked():
             return {"active": False}
         return self._payload(token, token.issued_at + token.expires_in, "access_token")
-
-    def authenticate_token(self, request, client):
-        self._presented = request.form.get("token")
-        return super().authenticate_token(request, client)
 
     def _payload(self, token, expires_at: int, kind: str) -> dict:
         account = db.session.get(Account, token.account_id) if token.account_id else None
@@ -115,7 +122,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "token_type": "Bearer" if kind == "access_token" else "refresh_token",
             "exp": expires_at,
             "iat": token.issued_at,
-            "iss": current_app.config["SERVER_ISSUER"],
+            "iss": settings().server.issuer,
             "aud": token.client_id,
         }
         if account is not None:
@@ -125,20 +132,20 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 class UserInfoEndpoint(_UserInfoEndpoint):
     def get_issuer(self):
-        return current_app.config["SERVER_ISSUER"]
+        return settings().server.issuer
 
     def generate_user_info(self, user, scope):
         return user_info(user, scope)
 
     def resolve_private_key(self):
-        return keys.signing_key("RS256")
+        return keys.cache().signing_key("RS256")
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
     """Validation only: ending the session is done by the logout view with the services layer."""
 
     def get_server_jwks(self):
-        return keys.verification_keyset()
+        return keys.cache().verification_keyset()
 
     def get_algorithms(self):
         return list(keys.ALGORITHMS)
@@ -146,7 +153,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
     def _validate_id_token_hint(self, id_token_hint):
         claims = super()._validate_id_token_hint(id_token_hint)
         # rpinitiated §2: the OP MUST validate that it was the issuer of the ID Token.
-        if claims.get("iss") != current_app.config["SERVER_ISSUER"]:
+        if claims.get("iss") != settings().server.issuer:
             raise InvalidRequestError("'id_token_hint' was not issued by this provider")
         return claims
 

@@ -2,14 +2,15 @@
 
 * PKCE is S256 only (RFC 9700 §2.1.1) and required of public clients at the authorization endpoint;
 * codes are single-use under concurrency, and a reused code revokes its tokens (RFC 6749 §4.1.2);
-* refresh tokens rotate, and a replayed one revokes its family (RFC 9700 §4.14.2);
+* refresh tokens rotate, and a replayed one revokes its family (RFC 9700 §4.14.2), except within
+  ``[oauth] refresh_grace`` of its rotation while its successor is unused (a lost token response);
 * ``request`` / ``request_uri`` / ``registration`` are refused (OIDC Core §6, §7.2.1);
 * ID tokens carry ``iss``, the real ``auth_time``, ``amr`` and ``sid``.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -22,25 +23,29 @@ from authlib.oidc.core import OpenIDToken as _OpenIDToken
 from authlib.oidc.core.errors import RegistrationNotSupportedError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
 
+from ..crypto import digest
 from ..extensions import db
 from ..models import Account
 from ..models import AuthorizationCode
 from ..models import SsoSession
-from ..services.tokens import digest
+from ..runtime import current
+from ..runtime import settings
+from ..services import clients
 from . import keys
 from . import storage
 from .claims import UserInfo
 
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-ALL_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS + ["none"]
+log = logging.getLogger(__name__)
+
+CONFIDENTIAL_AUTH_METHODS = list(clients.CONFIDENTIAL_AUTH_METHODS)
+ALL_AUTH_METHODS = list(clients.AUTH_METHODS)
 
 
 def _now() -> int:
-    return int(time.time())
+    return current().clock()
 
 
 def _active_account(account_id: int | None) -> Account | None:
@@ -84,7 +89,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
                 created_at=now,
-                expires_at=now + current_app.config["OAUTH_CODE_TTL"],
+                expires_at=now + settings().oauth.code_ttl,
             )
         )
         db.session.commit()
@@ -163,22 +168,22 @@ class _IdTokenClaims:
     def get_client_claims(self, client):
         now = _now()
         return {
-            "iss": current_app.config["SERVER_ISSUER"],
+            "iss": settings().server.issuer,
             # A string audience: simplest for relying parties and unambiguous for logout (no azp needed).
             "aud": client.client_id,
             "iat": now,
-            "exp": now + client.lifetime("id_token_ttl", current_app.config["OAUTH_ID_TOKEN_TTL"]),
+            "exp": now + client.lifetime("id_token_ttl", settings().oauth.id_token_ttl),
         }
 
     def get_client_algorithm(self, client):
         return client.id_token_signed_response_alg
 
     def resolve_client_private_key(self, client):
-        return keys.signing_key(self.get_client_algorithm(client))
+        return keys.cache().signing_key(self.get_client_algorithm(client))
 
     def get_encode_header(self, client):
         alg = self.get_client_algorithm(client)
-        return {"alg": alg, "typ": "JWT", "kid": keys.signing_key(alg).kid}
+        return {"alg": alg, "typ": "JWT", "kid": keys.cache().signing_key(alg).kid}
 
     def get_authorization_code_claims(self, authorization_code):
         claims = super().get_authorization_code_claims(authorization_code)
@@ -210,17 +215,29 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    # The unused successor that a retry within the grace period replaces (see authenticate_refresh_token).
+    _replaced = None
+
     def authenticate_refresh_token(self, refresh_token):
         token = storage.find_token(refresh_token, "refresh_token")
         if token is None:
             return None
         now = _now()
         if token.refresh_token_revoked_at:
-            # RFC 9700 §4.14.2: a rotated-out refresh token came back, so one of its holders is not the
-            # client. Revoke the whole family; the client signs the user in again.
-            storage.revoke_family(token.family_id, now)
-            db.session.commit()
-            return None
+            successor = None
+            if token.check_client(self.request.client):
+                successor = storage.unused_successor(token, now=now, grace=settings().oauth.refresh_grace)
+            if successor is None:
+                # RFC 9700 §4.14.2: a rotated-out refresh token came back, so one of its holders is not
+                # the client. Revoke the whole family; the client signs the user in again.
+                storage.revoke_family(token.family_id, now)
+                db.session.commit()
+                return None
+            # The grace (RFC 9700 §4.14.2 allows one): rotated moments ago into a token nobody has used,
+            # so the answer of that rotation was most likely lost. The client gets a fresh pair; the
+            # successor it never received is revoked in its place (validate_token_request).
+            log.info("refresh token of client %s presented again within the grace period", token.client_id)
+            self._replaced = successor
         if token.refresh_expires_at is None or token.refresh_expires_at <= now:
             return None
         if _active_account(token.account_id) is None:
@@ -232,7 +249,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def validate_token_request(self):
         super().validate_token_request()
         token = self.request.refresh_token
-        if not storage.claim_refresh_token(token, _now()):
+        if not storage.claim_refresh_token(self._replaced or token, _now()):
             storage.revoke_family(token.family_id, _now())
             db.session.commit()
             raise InvalidGrantError()

@@ -2,14 +2,13 @@
 
 The authorization view validates the request with authlib, then asks ``next_step``: sign in, change
 a temporary password, consent, or issue the code. ``prompt=none`` turns each of those needs into the
-matching error. A request waiting for the user is kept as its parameters (``PendingRequest``) and
-re-validated in full when the user comes back, so nothing is trusted from the interruption.
+matching error. A request waiting for the user is kept as its parameters (``pending.PendingRequest``)
+and re-validated in full when the user comes back, so nothing is trusted from the interruption.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Payload
@@ -18,18 +17,16 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from werkzeug.datastructures import MultiDict
 
 from ..models import Consent
 from ..models import SsoSession
+from ..runtime import settings
 from . import keys
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
-# Bounds what is kept in the session cookie for a waiting request.
-MAX_PENDING_BYTES = 2048
 
 
 class Step(enum.Enum):
@@ -67,16 +64,6 @@ class ParamsRequest(OAuth2Request):
     @property
     def form(self):
         return self.payload.data
-
-
-@dataclass
-class PendingRequest:
-    id: str
-    params: list[tuple[str, str]]
-    started_at: int
-
-    def fits(self) -> bool:
-        return sum(len(k) + len(v) for k, v in self.params) <= MAX_PENDING_BYTES
 
 
 def next_step(grant, *, sso: SsoSession | None, consent: Consent | None, started_at: int, now: int) -> Step:
@@ -125,12 +112,12 @@ def hinted_subject(grant) -> str | None:
     if not hint:
         return None
     try:
-        token = jwt.decode(hint, keys.verification_keyset(), algorithms=list(keys.ALGORITHMS))
+        token = jwt.decode(hint, keys.cache().verification_keyset(), algorithms=list(keys.ALGORITHMS))
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidRequestError(
             "Invalid 'id_token_hint'.", redirect_uri=grant.redirect_uri, state=grant.request.payload.state
         ) from exc
-    if token.claims.get("iss") != current_app.config["SERVER_ISSUER"] or not token.claims.get("sub"):
+    if token.claims.get("iss") != settings().server.issuer or not token.claims.get("sub"):
         raise InvalidRequestError(
             "Invalid 'id_token_hint'.", redirect_uri=grant.redirect_uri, state=grant.request.payload.state
         )

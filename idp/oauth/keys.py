@@ -1,8 +1,11 @@
-"""Signing keys: create, rotate, pick the one that signs, publish the JWKS.
+"""The signing keys as authlib and joserfc use them: which key signs, and the JWKS that verifies.
 
-Rotation (OIDC Core §10.1.1, RFC 7517): ``rotate_keys`` adds a key per algorithm that is published at
-once but signs only after ``publish_ahead`` seconds, longer than relying parties cache the JWKS
-(``jwks_max_age``). The keys it replaces keep verifying until every ID token they signed has expired.
+Keys are managed in ``services.keys`` (create, rotate, retire); this is the per-process cache of the
+published ones. Loading is a query plus, per RSA key, ~40 ms of private-key validation, so a short
+cache (``[keys] cache_ttl``) keeps both off every token and JWKS request. Each process reloads on its
+own: a rotation made anywhere (``idp keys rotate`` on any host) is published by every process within
+``cache_ttl``, and ``publish_ahead`` must cover that plus ``jwks_max_age`` for the new key to be in every
+relying party's JWKS before it signs.
 """
 
 from __future__ import annotations
@@ -10,84 +13,19 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from dataclasses import field
 
-from flask import current_app
 from joserfc.jwk import ECKey
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
-from sqlalchemy import or_
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import SigningKey
+from ..runtime import Clock
+from ..runtime import current
+from ..services import keys as key_service
 
-ALGORITHMS = ("RS256", "ES256")
-# Loading keys is a query plus, per RSA key, ~40 ms of private-key validation; a short in-process cache
-# keeps both off every token and JWKS request. It is shorter than any sensible publish_ahead, so a
-# rotation is seen everywhere before the new key signs.
-CACHE_SECONDS = 30
-
-
-def _generate(alg: str):
-    params = {"use": "sig", "alg": alg}
-    if alg == "RS256":
-        return RSAKey.generate_key(2048, parameters=params, auto_kid=True)
-    return ECKey.generate_key("P-256", parameters=params, auto_kid=True)
-
-
-def _add_key(session: Session, alg: str, *, now: int, activates_at: int) -> SigningKey:
-    key = _generate(alg)
-    row = SigningKey(
-        kid=key.kid,
-        alg=alg,
-        private_jwk=json.dumps(key.as_dict(private=True)),
-        created_at=now,
-        activates_at=activates_at,
-    )
-    session.add(row)
-    return row
-
-
-def ensure_keys(session: Session, *, now: int) -> list[SigningKey]:
-    """Create a signing key for each algorithm that has none; a fresh install has nothing cached to wait for."""
-    created = []
-    for alg in ALGORITHMS:
-        if not session.scalar(select(SigningKey.id).filter_by(alg=alg)):
-            created.append(_add_key(session, alg, now=now, activates_at=now))
-    return created
-
-
-def rotate_keys(
-    session: Session, *, now: int, publish_ahead: int, retire_after: int, immediate: bool = False
-) -> list[SigningKey]:
-    """Add a new key per algorithm. ``immediate`` (compromise) signs at once and drops old keys now."""
-    activates_at = now if immediate else now + publish_ahead
-    new_keys = []
-    for alg in ALGORITHMS:
-        for old in session.scalars(select(SigningKey).filter_by(alg=alg, expires_at=None)):
-            old.expires_at = now if immediate else activates_at + retire_after
-        new_keys.append(_add_key(session, alg, now=now, activates_at=activates_at))
-    return new_keys
-
-
-def retire_key(session: Session, kid: str, *, now: int) -> bool:
-    row = session.scalar(select(SigningKey).filter_by(kid=kid))
-    if row is None:
-        return False
-    row.expires_at = now
-    return True
-
-
-def _published(session: Session, now: int) -> list[SigningKey]:
-    query = select(SigningKey).where(or_(SigningKey.expires_at.is_(None), SigningKey.expires_at > now))
-    return list(session.scalars(query.order_by(SigningKey.activates_at, SigningKey.id)))
-
-
-@dataclass
-class _Loaded:
-    at: float
-    rows: list[tuple[str, str, int, RSAKey | ECKey]]
+ALGORITHMS = key_service.ALGORITHMS
 
 
 def _import(row: SigningKey) -> RSAKey | ECKey:
@@ -95,31 +33,44 @@ def _import(row: SigningKey) -> RSAKey | ECKey:
     return RSAKey.import_key(data) if row.alg == "RS256" else ECKey.import_key(data)
 
 
-def _loaded() -> list[tuple[str, str, int, RSAKey | ECKey]]:
-    cache = current_app.extensions.setdefault("idp.keys", _Loaded(at=0.0, rows=[]))
-    if time.monotonic() - cache.at > CACHE_SECONDS or not cache.rows:
-        now = int(time.time())
-        cache.rows = [(r.kid, r.alg, r.activates_at, _import(r)) for r in _published(db.session, now)]
-        cache.at = time.monotonic()
-    return cache.rows
+@dataclass
+class KeyCache:
+    """The published keys of one app (an adapter ``create_app`` builds)."""
+
+    clock: Clock
+    # [keys] cache_ttl, seconds.
+    ttl: int = 30
+    _loaded_at: float = 0.0
+    _rows: list[tuple[str, int, RSAKey | ECKey]] = field(default_factory=list)
+
+    def _keys(self) -> list[tuple[str, int, RSAKey | ECKey]]:
+        if time.monotonic() - self._loaded_at > self.ttl or not self._rows:
+            rows = key_service.published(db.session, now=self.clock())
+            self._rows = [(row.alg, row.activates_at, _import(row)) for row in rows]
+            self._loaded_at = time.monotonic()
+        return self._rows
+
+    def forget(self) -> None:
+        """Drop the cache (after a rotation or retirement in this process)."""
+        self._rows = []
+
+    def signing_key(self, alg: str) -> RSAKey | ECKey:
+        """The newest active key for ``alg`` (RS256 or ES256)."""
+        now = self.clock()
+        usable = [
+            key for key_alg, activates_at, key in self._keys() if key_alg == alg and activates_at <= now
+        ]
+        if not usable:
+            raise RuntimeError(f"no active {alg} signing key: run `idp keys ensure`")
+        return usable[-1]
+
+    def public_jwks(self) -> dict:
+        return KeySet([key for _, _, key in self._keys()]).as_dict(private=False)
+
+    def verification_keyset(self) -> KeySet:
+        return KeySet.import_key_set(self.public_jwks())
 
 
-def forget_cached_keys() -> None:
-    current_app.extensions.pop("idp.keys", None)
-
-
-def signing_key(alg: str):
-    """The newest active key for ``alg`` (RS256 or ES256)."""
-    now = time.time()
-    usable = [key for kid, key_alg, activates_at, key in _loaded() if key_alg == alg and activates_at <= now]
-    if not usable:
-        raise RuntimeError(f"no active {alg} signing key: run `idp keys ensure`")
-    return usable[-1]
-
-
-def public_jwks() -> dict:
-    return KeySet([key for _, _, _, key in _loaded()]).as_dict(private=False)
-
-
-def verification_keyset() -> KeySet:
-    return KeySet.import_key_set(public_jwks())
+def cache() -> KeyCache:
+    """This app's key cache."""
+    return current().keys

@@ -1,59 +1,61 @@
 """Single logout: logout tokens (OpenID Connect Back-Channel Logout 1.0) and front-channel iframe URLs
 (OpenID Connect Front-Channel Logout 1.0) for the relying parties that took part in an ended session.
 
-How a logout reaches the relying parties: ``services.sessions.end_session`` notes each sid it ends on
-the database session. ``init_logout`` listens for commits: the sids of a committed transaction go to a
-small thread pool, so the request that ended the session never waits for a relying party, and a
-transaction that rolled back notifies nobody. A job finds the clients that received a code or token
-under that sid, signs one logout token per client with a ``backchannel_logout_uri`` and POSTs each
-separately (``services.logout.deliver``: bounded timeout, retries), so one dead relying party delays
-no other. Every way a session ends — «Выйти», RP-initiated logout, a timeout noticed when the browser
-returns, a password change, an operator — goes through ``end_session`` and is covered.
+How a logout reaches the relying parties: every way a session ends — «Выйти», RP-initiated logout, a
+timeout (noticed when the browser returns, or by the sweep of ``idp.background``), a password change,
+an operator — goes through ``services.sessions.end_session``, which emits ``events.SessionEnded`` with
+its database session. ``create_app`` subscribes ``BackchannelLogout.session_ended``: in that same
+transaction it writes one outbox message (``services.outbox``, kind ``backchannel_logout``) per client
+that received a code or token under that sid and registered a ``backchannel_logout_uri``. A rolled-back
+ending writes nothing; a committed one is delivered by the server processes, with retries and backoff,
+even across restarts, and the request that ended the session never waits for a relying party.
+
+The message holds the claims only (iss, aud, sub, sid, jti), never a token: ``deliver_backchannel``
+signs the logout token just before each attempt, with the client's ID token algorithm and the keys of
+that moment, and POSTs it through the app's outbound client (``services.logout.post``).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 from authlib.common.urls import add_params_to_uri
-from flask import current_app
-from flask import has_app_context
 from joserfc import jwt
-from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from ..crypto import new_secret
+from ..errors import OutboxRefusedError
+from ..events import SessionEnded
 from ..extensions import db
+from ..models import Account
 from ..models import OAuth2Client
-from ..models import SsoSession
+from ..runtime import current
 from ..services import logout as delivery
+from ..services import outbox
 from ..services import sessions
-from ..services.tokens import new_secret
 from . import keys
-
-log = logging.getLogger(__name__)
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # §2.4: exp SHOULD be short (the spec suggests at most two minutes); the token is used at once.
 LOGOUT_TOKEN_TTL = 120
-# A few threads for the whole process: deliveries wait on the network, not the CPU. Jobs queue
-# behind a slow relying party rather than spawning threads without bound.
-_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="idp-logout")
+# The outbox kind of a back-channel logout delivery.
+KIND = "backchannel_logout"
 
 
-def logout_token(client: OAuth2Client, *, sid: str, sub: str, issuer: str, now: int) -> str:
+def logout_token(
+    client: OAuth2Client, *, sid: str, sub: str, issuer: str, now: int, jti: str | None = None
+) -> str:
     """§2.4: a JWT signed like the client's ID tokens, explicitly typed, with the logout event, sid
     and sub, and no nonce (so it can never pass for an ID token)."""
     alg = client.id_token_signed_response_alg
-    key = keys.signing_key(alg)
+    key = keys.cache().signing_key(alg)
     header = {"alg": alg, "typ": "logout+jwt", "kid": key.kid}
     claims = {
         "iss": issuer,
         "aud": client.client_id,
         "iat": now,
         "exp": now + LOGOUT_TOKEN_TTL,
-        "jti": new_secret(18),
+        "jti": jti or new_secret(18),
         "sid": sid,
         "sub": sub,
         "events": {EVENT: {}},
@@ -64,7 +66,7 @@ def logout_token(client: OAuth2Client, *, sid: str, sub: str, issuer: str, now: 
 def frontchannel_frames(sid: str) -> list[str]:
     """The iframe URLs for the clients of an ended session that registered a front-channel logout URI,
     each with ``iss`` and ``sid`` (Front-Channel Logout §2, §3)."""
-    issuer = current_app.config["SERVER_ISSUER"]
+    issuer = current().settings.server.issuer
     return [
         add_params_to_uri(client.frontchannel_logout_uri, [("iss", issuer), ("sid", sid)])
         for client in sessions.session_clients(db.session, sid)
@@ -72,56 +74,56 @@ def frontchannel_frames(sid: str) -> list[str]:
     ]
 
 
-def init_logout(app) -> None:
-    app.extensions["idp.logout"] = delivery.DeliverySettings(
-        timeout=app.config["LOGOUT_BACKCHANNEL_TIMEOUT"], retries=app.config["LOGOUT_BACKCHANNEL_RETRIES"]
+class BackchannelLogout:
+    """The subscriber of ``SessionEnded``: one outbox message per relying party to tell."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    def session_ended(self, session: Session, ended: SessionEnded) -> None:
+        account = session.get(Account, ended.account_id)
+        if account is None:
+            return
+        for client in sessions.session_clients(session, ended.sid):
+            if client.backchannel_logout_uri:
+                claims = {
+                    "iss": self.issuer,
+                    "aud": client.client_id,
+                    "sub": account.sub,
+                    "sid": ended.sid,
+                    # Kept from the first attempt to the last: a repeat (at-least-once delivery) is
+                    # recognisable by the relying party (§2.6 step 8).
+                    "jti": new_secret(18),
+                }
+                outbox.enqueue(session, KIND, claims, now=ended.at)
+
+
+def outbox_gauges() -> dict[str, float]:
+    """The back-channel part of the outbox for /metrics, read at each scrape (``idp.metrics``)."""
+    try:
+        found = outbox.counts(db.session, now=current().clock(), kind=KIND)
+    except SQLAlchemyError:
+        # The database is down: /metrics still answers, without these gauges (/readyz says why).
+        db.session.rollback()
+        return {}
+    return {
+        "idp_backchannel_logout_pending": found["pending"],
+        "idp_backchannel_logout_oldest_age_seconds": found["oldest_pending_age"],
+    }
+
+
+def deliver_backchannel(session: Session, claims: dict) -> None:
+    """The outbox handler of ``backchannel_logout``: sign the logout token now, POST it once."""
+    client = session.scalar(select(OAuth2Client).filter_by(client_id=claims["aud"]))
+    if client is None or not client.enabled or not client.backchannel_logout_uri:
+        raise OutboxRefusedError(
+            f"client {claims['aud']} was deleted, disabled or no longer has a back-channel logout URI"
+        )
+    uri = client.backchannel_logout_uri
+    now = current().clock()
+    token = logout_token(
+        client, sid=claims["sid"], sub=claims["sub"], issuer=claims["iss"], now=now, jti=claims["jti"]
     )
-    # One listener for every app: db.session is shared; each commit names its app through current_app.
-    if not event.contains(db.session, "after_commit", _after_commit):
-        event.listen(db.session, "after_commit", _after_commit)
-        event.listen(db.session, "after_rollback", _after_rollback)
-
-
-def _after_commit(session) -> None:
-    sids = sessions.take_ended_sids(session)
-    if sids and has_app_context() and "idp.logout" in current_app.extensions:
-        _EXECUTOR.submit(_notify, current_app._get_current_object(), sids)
-
-
-def _after_rollback(session) -> None:
-    sessions.take_ended_sids(session)
-
-
-def _notify(app, sids: list[str]) -> None:
-    try:
-        with app.app_context():
-            settings = app.extensions["idp.logout"]
-            messages = [message for sid in sids for message in _logout_tokens(sid)]
-        for uri, token in messages:
-            try:
-                _EXECUTOR.submit(_deliver, uri, token, settings)
-            except RuntimeError:
-                # The interpreter is exiting (an `idp` command that ended sessions): deliver before it does.
-                _deliver(uri, token, settings)
-    except Exception:  # noqa: BLE001 - a background job has nobody to raise to
-        log.exception("back-channel logout: could not prepare the logout tokens")
-
-
-def _logout_tokens(sid: str) -> list[tuple[str, str]]:
-    sso = db.session.scalar(select(SsoSession).filter_by(sid=sid))
-    if sso is None:
-        return []
-    issuer, sub = current_app.config["SERVER_ISSUER"], sso.account.sub
-    now = int(time.time())
-    return [
-        (client.backchannel_logout_uri, logout_token(client, sid=sid, sub=sub, issuer=issuer, now=now))
-        for client in sessions.session_clients(db.session, sid)
-        if client.backchannel_logout_uri
-    ]
-
-
-def _deliver(uri: str, token: str, settings: delivery.DeliverySettings) -> None:
-    try:
-        delivery.deliver(uri, token, settings=settings)
-    except Exception:  # noqa: BLE001 - see _notify
-        log.exception("back-channel logout to %s failed", uri)
+    # Nothing more to read: no database connection is held while the relying party answers.
+    session.rollback()
+    delivery.post(uri, token, client=current().outbound)

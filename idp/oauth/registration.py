@@ -3,12 +3,12 @@
 Only with a token: registration takes an initial access token an admin issued (RFC 7591 §3), and
 management the registration access token returned at registration (RFC 7592 §1.2). A missing or bad
 token is answered as RFC 6750 §3.1 says: 401, ``invalid_token``, with ``WWW-Authenticate``.
-The metadata rules are those of the staff console (``services.client_admin``); this module is wiring.
+The metadata rules are those of the console and the command line (``services.clients.check``); this
+module is wiring.
 """
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -21,18 +21,21 @@ from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 from authlib.oauth2.rfc7591 import InvalidRedirectURIError
 from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint as _ClientConfigurationEndpoint
 from authlib.oidc import registration as oidc_registration
-from flask import current_app
 from flask import request as flask_request
 from flask import url_for
 from joserfc.errors import JoseError
 from sqlalchemy import select
 
+from ..errors import ClientDataError
+from ..errors import UnsafeURLError
 from ..extensions import db
 from ..models import OAuth2Client
+from ..runtime import current
+from ..runtime import settings
 from ..services import audit
-from ..services import client_admin
+from ..services import clients
 from ..services import registration
-from ..services.client_admin import ClientFieldError
+from ..services.outbound import OutboundPolicy
 
 # What a registration response and a read (RFC 7591 §3.2.1, RFC 7592 §3) tell about a client.
 PUBLISHED_METADATA = (
@@ -49,13 +52,12 @@ PUBLISHED_METADATA = (
     "token_endpoint_auth_method",
     "id_token_signed_response_alg",
 )
-_REDIRECT_FIELDS = (
-    "redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "frontchannel_logout_uri"
-)
+# RFC 7591 §3.2.2: invalid_redirect_uri is for redirection URIs; a bad logout URI is invalid_client_metadata.
+_REDIRECT_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
 
 
 def _now() -> int:
-    return int(time.time())
+    return current().clock()
 
 
 def _bearer(request) -> str | None:
@@ -64,16 +66,20 @@ def _bearer(request) -> str | None:
 
 
 def _invalid_token(description: str) -> InvalidTokenError:
-    return InvalidTokenError(description=description, realm=current_app.config["SERVER_ISSUER"])
+    return InvalidTokenError(description=description, realm=settings().server.issuer)
 
 
-def lifetime_limits() -> client_admin.LifetimeLimits:
-    cfg = current_app.config
-    return client_admin.LifetimeLimits(
-        access_token_ttl=cfg["OAUTH_ACCESS_TOKEN_TTL"],
-        id_token_ttl=cfg["OAUTH_ID_TOKEN_TTL"],
-        refresh_token_ttl=cfg["OAUTH_REFRESH_TOKEN_TTL"],
-    )
+def outbound_policy() -> OutboundPolicy:
+    """The deployment's rule for URIs the provider calls (the app's outbound client's)."""
+    return current().outbound.policy
+
+
+def _metadata_error(error: ClientDataError, kind=InvalidClientMetadataError):
+    """The RFC 7591 §3.2.2 error for a refused field; the description says why (fixed texts: no double
+    quote or backslash, RFC 6749 §5.2)."""
+    cause = error.__cause__
+    why = cause.explanation if isinstance(cause, UnsafeURLError) else error.reason
+    return kind(f"{error.field}: {why}")
 
 
 def client_body(client: OAuth2Client) -> dict:
@@ -103,7 +109,9 @@ class _MetadataMixin:
     claim checks (against discovery's *_supported lists) for the rest."""
 
     def __init__(self, server=None):
-        super().__init__(server, claims_classes=[ClientMetadataClaims, oidc_registration.ClientMetadataClaims])
+        super().__init__(
+            server, claims_classes=[ClientMetadataClaims, oidc_registration.ClientMetadataClaims]
+        )
 
     def create_endpoint_request(self, request):
         json_request = JsonRequest(flask_request.method, flask_request.url, flask_request.headers)
@@ -121,11 +129,11 @@ class _MetadataMixin:
             raise InvalidRequestError("The body must be a JSON object of client metadata.")
         try:
             request.client_input = registration.client_input(data)
-            client_admin.check(request.client_input, lifetime_limits())
-        except ClientFieldError as error:
+            clients.check(request.client_input, settings().oauth, outbound_policy=outbound_policy())
+        except ClientDataError as error:
             # RFC 7591 §3.2.2: a bad redirect URI has its own error code.
             kind = InvalidRedirectURIError if error.field in _REDIRECT_FIELDS else InvalidClientMetadataError
-            raise kind(f"{error.field}: {error.reason}") from error
+            raise _metadata_error(error, kind) from error
         # authlib's claim classes check the rest of RFC 7591 §2 and OIDC Registration §2; only their
         # verdict matters, the values stored are the ones read above.
         server_metadata = self.get_server_metadata()
@@ -153,14 +161,23 @@ class ClientRegistrationEndpoint(_MetadataMixin, _ClientRegistrationEndpoint):
         return row
 
     def generate_client_info(self, request):
-        # why: the client_id and secret come from services.clients.create_client, in save_client.
+        # why: the client_id and secret come from services.clients.create, in save_client.
         return {}
 
     def save_client(self, client_info, client_metadata, request):
         initial = request.credential
         actor = audit.Actor("initial_token", initial.id, initial.label)
         ctx = audit.Context(actor, flask_request.remote_addr, _now())
-        client, secret = client_admin.create(db.session, ctx, request.client_input, limits=lifetime_limits())
+        try:
+            client, secret = clients.create(
+                db.session,
+                ctx,
+                request.client_input,
+                limits=settings().oauth,
+                outbound_policy=outbound_policy(),
+            )
+        except ClientDataError as error:
+            raise _metadata_error(error) from error
         request.client_secret = secret
         return client
 
@@ -177,7 +194,7 @@ class ClientRegistrationEndpoint(_MetadataMixin, _ClientRegistrationEndpoint):
 
 def configuration_uri(client_id: str) -> str:
     # Built from the issuer, never from the request's Host header.
-    return current_app.config["SERVER_ISSUER"] + url_for("oauth.client_configuration", client_id=client_id)
+    return settings().server.issuer + url_for("oauth.client_configuration", client_id=client_id)
 
 
 def _path_client_id(request) -> str:
@@ -202,7 +219,7 @@ class ClientConfigurationEndpoint(_MetadataMixin, _ClientConfigurationEndpoint):
         return db.session.scalar(select(OAuth2Client).filter_by(client_id=_path_client_id(request)))
 
     def revoke_access_token(self, request, token):
-        client_admin.revoke_registration_tokens(db.session, token.client_id, now=_now())
+        clients.revoke_registration_tokens(db.session, token.client_id, now=_now())
         db.session.commit()
 
     def check_permission(self, client, request):
@@ -224,14 +241,19 @@ class ClientConfigurationEndpoint(_MetadataMixin, _ClientConfigurationEndpoint):
 
     def update_client(self, client, client_metadata, request):
         try:
-            client_admin.update_client(
-                db.session, self._context(client), client, request.client_input, limits=lifetime_limits()
+            clients.update_client(
+                db.session,
+                self._context(client),
+                client,
+                request.client_input,
+                limits=settings().oauth,
+                outbound_policy=outbound_policy(),
             )
-        except ClientFieldError as error:
-            raise InvalidClientMetadataError(f"{error.field}: {error.reason}") from error
+        except ClientDataError as error:
+            raise _metadata_error(error) from error
         db.session.commit()
         return client
 
     def delete_client(self, client, request):
-        client_admin.delete_client(db.session, self._context(client), client)
+        clients.delete_client(db.session, self._context(client), client)
         db.session.commit()

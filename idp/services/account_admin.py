@@ -12,20 +12,24 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..config import PasswordsSettings
+from ..config import Settings
 from ..errors import AccountDataError
+from ..events import EventBus
 from ..models import Account
 from ..models import Token
 from ..models.account import STATUS_ACTIVE
 from ..models.account import STATUS_BLOCKED
 from ..models.account import fold_name
 from . import audit
-from . import counters
+from . import credentials
 from . import passwords
-from .accounts import PasswordSettings
 from .accounts import create_account
 from .accounts import normalize_login
 from .accounts import normalize_phone
 from .accounts import set_temporary_password
+from .selfservice import limits
+from .selfservice import reset
 from .sessions import end_account_sessions
 from .sessions import revoke_tokens
 
@@ -50,13 +54,13 @@ def search(db: Session, text: str, *, limit: int = SEARCH_LIMIT) -> list[Account
         conditions.append(Account.surname_folded.startswith(fold_name(text), autoescape=True))
     if not conditions:
         return []
-    query = select(Account).where(or_(*conditions)).order_by(Account.surname_folded, Account.login).limit(limit)
+    query = (
+        select(Account).where(or_(*conditions)).order_by(Account.surname_folded, Account.login).limit(limit)
+    )
     return list(db.scalars(query))
 
 
-def create(
-    db: Session, ctx: audit.Context, *, settings: PasswordSettings, **fields
-) -> tuple[Account, str]:
+def create(db: Session, ctx: audit.Context, *, settings: PasswordsSettings, **fields) -> tuple[Account, str]:
     """``accounts.create_account`` from an application at the counter; returns the temporary password."""
     account, temporary = create_account(db, now=ctx.now, settings=settings, **fields)
     audit.record(db, ctx, "account.created", account_id=account.id, details={"login": account.login})
@@ -70,22 +74,27 @@ def _require_reason(reason: str | None) -> str:
     return reason
 
 
-def _end_everything(db: Session, account: Account, now: int) -> None:
+def _end_everything(db: Session, account: Account, now: int, events: EventBus) -> None:
     """Sign the person out everywhere: SSO sessions end and every access and refresh token dies."""
-    end_account_sessions(db, account.id, now=now)
+    end_account_sessions(db, account.id, now=now, events=events)
     revoke_tokens(db, Token.account_id == account.id, now=now)
 
 
 def issue_temporary_password(
-    db: Session, ctx: audit.Context, account: Account, *, settings: PasswordSettings, reason: str | None = None
+    db: Session,
+    ctx: audit.Context,
+    account: Account,
+    *,
+    settings: PasswordsSettings,
+    events: EventBus,
+    reason: str | None = None,
 ) -> str:
     """A new temporary password (for a person without their phone). The old password, any pending SMS
     reset password, every session and every token of the account stop working."""
     temporary = passwords.generate_temporary_password()
     set_temporary_password(db, account, temporary, now=ctx.now, settings=settings)
-    account.reset_password_hash = None
-    account.reset_password_expires_at = None
-    _end_everything(db, account, ctx.now)
+    reset.void(db, account, now=ctx.now)
+    _end_everything(db, account, ctx.now, events)
     audit.record(db, ctx, "account.temporary_password", account_id=account.id, reason=reason)
     return temporary
 
@@ -100,12 +109,8 @@ def change_login(db: Session, ctx: audit.Context, account: Account, new_login: s
         raise AccountDataError("login", "is unchanged")
     if db.scalar(select(Account.id).filter_by(login=normal)):
         raise AccountDataError("login", "is already taken")
-    old = account.login
-    account.login = normal
-    account.updated_at = ctx.now
-    audit.record(
-        db, ctx, "account.login_changed", account_id=account.id, reason=reason, details={"old": old, "new": normal}
-    )
+    old, account.login = account.login, normal
+    _record_change(db, ctx, account, "account.login_changed", reason, old, normal)
 
 
 def change_phone(db: Session, ctx: audit.Context, account: Account, new_phone: str, *, reason: str) -> None:
@@ -115,20 +120,23 @@ def change_phone(db: Session, ctx: audit.Context, account: Account, new_phone: s
         raise AccountDataError("phone", "is not a valid phone number")
     if normal == account.phone:
         raise AccountDataError("phone", "is unchanged")
-    old = account.phone
-    account.phone = normal
+    old, account.phone = account.phone, normal
+    _record_change(db, ctx, account, "account.phone_changed", reason, old, normal)
+
+
+def _record_change(
+    db: Session, ctx: audit.Context, account: Account, event: str, reason: str, old: str, new: str
+) -> None:
     account.updated_at = ctx.now
-    audit.record(
-        db, ctx, "account.phone_changed", account_id=account.id, reason=reason, details={"old": old, "new": normal}
-    )
+    audit.record(db, ctx, event, account_id=account.id, reason=reason, details={"old": old, "new": new})
 
 
-def block(db: Session, ctx: audit.Context, account: Account, *, reason: str) -> None:
+def block(db: Session, ctx: audit.Context, account: Account, *, reason: str, events: EventBus) -> None:
     """Nobody signs in, and the sessions and tokens the account has die at once."""
     reason = _require_reason(reason)
     account.status = STATUS_BLOCKED
     account.updated_at = ctx.now
-    _end_everything(db, account, ctx.now)
+    _end_everything(db, account, ctx.now, events)
     audit.record(db, ctx, "account.blocked", account_id=account.id, reason=reason)
 
 
@@ -141,12 +149,12 @@ def unblock(db: Session, ctx: audit.Context, account: Account, *, reason: str) -
 
 def lift_lock(db: Session, ctx: audit.Context, account: Account, *, reason: str | None = None) -> None:
     """End a brute-force lock ([login] max_failures) and forget the failures counted so far."""
-    account.locked_until = 0
-    account.failed_logins = 0
+    credentials.clear_failures(account)
     account.updated_at = ctx.now
     audit.record(db, ctx, "account.lock_lifted", account_id=account.id, reason=reason)
 
 
-def resets_today(db: Session, account: Account, *, now: int, timezone: str) -> int:
-    """SMS resets asked for this login today (the count the seed's three-a-day limit applies to)."""
-    return counters.current(db, f"reset-login:{account.login}", counters.local_day(now, timezone))
+def resets_today(db: Session, account: Account, *, now: int, settings: Settings) -> int:
+    """Resets (and recoveries by patent number) asked for this login today: the count the seed's
+    three-a-day limit applies to."""
+    return limits.requests_today(db, "login", account.login, now=now, settings=settings)

@@ -9,35 +9,29 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import Protocol
 
 import email_validator
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..config import LoginSettings
+from ..config import PasswordsSettings
 from ..errors import AccountDataError
 from ..errors import InvalidCredentialsError
 from ..models import Account
+from ..models.password import ISSUED
+from ..models.password import RESET
+from . import credentials
 from . import passwords
+from .selfservice import password as password_flow
 
 _LOGIN_DROP = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
 _LOGIN_VALID = re.compile(r"^[0-9A-ZА-ЯЁ/.]{1,64}$")
 _NAME_VALID = re.compile(r"^[^\x00-\x1f\x7f<>]{1,100}$")
 _SNILS_DIGITS = re.compile(r"^\d{11}$")
 MAX_LOGIN_INPUT = 128
-
-
-@dataclass(frozen=True)
-class PasswordSettings:
-    bcrypt_rounds: int
-    temporary_ttl: int
-
-
-@dataclass(frozen=True)
-class LockoutSettings:
-    max_failures: int
-    lockout: int
 
 
 def normalize_login(raw: str) -> str | None:
@@ -61,7 +55,7 @@ def normalize_phone(raw: str, region: str = "RU") -> str | None:
 
 def snils_checksum_ok(digits: str) -> bool:
     """Pension Fund rule: weights 9..1 over the first nine digits, sum mod 101, 100 counts as 0."""
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(9, 0, -1)))
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(9, 0, -1), strict=True))
     check = total % 101
     if check == 100:
         check = 0
@@ -77,10 +71,11 @@ def normalize_snils(raw: str) -> str | None:
 
 def _normalize_email(raw: str | None) -> str | None:
     """Syntax only: an operator types it from the application, and there is no DNS to ask offline."""
-    if not (raw or "").strip():
+    text = (raw or "").strip()
+    if not text:
         return None
     try:
-        valid = email_validator.validate_email(raw.strip(), check_deliverability=False)
+        valid = email_validator.validate_email(text, check_deliverability=False)
     except email_validator.EmailNotValidError as exc:
         raise AccountDataError("email", "is not an e-mail address") from exc
     return valid.normalized.lower()
@@ -109,9 +104,9 @@ def create_account(
     snils: str | None,
     locale: str,
     now: int,
-    settings: PasswordSettings,
+    settings: PasswordsSettings,
 ) -> tuple[Account, str]:
-    """Create an account with a fresh temporary password; return it with the password in clear (shown once)."""
+    """Create an account with a fresh temporary password; return both, the password in clear (shown once)."""
     normal_login = normalize_login(login)
     if not normal_login:
         raise AccountDataError("login", "is not a patent application number")
@@ -138,23 +133,35 @@ def create_account(
         locale=locale,
         password_hash=passwords.hash_password(temporary, settings.bcrypt_rounds),
         password_changed_at=now,
-        must_change_password=True,
-        temporary_password_expires_at=now + settings.temporary_ttl,
         created_at=now,
         updated_at=now,
     )
     db.add(account)
     db.flush()
+    password_flow.require(db, account, reason=ISSUED, now=now, expires_at=now + settings.temporary_ttl)
     return account, temporary
 
 
-def set_temporary_password(db: Session, account: Account, temporary: str, *, now: int, settings: PasswordSettings) -> None:
+def set_temporary_password(
+    db: Session, account: Account, temporary: str, *, now: int, settings: PasswordsSettings
+) -> None:
     """Replace the password with a temporary one that must be changed at the next sign-in."""
     account.password_hash = passwords.hash_password(temporary, settings.bcrypt_rounds)
     account.password_changed_at = now
-    account.must_change_password = True
-    account.temporary_password_expires_at = now + settings.temporary_ttl
     account.updated_at = now
+    password_flow.require(db, account, reason=ISSUED, now=now, expires_at=now + settings.temporary_ttl)
+
+
+class PendingPassword(Protocol):
+    """A second password an account may hold for a while beside its own: the SMS reset's
+    (``selfservice.reset`` is one)."""
+
+    def redeem(self, db: Session, account: Account, password: str, now: int) -> int | None:
+        """If ``password`` is the pending one, make it the account's and return until when it works as a
+        temporary password; else None."""
+
+    def void(self, db: Session, account: Account, *, now: int) -> None:
+        """The owner proved the current password: the pending one is void."""
 
 
 def authenticate(
@@ -163,68 +170,36 @@ def authenticate(
     password: str,
     *,
     now: int,
-    settings: PasswordSettings,
-    lockout: LockoutSettings,
+    settings: PasswordsSettings,
+    lockout: LoginSettings,
+    pending: PendingPassword | None = None,
 ) -> Account:
     """Return the account for a correct login and password, else raise InvalidCredentialsError.
 
     Every path runs exactly one bcrypt check, so an unknown login, a wrong password, a blocked or a
-    locked account cost the same time.
+    locked account cost the same time. With ``pending``, a wrong password is tried as the pending one
+    (a second check, only where one waits).
     """
     normal = normalize_login(login)
     account = db.scalar(select(Account).filter_by(login=normal)) if normal else None
-    stored_hash = account.password_hash if account else passwords.dummy_hash(settings.bcrypt_rounds)
-    password_ok = passwords.verify_password(password, stored_hash)
+    password_ok = credentials.verify_password(account, password, settings.bcrypt_rounds)
     if account is None:
         raise InvalidCredentialsError()
-    if account.locked_until > now:
-        raise InvalidCredentialsError()
-    if not password_ok and _reset_password_ok(account, password, now):
-        _promote_reset_password(account, now)
-        password_ok = True
-    elif password_ok:
+    if credentials.is_locked(account, now):
+        raise InvalidCredentialsError("locked")
+    if pending is not None and not password_ok:
+        temporary_until = pending.redeem(db, account, password, now)
+        if temporary_until is not None:
+            # Seed step 4, then step 3: the SMS password signs in once and must be changed at once.
+            password_flow.require(db, account, reason=RESET, now=now, expires_at=temporary_until)
+            password_ok = True
+    elif pending is not None:
         # The owner remembered the password: a reset someone else asked for is void.
-        _clear_reset_password(account)
+        pending.void(db, account, now=now)
     if not password_ok:
-        _count_failure(account, now, lockout)
+        credentials.count_failure(account, now, lockout)
+        raise InvalidCredentialsError("locked" if credentials.is_locked(account, now) else "wrong")
+    if not account.is_active or password_flow.temporary_expired(account, now):
         raise InvalidCredentialsError()
-    if not account.is_active or _temporary_expired(account, now):
-        raise InvalidCredentialsError()
-    account.failed_logins = 0
-    account.locked_until = 0
-    if passwords.needs_rehash(account.password_hash, settings.bcrypt_rounds):
-        account.password_hash = passwords.hash_password(password, settings.bcrypt_rounds)
+    credentials.signed_in(account, password, settings.bcrypt_rounds)
     return account
-
-
-def _reset_password_ok(account: Account, password: str, now: int) -> bool:
-    pending, expires = account.reset_password_hash, account.reset_password_expires_at
-    return bool(pending) and expires is not None and expires > now and passwords.verify_password(password, pending)
-
-
-def _promote_reset_password(account: Account, now: int) -> None:
-    # Seed step 4 then step 3: the SMS password signs in once and must be changed at once.
-    account.password_hash = account.reset_password_hash
-    account.password_changed_at = now
-    account.must_change_password = True
-    account.temporary_password_expires_at = account.reset_password_expires_at
-    account.updated_at = now
-    _clear_reset_password(account)
-
-
-def _clear_reset_password(account: Account) -> None:
-    account.reset_password_hash = None
-    account.reset_password_expires_at = None
-
-
-def _temporary_expired(account: Account, now: int) -> bool:
-    expires = account.temporary_password_expires_at
-    return account.must_change_password and expires is not None and expires <= now
-
-
-def _count_failure(account: Account, now: int, lockout: LockoutSettings) -> None:
-    account.failed_logins += 1
-    if account.failed_logins >= lockout.max_failures:
-        # why: throttles online guessing per account (ASVS 2.2.1) without telling the guesser.
-        account.locked_until = now + lockout.lockout
-        account.failed_logins = 0

@@ -46,6 +46,8 @@ class Actor:
 
 
 ANONYMOUS = Actor("anonymous")
+# The `idp` command on the server; the actor's name is the operating-system user who ran it.
+ACTOR_CLI = "cli"
 
 
 @dataclass(frozen=True)

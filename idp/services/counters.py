@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import DailyCounter
+from ..models.base import affected_rows
 
 
 def local_day(now: int, timezone: str) -> str:
@@ -22,11 +23,12 @@ def local_day(now: int, timezone: str) -> str:
 def take(db: Session, key: str, day: str, limit: int) -> bool:
     """Count one for ``key`` on ``day`` unless that would pass ``limit``; True if counted."""
     for _ in range(2):
-        bumped = db.execute(
+        bumped = affected_rows(
+            db,
             update(DailyCounter)
             .where(DailyCounter.key == key, DailyCounter.day == day, DailyCounter.count < limit)
-            .values(count=DailyCounter.count + 1)
-        ).rowcount
+            .values(count=DailyCounter.count + 1),
+        )
         if bumped:
             return True
         if db.scalar(select(DailyCounter.count).filter_by(key=key, day=day)) is not None:

@@ -11,27 +11,11 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Protocol
 
-from ..errors import IdpError
-from . import outbox
+from ..config import MailSettings
+from ..errors import MailDeliveryError
+from . import file_outbox
 
 log = logging.getLogger(__name__)
-
-
-class MailDeliveryError(IdpError):
-    """The message was not accepted; the caller changes nothing and says «попробуйте позже»."""
-
-
-@dataclass(frozen=True)
-class MailSettings:
-    backend: str
-    file_path: str
-    from_address: str = "no-reply@localhost"
-    host: str = "localhost"
-    port: int = 587
-    security: str = "starttls"
-    username: str = ""
-    password: str = ""
-    timeout: int = 10
 
 
 @dataclass(frozen=True)
@@ -55,7 +39,7 @@ class FileMailer:
     def send(self, mail: Mail) -> None:
         record = {"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html}
         try:
-            outbox.append(self.settings.file_path, record)
+            file_outbox.append(self.settings.file_path, record)
         except OSError as exc:
             raise MailDeliveryError("outbox not writable") from exc
 
@@ -78,6 +62,7 @@ class SmtpMailer:
         s = self.settings
         context = ssl.create_default_context()
         try:
+            client: smtplib.SMTP
             if s.security == "ssl":
                 client = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
             else:

@@ -15,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from ..crypto import digest
+from ..crypto import new_secret
+from ..errors import ClientDataError
 from ..models import InitialAccessToken
 from ..models import RegistrationAccessToken
+from ..models.base import affected_rows
 from . import audit
-from .client_admin import ClientFieldError
-from .client_admin import ClientInput
-from .tokens import digest
-from .tokens import new_secret
+from .clients import ClientInput
 
 MAX_TOKEN_LENGTH = 256
 # RFC 7591 §2: authorization_code alone when grant_types is omitted; openid is all we assume of scope.
@@ -35,7 +36,7 @@ def issue_initial_token(
     """A new initial access token; return the row and the token in clear (shown once)."""
     label = (label or "").strip()[:100]
     if not label:
-        raise ClientFieldError("label", "required")
+        raise ClientDataError("label", "required")
     token = new_secret()
     row = InitialAccessToken(
         token_hash=digest(token),
@@ -65,7 +66,8 @@ def redeem_initial_token(db: Session, token: str | None, *, now: int) -> Initial
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     hashed = digest(token)
-    claimed = db.execute(
+    claimed = affected_rows(
+        db,
         update(InitialAccessToken)
         .where(
             InitialAccessToken.token_hash == hashed,
@@ -74,8 +76,8 @@ def redeem_initial_token(db: Session, token: str | None, *, now: int) -> Initial
             or_(InitialAccessToken.single_use.is_(False), InitialAccessToken.used_at.is_(None)),
         )
         .values(used_at=now, uses=InitialAccessToken.uses + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if not claimed:
         return None
     return db.scalar(select(InitialAccessToken).filter_by(token_hash=hashed))
@@ -97,14 +99,14 @@ def find_registration_token(db: Session, token: str | None) -> RegistrationAcces
 def _strings(metadata: dict, key: str) -> list[str]:
     value = metadata.get(key) or []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ClientFieldError(key, "format")
+        raise ClientDataError(key, "format")
     return value
 
 
 def _string(metadata: dict, key: str, default: str | None) -> str | None:
     value = metadata.get(key, default)
     if value is not None and not isinstance(value, str):
-        raise ClientFieldError(key, "format")
+        raise ClientDataError(key, "format")
     return value
 
 
@@ -113,10 +115,12 @@ def client_input(metadata: dict) -> ClientInput:
     provider does not support are refused rather than silently replaced (RFC 7591 §3.2.2 allows either)."""
     method = _string(metadata, "token_endpoint_auth_method", "client_secret_basic")
     grant_types = _strings(metadata, "grant_types") or list(DEFAULT_GRANT_TYPES)
-    response_types = _strings(metadata, "response_types") or (["code"] if "authorization_code" in grant_types else [])
+    response_types = _strings(metadata, "response_types") or (
+        ["code"] if "authorization_code" in grant_types else []
+    )
     # RFC 7591 §2.1: grant types and response types must agree; "code" is the only response type here.
     if set(response_types) - {"code"} or ("code" in response_types) != ("authorization_code" in grant_types):
-        raise ClientFieldError("response_types", "unknown")
+        raise ClientDataError("response_types", "unknown")
     return ClientInput(
         name=_string(metadata, "client_name", "") or "",
         redirect_uris=_strings(metadata, "redirect_uris"),
@@ -129,4 +133,5 @@ def client_input(metadata: dict) -> ClientInput:
         trusted=False,
         id_token_alg=_string(metadata, "id_token_signed_response_alg", "RS256") or "RS256",
         auth_method=method,
+        dynamic=True,
     )

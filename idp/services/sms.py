@@ -13,29 +13,13 @@ What is unsafe in smsaero-api 3.2 is neutralised here:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import IdpError
-from . import outbox
+from ..config import SmsSettings
+from ..errors import SmsDeliveryError
+from . import file_outbox
 
 log = logging.getLogger(__name__)
-
-
-class SmsDeliveryError(IdpError):
-    """The message was not accepted for delivery; the caller changes nothing and says «попробуйте позже»."""
-
-
-@dataclass(frozen=True)
-class SmsSettings:
-    backend: str
-    file_path: str
-    allowed_country_codes: tuple[str, ...] = ("7",)
-    email: str = ""
-    api_key: str = ""
-    signature: str = "SMS Aero"
-    gate: str = "@gate.smsaero.ru/v2/"
-    timeout: int = 10
 
 
 class SmsSender(Protocol):
@@ -57,7 +41,7 @@ class FileSender:
     def send(self, to: str, text: str) -> None:
         _check_destination(to, self.settings.allowed_country_codes)
         try:
-            outbox.append(self.settings.file_path, {"to": to, "text": text})
+            file_outbox.append(self.settings.file_path, {"to": to, "text": text})
         except OSError as exc:
             raise SmsDeliveryError("outbox not writable") from exc
 

@@ -1,15 +1,5 @@
-// «Обновить» swaps the captcha image in place; the link still works without JavaScript (page reload).
+// The reset form's phone field.
 (function () {
-  var link = document.getElementById("captcha-refresh");
-  var image = document.getElementById("captcha-image");
-  if (link && image) {
-    link.addEventListener("click", function (event) {
-      event.preventDefault();
-      image.src = link.dataset.src + "?r=" + Date.now();
-      var answer = document.getElementById("captcha");
-      if (answer) { answer.value = ""; answer.focus(); }
-    });
-  }
   // The mask +7 (9XX) XXX-XX-XX, filled as the user types; the server parses whatever arrives.
   // The country code is read once: from a leading "+7" (the mask's own or typed), otherwise a leading
   // 8 or 7 typed or pasted without "+" is dropped, so "8 916…" and "+7 916…" both give +7 (916)….

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+import idna
 from authlib.oauth2.rfc6749 import scope_to_list
 from flask import Blueprint
 from flask import redirect
@@ -14,9 +17,12 @@ from wtforms import SubmitField
 
 from ..extensions import authorization
 from ..extensions import db
+from ..oauth.pending import drop_pending
+from ..runtime import current
 from ..services.consents import grant_consent
-from . import web
+from ..services.net import is_loopback
 from .oauth import parked_grant
+from .sso import current_sso
 
 bp = Blueprint("consent", __name__, url_prefix="/consent")
 
@@ -30,6 +36,16 @@ SCOPE_LABELS = {
 }
 
 
+# Who is asking: the name is the client's own choice, so the page also says where the answer goes
+# and who registered the client (issue 10: a self-registered «Личный кабинет…» must not pass for ours).
+REGISTERED_BY_ADMIN = _l("администратором")
+REGISTERED_DYNAMICALLY = _l("самостоятельно, администратор его не проверял")
+SELF_NAMED_WARNING = _l(
+    "Название сайт указал сам. Разрешайте, только если вы пришли сюда с сайта %(host)s и доверяете ему."
+)
+ON_THIS_DEVICE = _l("%(host)s — приложение на этом устройстве")
+
+
 class ConsentForm(FlaskForm):
     allow = SubmitField(_l("Разрешить"))
     deny = SubmitField(_l("Отказать"))
@@ -39,7 +55,7 @@ class ConsentForm(FlaskForm):
 def consent():
     authz = request.args.get("authz", "")
     pending, grant = parked_grant(authz)
-    sso = web.current_sso()
+    sso = current_sso()
     if pending is None:
         return render_template("oauth/expired.html"), 400
     if sso is None:
@@ -47,10 +63,35 @@ def consent():
     form = ConsentForm()
     if form.validate_on_submit():
         if form.deny.data:
-            web.drop_pending(authz)
-            return authorization.create_authorization_response(request=grant.request, grant_user=None, grant=grant)
-        grant_consent(db.session, sso.account_id, grant.client.client_id, grant.request.scope, now=web.now())
+            drop_pending(authz)
+            return authorization.create_authorization_response(
+                request=grant.request, grant_user=None, grant=grant
+            )
+        grant_consent(
+            db.session, sso.account_id, grant.client.client_id, grant.request.scope, now=current().clock()
+        )
         db.session.commit()
         return redirect(url_for("oauth.resume", pending_id=authz))
     labels = [SCOPE_LABELS[s] for s in scope_to_list(grant.request.scope) or [] if s in SCOPE_LABELS]
-    return render_template("consent/consent.html", form=form, client_name=grant.client.client_name, labels=labels)
+    client, host = grant.client, _shown_host(grant.redirect_uri)
+    return render_template(
+        "consent/consent.html",
+        form=form,
+        client_name=client.client_name,
+        labels=labels,
+        host=ON_THIS_DEVICE % {"host": host} if is_loopback(host) else host,
+        registered_by=REGISTERED_DYNAMICALLY if client.dynamically_registered else REGISTERED_BY_ADMIN,
+        warning=SELF_NAMED_WARNING % {"host": host} if client.dynamically_registered else None,
+    )
+
+
+def _shown_host(redirect_uri: str) -> str:
+    """The redirect URI's host as a person reads it, with its ASCII form when that differs, so that
+    a look-alike Unicode name (кабинет.рф in Latin letters, say) shows what it really is."""
+    host = urlsplit(redirect_uri).hostname or ""
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        unicode_host = idna.decode(ascii_host)
+    except idna.IDNAError:
+        return host
+    return unicode_host if unicode_host == ascii_host else f"{unicode_host} ({ascii_host})"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint
-from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -15,14 +14,19 @@ from wtforms import StringField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from .. import messages
 from ..errors import InvalidCredentialsError
 from ..extensions import db
 from ..extensions import limiter
+from ..oauth.pending import load_pending
+from ..runtime import current
 from ..services import accounts
 from ..services import audit
+from ..services.selfservice import reset
 from ..services.sessions import session_clients
-from . import web
 from .logout import LogoutForm
+from .sso import begin_sso
+from .sso import current_sso
 
 bp = Blueprint("login", __name__)
 
@@ -32,17 +36,19 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Пароль"), validators=[InputRequired(), Length(max=1024)])
 
 
-def _login_rate_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+def login_rate_limit() -> str:
+    """[login] rate_limit: sign-in and password-change POSTs per client IP."""
+    return current().settings.login.rate_limit
 
 
-def _help_url(authz: str) -> str:
-    return url_for("reset.start", authz=authz or None)
+def _page(form: LoginForm, authz: str, error: str | None = None):
+    help_url = url_for("reset.start", authz=authz or None)
+    return render_template("login/login.html", form=form, authz=authz, help_url=help_url, error=error)
 
 
 @bp.route("/")
 def index():
-    sso = web.current_sso()
+    sso = current_sso()
     if sso is None:
         return redirect(url_for("login.login"))
     portals = [client.client_name for client in session_clients(db.session, sso.sid)]
@@ -50,34 +56,40 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_rate_limit, methods=["POST"])
+@limiter.limit(login_rate_limit, methods=["POST"])
 def login():
     authz = request.args.get("authz", "")
     form = LoginForm()
-    if request.method == "GET":
-        pending = web.load_pending(authz)
+    if request.method != "POST":  # GET, or HEAD (a GET without the body)
+        pending = load_pending(authz)
         form.login.data = dict(pending.params).get("login_hint", "")[:128] if pending else ""
-        return render_template("login/login.html", form=form, authz=authz, help_url=_help_url(authz))
+        return _page(form, authz)
     if not form.validate_on_submit():
-        return render_template("login/login.html", form=form, authz=authz, help_url=_help_url(authz), error=_l("Введите логин и пароль.")), 200
+        return _page(form, authz, messages.LOGIN_INCOMPLETE)
+    runtime = current()
+    now = runtime.clock()
     try:
         account = accounts.authenticate(
             db.session,
             form.login.data,
             form.password.data,
-            now=web.now(),
-            settings=web.password_settings(),
-            lockout=web.lockout_settings(),
+            now=now,
+            settings=runtime.settings.passwords,
+            lockout=runtime.settings.login,
+            # An SMS reset's password waits beside the account's own (services.selfservice.reset).
+            pending=reset,
         )
-    except InvalidCredentialsError:
+    except InvalidCredentialsError as error:
         db.session.commit()  # keeps the failure count
+        runtime.metrics.signed_in(error.reason)
         form.password.data = ""
-        return render_template("login/login.html", form=form, authz=authz, help_url=_help_url(authz), error=_l("Неверный логин или пароль.")), 200
+        return _page(form, authz, messages.LOGIN_FAILED)
     # The account's history in the staff console shows sign-ins; committed with the session below.
-    ctx = audit.Context(audit.Actor.account(account), request.remote_addr, web.now())
+    ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)
-    sso = web.begin_sso(account, ["pwd"])
-    if web.load_pending(authz):
+    sso = begin_sso(account, ["pwd"])
+    runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
+    if load_pending(authz):
         return redirect(url_for("oauth.resume", pending_id=authz))
     if sso.account.must_change_password:
         return redirect(url_for("password.change"))

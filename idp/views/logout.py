@@ -17,7 +17,8 @@ from ..extensions import authorization
 from ..extensions import csrf
 from ..headers import allow_frames
 from ..oauth.logout import frontchannel_frames
-from . import web
+from .sso import current_sso
+from .sso import end_sso
 
 bp = Blueprint("logout", __name__, url_prefix="/logout")
 
@@ -46,8 +47,10 @@ def end_session():
         end_request = authorization.validate_endpoint_request("end_session")
     except OAuth2Error as error:
         # rpinitiated §4: on an error the OP MUST NOT redirect.
-        return render_template("oauth/error.html", error=error.error, description=error.get_error_description()), 400
-    sso = web.current_sso()
+        return render_template(
+            "oauth/error.html", error=error.error, description=error.get_error_description()
+        ), 400
+    sso = current_sso()
     if sso is None:
         return _finish(end_request)
     if end_request.needs_confirmation or end_request.id_token_claims.get("sub") != sso.account.sub:
@@ -69,7 +72,7 @@ def confirm():
 
 
 def _finish(end_request):
-    sid = web.end_sso()
+    sid = end_sso()
     # authlib matched it exactly against the client's post_logout_redirect_uris (rpinitiated §3).
     continue_url = end_request.redirect_uri if end_request is not None else None
     # Front-Channel Logout §3: the page that ends the session loads each taking-part RP's logout URI.

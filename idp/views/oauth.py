@@ -9,7 +9,6 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
-from flask import current_app
 from flask import jsonify
 from flask import redirect
 from flask import render_template
@@ -22,28 +21,40 @@ from ..extensions import csrf
 from ..extensions import db
 from ..oauth import keys
 from ..oauth.discovery import provider_metadata
+from ..oauth.errors import json_endpoint
+from ..oauth.errors import read_by_programs
 from ..oauth.interaction import ParamsRequest
-from ..oauth.interaction import PendingRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
+from ..oauth.pending import PendingRequest
+from ..oauth.pending import drop_pending
+from ..oauth.pending import load_pending
+from ..oauth.pending import new_pending
+from ..oauth.pending import save_pending
+from ..runtime import current
 from ..services.consents import find_consent
-from . import web
+from .sso import current_sso
 
 bp = Blueprint("oauth", __name__)
 
-STEP_ENDPOINTS = {Step.LOGIN: "login.login", Step.CONSENT: "consent.consent", Step.CHANGE_PASSWORD: "password.change"}
+STEP_ENDPOINTS = {
+    Step.LOGIN: "login.login",
+    Step.CONSENT: "consent.consent",
+    Step.CHANGE_PASSWORD: "password.change",
+}
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt
 def authorize():
-    # OIDC Core §3.1.2.1: GET and POST both carry the request; POST is form-encoded, not a browser form of ours.
-    return proceed(web.new_pending(list(request.values.items(multi=True))))
+    # OIDC Core §3.1.2.1: GET and POST both carry the request; a POST is form-encoded by the relying
+    # party, not a form of ours (so no CSRF token).
+    return proceed(new_pending(list(request.values.items(multi=True))))
 
 
 @bp.route("/authorize/continue/<pending_id>")
 def resume(pending_id: str):
-    pending = web.load_pending(pending_id)
+    pending = load_pending(pending_id)
     if pending is None:
         return render_template("oauth/expired.html"), 400
     return proceed(pending)
@@ -51,21 +62,23 @@ def resume(pending_id: str):
 
 def proceed(pending: PendingRequest):
     oauth_request = ParamsRequest(request.method, request.url, request.headers, MultiDict(pending.params))
-    sso = web.current_sso()
+    sso = current_sso()
     try:
         grant = authorization.get_consent_grant(request=oauth_request, end_user=sso)
         needs_lookup = sso is not None and not grant.client.trusted
         consent = find_consent(db.session, sso.account_id, grant.client.client_id) if needs_lookup else None
-        step = next_step(grant, sso=sso, consent=consent, started_at=pending.started_at, now=web.now())
+        step = next_step(
+            grant, sso=sso, consent=consent, started_at=pending.started_at, now=current().clock()
+        )
         if step is not Step.ISSUE and not pending.fits():
             raise InvalidRequestError("Authorization request too large.", redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
-        web.drop_pending(pending.id)
+        drop_pending(pending.id)
         return error_response(error)
     if step is Step.ISSUE:
-        web.drop_pending(pending.id)
+        drop_pending(pending.id)
         return authorization.create_authorization_response(request=oauth_request, grant_user=sso, grant=grant)
-    web.save_pending(pending)
+    save_pending(pending)
     return redirect(url_for(STEP_ENDPOINTS[step], authz=pending.id))
 
 
@@ -75,47 +88,54 @@ def error_response(error: OAuth2Error):
     response = authorization.error_redirect(error)
     if response is not None:
         return response
-    return render_template("oauth/error.html", error=error.error, description=error.get_error_description()), 400
+    return render_template(
+        "oauth/error.html", error=error.error, description=error.get_error_description()
+    ), 400
 
 
 def parked_grant(pending_id: str):
     """Re-validate a parked request for a page that shows it (consent); None if it is gone or invalid."""
-    pending = web.load_pending(pending_id or "")
+    pending = load_pending(pending_id or "")
     if pending is None:
         return None, None
     oauth_request = ParamsRequest("GET", request.url, request.headers, MultiDict(pending.params))
     try:
-        return pending, authorization.get_consent_grant(request=oauth_request, end_user=web.current_sso())
+        return pending, authorization.get_consent_grant(request=oauth_request, end_user=current_sso())
     except OAuth2Error:
         return None, None
 
 
 @bp.route("/token", methods=["POST"])
 @csrf.exempt
+@json_endpoint
 def token():
     return authorization.create_token_response()
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
+@json_endpoint
 def userinfo():
     return authorization.create_endpoint_response("userinfo")
 
 
 @bp.route("/revoke", methods=["POST"])
 @csrf.exempt
+@json_endpoint
 def revoke():
     return authorization.create_endpoint_response("revocation")
 
 
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
+@json_endpoint
 def introspect():
     return authorization.create_endpoint_response("introspection")
 
 
 @bp.route("/register", methods=["POST"])
 @csrf.exempt
+@json_endpoint
 def register():
     """Dynamic client registration (RFC 7591), with an initial access token only."""
     return authorization.create_endpoint_response("client_registration")
@@ -123,23 +143,26 @@ def register():
 
 @bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
 @csrf.exempt
+@json_endpoint
 def client_configuration(client_id: str):
     """Client configuration (RFC 7592), with the client's registration access token."""
     return authorization.create_endpoint_response("client_configuration")
 
 
 @bp.route("/.well-known/openid-configuration")
+@read_by_programs
 def discovery():
     return _cacheable(jsonify(provider_metadata()))
 
 
 @bp.route("/jwks.json")
+@read_by_programs
 def jwks():
-    return _cacheable(jsonify(keys.public_jwks()))
+    return _cacheable(jsonify(keys.cache().public_jwks()))
 
 
 def _cacheable(response):
     response.cache_control.public = True
-    response.cache_control.max_age = current_app.config["KEYS_JWKS_MAX_AGE"]
+    response.cache_control.max_age = current().settings.keys.jwks_max_age
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response

@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -27,34 +27,32 @@ from wtforms import StringField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from .. import messages
+from ..errors import CodeMismatchError
+from ..errors import DeliveryError
+from ..errors import FlowExpiredError
+from ..errors import LimitError
+from ..errors import MailDeliveryError
+from ..errors import PasswordPolicyError
+from ..errors import RecoveryInputError
+from ..errors import ResendLimitError
+from ..errors import SmsDeliveryError
 from ..extensions import db
 from ..models import Account
-from ..services import recovery
+from ..runtime import current
 from ..services.mail import Mail
-from ..services.mail import MailDeliveryError
-from ..services.password_change import PasswordPolicyError
-from ..services.password_change import PolicySettings
-from ..services.reset import ResetLimitError
-from ..services.sms import SmsDeliveryError
-from . import web
-from .password import REASONS
-from .password import password_rules
-from .reset import LIMIT_MESSAGE
+from ..services.selfservice import recovery
+from . import captcha
+from . import selfservice
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
 
-INPUT_ERRORS = {
-    "empty": _l("Введите телефон, электронную почту или СНИЛС."),
-    "email": _l("Проверьте адрес электронной почты."),
-    "snils_checksum": _l("СНИЛС введён с ошибкой: не сходится контрольное число."),
-    "unknown_kind": _l("Введите телефон, электронную почту или СНИЛС."),
-}
 
-
-class StartForm(FlaskForm):
+class StartForm(captcha.CaptchaForm):
     identifier = StringField(_l("Телефон, электронная почта или СНИЛС"), validators=[Length(max=254)])
     surname = StringField(_l("Фамилия"), validators=[InputRequired(), Length(max=100)])
-    captcha = StringField(_l("Код на изображении"), validators=[Length(max=16)])
 
 
 class CodeForm(FlaskForm):
@@ -63,40 +61,78 @@ class CodeForm(FlaskForm):
 
 class NewPasswordForm(FlaskForm):
     new = PasswordField(_l("Новый пароль"), validators=[InputRequired(), Length(max=1024)])
-    repeat = PasswordField(_l("Повторно введите новый пароль"), validators=[InputRequired(), Length(max=1024)])
+    repeat = PasswordField(
+        _l("Повторно введите новый пароль"), validators=[InputRequired(), Length(max=1024)]
+    )
 
 
 @bp.route("/", methods=["GET", "POST"])
 def start():
     form = StartForm()
-    web.remember_authz()
-    if request.method == "GET":
+    selfservice.remember_authz()
+    if request.method != "POST":  # GET, or HEAD (a GET without the body)
         return _start_page(form)
     started = time.monotonic()
     response = _submit(form)
-    web.pad_response(started, current_app.config["RESET_RESPONSE_FLOOR_MS"])
+    selfservice.pad_response(started)
     return response
 
 
 def _submit(form: StartForm):
     if not form.validate_on_submit():
-        return _start_page(form, _("Заполните все поля."))
-    if not web.captcha_solved(form.captcha.data):
-        return _start_page(form, _("Код на изображении введён неверно. Введите код с новой картинки."))
+        return _start_page(form, messages.FORM_INCOMPLETE)
+    if not captcha.solved(form):
+        return _start_page(form, messages.CAPTCHA_WRONG)
+    runtime = current()
+    ip, now = request.remote_addr or "", runtime.clock()
     try:
         kind, value = recovery.identify(form.identifier.data)
-        flow = recovery.start_recovery(
-            db.session, kind=kind, value=value, surname=form.surname.data, ip=request.remote_addr or "",
-            now=web.now(), settings=_settings(), delivery=_delivery(), link_for=_link_for,
+        plan = recovery.start(
+            db.session,
+            kind=kind,
+            value=value,
+            surname=form.surname.data,
+            ip=ip,
+            now=now,
+            settings=runtime.settings,
         )
-    except recovery.RecoveryInputError as error:
-        return _start_page(form, INPUT_ERRORS[error.reason])
-    except ResetLimitError:
-        return _start_page(form, LIMIT_MESSAGE)
-    except (SmsDeliveryError, MailDeliveryError):
-        return _start_page(form, _("Не удалось отправить сообщение, попробуйте позже."))
-    session["recovery_flow"] = flow.id
+    except RecoveryInputError as error:
+        return _start_page(form, messages.RECOVERY_INPUT[error.reason])
+    except LimitError:
+        db.session.commit()  # the counts taken stay taken
+        runtime.metrics.recovery("limited")
+        return _start_page(form, messages.LIMIT_REACHED)
+    try:
+        selfservice.deliver(
+            lambda: _send_instructions(plan),
+            sent=lambda: recovery.started(db.session, plan, ip=ip, now=now),
+            not_sent=lambda: recovery.not_started(db.session, plan),
+        )
+    except DeliveryError:
+        runtime.metrics.recovery("failed")
+        return _start_page(form, messages.MESSAGE_NOT_SENT)
+    runtime.metrics.recovery("started")
+    session["recovery_flow"] = plan.code_flow.id
     return redirect(url_for("recovery.sent"))
+
+
+def _send_instructions(plan: recovery.RecoveryStart) -> None:
+    """The link by e-mail, or the code by SMS, or nothing for a decoy."""
+    account, runtime = plan.account, current()
+    if account is None:
+        return
+    if plan.link_token is not None:
+        runtime.mailer.send(
+            _link_mail(selfservice.issuer_url("recovery.link", token=plan.link_token), account)
+        )
+    else:
+        _send_code(account, plan.code)
+
+
+def _send_code(account: Account | None, code: str | None) -> None:
+    """The SMS with a code, if there is one to send (a decoy has none)."""
+    if account is not None and code is not None:
+        current().sms.send(account.phone, _code_text(code, account))
 
 
 @bp.route("/sent", methods=["GET", "POST"])
@@ -104,15 +140,23 @@ def sent():
     form = CodeForm()
     if not form.validate_on_submit():
         return _sent_page(form)
+    runtime = current()
     try:
         recovery.verify_code(
-            db.session, session.get("recovery_flow"), form.code.data, now=web.now(), settings=_settings(),
-            code_key=web.captcha_key(),
+            db.session,
+            session.get("recovery_flow"),
+            form.code.data,
+            now=runtime.clock(),
+            settings=runtime.settings,
         )
-    except recovery.CodeMismatchError as error:
-        return _sent_page(form, _("Неверный код. Осталось попыток: %(n)s.", n=error.attempts_left))
-    except recovery.FlowExpiredError:
+    except CodeMismatchError as error:
+        db.session.commit()  # the try counts
+        runtime.metrics.recovery("code_wrong")
+        return _sent_page(form, messages.CODE_WRONG % {"n": error.attempts_left})
+    except FlowExpiredError:
         return _expired()
+    db.session.commit()
+    runtime.metrics.recovery("code_ok")
     return redirect(url_for("recovery.password"))
 
 
@@ -123,25 +167,32 @@ class ResendForm(FlaskForm):
 @bp.route("/resend", methods=["POST"])
 def resend():
     if not ResendForm().validate_on_submit():
-        return _sent_page(CodeForm(), _("Страница устарела. Обновите её и повторите попытку.")), 400
+        return _sent_page(CodeForm(), messages.STALE_FORM), 400
+    runtime = current()
     try:
-        recovery.resend_code(
-            db.session, session.get("recovery_flow"), now=web.now(), settings=_settings(), delivery=_delivery()
+        plan = recovery.resend(
+            db.session, session.get("recovery_flow"), now=runtime.clock(), settings=runtime.settings
         )
-    except recovery.ResendLimitError:
-        return _sent_page(CodeForm(), _("Новый код больше отправить нельзя. Начните восстановление заново."))
-    except recovery.FlowExpiredError:
+    except ResendLimitError:
+        return _sent_page(CodeForm(), messages.RESEND_LIMIT)
+    except FlowExpiredError:
         return _expired()
+    try:
+        selfservice.deliver(
+            lambda: _send_code(plan.account, plan.code),
+            sent=lambda: recovery.resent(db.session, plan, settings=runtime.settings),
+            not_sent=lambda: recovery.not_resent(db.session, plan),
+        )
     except SmsDeliveryError:
-        return _sent_page(CodeForm(), _("Не удалось отправить сообщение, попробуйте позже."))
+        return _sent_page(CodeForm(), messages.MESSAGE_NOT_SENT)
     return _sent_page(CodeForm(), notice=_("Новый код отправлен."))
 
 
 @bp.route("/password", methods=["GET", "POST"])
 def password():
     try:
-        flow = recovery.verified_flow(db.session, session.get("recovery_flow"), now=web.now())
-    except recovery.FlowExpiredError:
+        flow = recovery.verified_flow(db.session, session.get("recovery_flow"), now=current().clock())
+    except FlowExpiredError:
         return _expired()
     return _new_password(flow, url_for("recovery.password"))
 
@@ -149,8 +200,8 @@ def password():
 @bp.route("/link/<token>", methods=["GET", "POST"])
 def link(token: str):
     try:
-        flow = recovery.check_link(db.session, token, now=web.now())
-    except recovery.FlowExpiredError:
+        flow = recovery.check_link(db.session, token, now=current().clock())
+    except FlowExpiredError:
         return _expired()
     return _new_password(flow, url_for("recovery.link", token=token))
 
@@ -158,102 +209,119 @@ def link(token: str):
 def _new_password(flow, action: str):
     form = NewPasswordForm()
     if not form.validate_on_submit():
-        return render_template(
-            "recovery/password.html", form=form, action=action, rules=password_rules(), login_url=web.login_url()
-        )
-    policy = PolicySettings(min_length=current_app.config["PASSWORDS_MIN_LENGTH"])
+        return _password_page(form, action)
+    runtime = current()
     try:
         account = recovery.complete(
-            db.session, flow, form.new.data, form.repeat.data, ip=request.remote_addr, now=web.now(), policy=policy,
-            rounds=current_app.config["PASSWORDS_BCRYPT_ROUNDS"],
+            db.session,
+            flow,
+            form.new.data,
+            form.repeat.data,
+            ip=request.remote_addr,
+            now=runtime.clock(),
+            settings=runtime.settings,
+            events=runtime.events,
         )
     except PasswordPolicyError as error:
-        message = REASONS[error.reason] % {"n": policy.min_length}
-        return render_template(
-            "recovery/password.html", form=form, action=action, error=message, rules=password_rules(),
-            login_url=web.login_url(),
+        return _password_page(
+            form, action, messages.password_reason(error.reason, runtime.settings.passwords.min_length)
         )
-    except recovery.FlowExpiredError:
+    except FlowExpiredError:
         return _expired()
+    db.session.commit()
+    runtime.metrics.recovery("completed")
     _notify_changed(account)
     session.pop("recovery_flow", None)
     flash(_("Пароль изменён. Войдите с новым паролем."))
-    return redirect(web.login_url())
+    return redirect(selfservice.login_url())
+
+
+def _password_page(form: NewPasswordForm, action: str, error: str | None = None):
+    return render_template(
+        "recovery/password.html",
+        form=form,
+        action=action,
+        error=error,
+        rules=selfservice.password_rules(),
+        login_url=selfservice.login_url(),
+    )
 
 
 def _notify_changed(account: Account) -> None:
     """«Ваш пароль изменён…» to the contacts on file. Informational: a failure is logged, not shown,
     and does not undo the change."""
     with force_locale(account.locale):
-        text = _("Ваш пароль от личного кабинета иностранного гражданина изменён. Если это были не вы, обратитесь в Миграционный центр.")
+        text = _(
+            "Ваш пароль от личного кабинета иностранного гражданина изменён. "
+            "Если это были не вы, обратитесь в Миграционный центр."
+        )
         subject = _("Ваш пароль изменён")
     try:
-        web.sms_sender().send(account.phone, text)
+        current().sms.send(account.phone, text)
     except SmsDeliveryError:
-        current_app.logger.warning("password-changed SMS not delivered")
+        log.warning("password-changed SMS not delivered")
     if account.email:
         try:
-            web.mailer().send(Mail(to=account.email, subject=subject, text=text, html=render_template("recovery/mail_changed.html", text=text)))
+            current().mailer.send(
+                Mail(
+                    to=account.email,
+                    subject=subject,
+                    text=text,
+                    html=render_template("recovery/mail_changed.html", text=text),
+                )
+            )
         except MailDeliveryError:
-            current_app.logger.warning("password-changed e-mail not delivered")
+            log.warning("password-changed e-mail not delivered")
 
 
 def _expired():
+    # A flow found past its time is stored failed: commit that too.
+    db.session.commit()
     return render_template("recovery/expired.html"), 400
 
 
 def _start_page(form: StartForm, error: str | None = None):
-    form.captcha.data = ""
+    captcha.prepare(form)
     return render_template(
-        "recovery/start.html", form=form, error=error, captcha_enabled=current_app.config["CAPTCHA_ENABLED"],
-        contacts=web.contacts(), login_url=web.login_url(),
+        "recovery/start.html",
+        form=form,
+        error=error,
+        contacts=selfservice.contacts(),
+        login_url=selfservice.login_url(),
     )
 
 
 def _sent_page(form: CodeForm, error: str | None = None, notice: str | None = None):
-    cfg = current_app.config
-    support = {"url": cfg["RECOVERY_SUPPORT_URL"], "phone": cfg["RECOVERY_SUPPORT_PHONE"], "centres": cfg["RECOVERY_SUPPORT_CENTRES"]}
+    settings = current().settings.recovery
+    support = {
+        "url": settings.support_url,
+        "phone": settings.support_phone,
+        "centres": settings.support_centres,
+    }
     return render_template(
-        "recovery/sent.html", form=form, error=error, notice=notice, support=support, hours=cfg["RECOVERY_WAIT_HOURS"],
-        contacts=web.contacts(), login_url=web.login_url(),
+        "recovery/sent.html",
+        form=form,
+        error=error,
+        notice=notice,
+        support=support,
+        hours=settings.wait_hours,
+        contacts=selfservice.contacts(),
+        login_url=selfservice.login_url(),
     )
-
-
-def _settings() -> recovery.RecoverySettings:
-    cfg = current_app.config
-    return recovery.RecoverySettings(
-        link_ttl=cfg["RECOVERY_LINK_TTL"],
-        code_ttl=cfg["RECOVERY_CODE_TTL"],
-        code_attempts=cfg["RECOVERY_CODE_ATTEMPTS"],
-        codes_per_flow=cfg["RECOVERY_CODES_PER_FLOW"],
-        verified_ttl=cfg["RECOVERY_VERIFIED_TTL"],
-        timezone=cfg["SERVER_TIMEZONE"],
-        daily_limit=cfg["RESET_DAILY_LIMIT"],
-        ip_daily_limit=cfg["RESET_IP_DAILY_LIMIT"],
-        phone_daily_limit=cfg["RESET_PHONE_DAILY_LIMIT"],
-        sms_daily_budget=cfg["RESET_SMS_DAILY_BUDGET"],
-    )
-
-
-def _delivery() -> recovery.Delivery:
-    return recovery.Delivery(
-        sms=web.sms_sender(), mailer=web.mailer(), sms_text=_code_text, link_mail=_link_mail, code_key=web.captcha_key()
-    )
-
-
-def _link_for(token: str) -> str:
-    # Built from the configured issuer, never from the request's Host header.
-    return current_app.config["SERVER_ISSUER"] + url_for("recovery.link", token=token)
 
 
 def _code_text(code: str, account: Account) -> str:
-    minutes = current_app.config["RECOVERY_CODE_TTL"] // 60
+    minutes = current().settings.recovery.code_ttl // 60
     with force_locale(account.locale):
-        return _("Код восстановления: %(code)s. Действует %(minutes)s мин. Никому его не сообщайте.", code=code, minutes=minutes)
+        return _(
+            "Код восстановления: %(code)s. Действует %(minutes)s мин. Никому его не сообщайте.",
+            code=code,
+            minutes=minutes,
+        )
 
 
 def _link_mail(link: str, account: Account) -> Mail:
-    hours = current_app.config["RECOVERY_LINK_TTL"] // 3600
+    hours = current().settings.recovery.link_ttl // 3600
     with force_locale(account.locale):
         subject = _("Восстановление доступа к личному кабинету")
         text = render_template("recovery/mail_link.txt", link=link, hours=hours, name=account.given_name)

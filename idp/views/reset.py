@@ -1,128 +1,118 @@
-"""«не могу войти»: a new password by SMS (seed: «Сброс пароля к личному кабинету иностранного гражданина»)."""
+"""«не могу войти»: a new password by SMS
+(seed: «Сброс пароля к личному кабинету иностранного гражданина»)."""
 
 from __future__ import annotations
 
 import time
 
 from flask import Blueprint
-from flask import current_app
-from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask import url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from .. import messages
+from ..errors import LimitError
+from ..errors import SmsDeliveryError
 from ..extensions import db
-from ..services import captcha
+from ..runtime import current
 from ..services.accounts import normalize_login
 from ..services.accounts import normalize_phone
-from ..services.reset import ResetLimitError
-from ..services.reset import ResetSettings
-from ..services.reset import request_reset
-from ..services.sms import SmsDeliveryError
-from . import web
+from ..services.selfservice import reset
+from . import captcha
+from . import selfservice
 
 bp = Blueprint("reset", __name__, url_prefix="/reset")
 
-LIMIT_MESSAGE = _l("Функция сброса пароля будет доступна на следующий день")
 
-
-class ResetForm(FlaskForm):
+class ResetForm(captcha.CaptchaForm):
     login = StringField(_l("Логин (№ заявления на патент)"), validators=[InputRequired(), Length(max=128)])
     phone = StringField(_l("Ваш номер телефона"), validators=[InputRequired(), Length(max=32)])
-    captcha = StringField(_l("Код на изображении"), validators=[Length(max=16)])
 
 
 @bp.route("/", methods=["GET", "POST"])
 def start():
     form = ResetForm()
-    web.remember_authz()
-    if request.method == "GET":
+    selfservice.remember_authz()
+    if request.method != "POST":  # GET, or HEAD (a GET without the body)
         return _page(form)
     started = time.monotonic()
     response = _submit(form)
-    web.pad_response(started, current_app.config["RESET_RESPONSE_FLOOR_MS"])
+    selfservice.pad_response(started)
     return response
 
 
 def _submit(form: ResetForm):
     if not form.validate_on_submit():
-        return _page(form, _("Заполните все поля."))
-    if not web.captcha_solved(form.captcha.data):
-        return _page(form, _("Код на изображении введён неверно. Введите код с новой картинки."))
+        return _page(form, messages.FORM_INCOMPLETE)
+    if not captcha.solved(form):
+        return _page(form, messages.CAPTCHA_WRONG)
     login, phone = normalize_login(form.login.data), normalize_phone(form.phone.data)
     if not login:
-        return _page(form, _("Проверьте номер заявления на патент."))
+        return _page(form, messages.LOGIN_INVALID)
     if not phone:
-        return _page(form, _("Введите номер телефона в формате +7 (9XX) XXX-XX-XX."))
+        return _page(form, messages.PHONE_INVALID)
+    runtime = current()
+    ip, now = request.remote_addr or "", runtime.clock()
     try:
-        request_reset(
-            db.session, login=login, phone=phone, ip=request.remote_addr or "", now=web.now(),
-            settings=_settings(), sender=web.sms_sender(), compose=_sms_text,
+        delivery = reset.request(
+            db.session, login=login, phone=phone, ip=ip, now=now, settings=runtime.settings
         )
-    except ResetLimitError:
-        return _page(form, LIMIT_MESSAGE)
+    except LimitError:
+        db.session.commit()  # the counts taken stay taken
+        runtime.metrics.password_reset("limited")
+        return _page(form, messages.LIMIT_REACHED)
+    if delivery is None:
+        db.session.commit()
+        runtime.metrics.password_reset("ignored")
+        return redirect(url_for("reset.sent"))
+    try:
+        selfservice.deliver(
+            lambda: runtime.sms.send(delivery.account.phone, _sms_text(delivery.temporary, delivery.account)),
+            sent=lambda: reset.sent(db.session, delivery, ip=ip, now=now, settings=runtime.settings),
+            not_sent=lambda: reset.not_sent(db.session, delivery),
+        )
     except SmsDeliveryError:
-        return _page(form, _("Не удалось отправить СМС, попробуйте позже."))
+        runtime.metrics.password_reset("failed")
+        return _page(form, messages.SMS_NOT_SENT)
+    runtime.metrics.password_reset("sent")
     return redirect(url_for("reset.sent"))
-
-
-def _settings() -> ResetSettings:
-    cfg = current_app.config
-    return ResetSettings(
-        daily_limit=cfg["RESET_DAILY_LIMIT"],
-        ip_daily_limit=cfg["RESET_IP_DAILY_LIMIT"],
-        phone_daily_limit=cfg["RESET_PHONE_DAILY_LIMIT"],
-        sms_daily_budget=cfg["RESET_SMS_DAILY_BUDGET"],
-        timezone=cfg["SERVER_TIMEZONE"],
-        bcrypt_rounds=cfg["PASSWORDS_BCRYPT_ROUNDS"],
-        temporary_ttl=cfg["PASSWORDS_TEMPORARY_TTL"],
-    )
 
 
 def _sms_text(temporary: str, account) -> str:
     # Cyrillic goes as UCS-2, 67 characters a segment: this text stays within two for an issuer of up to
     # 42 characters and a 24-hour temporary password (tests/flows/test_reset.py checks it).
-    hours = current_app.config["PASSWORDS_TEMPORARY_TTL"] // 3600
-    login_url = current_app.config["SERVER_ISSUER"] + url_for("login.login")
+    hours = current().settings.passwords.temporary_ttl // 3600
+    login_url = selfservice.issuer_url("login.login")
     with force_locale(account.locale):
         return _(
-            "Новый пароль от личного кабинета: %(password)s. Действует %(hours)s ч., при входе смените его: %(url)s",
-            password=temporary, url=login_url, hours=hours,
+            "Новый пароль от личного кабинета: %(password)s. "
+            "Действует %(hours)s ч., при входе смените его: %(url)s",
+            password=temporary,
+            url=login_url,
+            hours=hours,
         )
 
 
 def _page(form: ResetForm, error: str | None = None):
-    form.captcha.data = ""
-    captcha_enabled = current_app.config["CAPTCHA_ENABLED"]
+    captcha.prepare(form)
     return render_template(
-        "reset/start.html", form=form, error=error, captcha_enabled=captcha_enabled, contacts=web.contacts(),
-        login_url=web.login_url(),
+        "reset/start.html",
+        form=form,
+        error=error,
+        contacts=selfservice.contacts(),
+        login_url=selfservice.login_url(),
     )
-
-
-@bp.route("/captcha.png")
-def captcha_image():
-    """A new challenge for this browser; the form's «Обновить» fetches this again."""
-    challenge_id, png = captcha.issue_challenge(
-        db.session, key=web.captcha_key(), now=web.now(), ttl=current_app.config["CAPTCHA_TTL"]
-    )
-    db.session.commit()
-    session["captcha"] = challenge_id
-    response = make_response(png)
-    response.mimetype = "image/png"
-    response.cache_control.no_store = True
-    return response
 
 
 @bp.route("/sent")
 def sent():
-    return render_template("reset/sent.html", contacts=web.contacts(), login_url=web.login_url())
+    return render_template(
+        "reset/sent.html", contacts=selfservice.contacts(), login_url=selfservice.login_url()
+    )

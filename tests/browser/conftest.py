@@ -38,11 +38,12 @@ def chromium():
 
 @pytest.fixture
 def new_page(chromium):
-    """``new_page(width, height)``: a page in a fresh context (no cookies), Russian locale; closed after."""
+    """``new_page(width, height, **context_options)``: a page in a fresh context (no cookies), Russian
+    locale; closed after."""
     contexts = []
 
-    def make(width: int = 1280, height: int = 800):
-        context = chromium.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
+    def make(width: int = 1280, height: int = 800, **options):
+        context = chromium.new_context(viewport={"width": width, "height": height}, locale="ru-RU", **options)
         context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         return context.new_page()

@@ -29,8 +29,10 @@ def no_horizontal_scroll(page, width: int) -> None:
 
 
 def wait_for_captcha(page) -> None:
-    page.wait_for_function("() => { const i = document.getElementById('captcha-image'); "
-                           "return i.complete && i.naturalWidth === 200; }")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('captcha-image'); "
+        "return i.complete && i.naturalWidth === 200; }"
+    )
 
 
 def sign_in(page, login: str, password: str) -> None:
@@ -44,11 +46,22 @@ def start_authorization(page, live_server, rp) -> tuple[str, str]:
     """Send the browser to /authorize as the RP would (PKCE S256); return (state, verifier)."""
     verifier, challenge = pkce_pair()
     state = "st-" + verifier[:8]
-    page.goto(live_server.url + "/authorize?" + urlencode({
-        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile", "state": state, "nonce": "n-" + verifier[-8:],
-        "code_challenge": challenge, "code_challenge_method": "S256",
-    }))
+    page.goto(
+        live_server.url
+        + "/authorize?"
+        + urlencode(
+            {
+                "response_type": "code",
+                "client_id": rp["client_id"],
+                "redirect_uri": REDIRECT_URI,
+                "scope": "openid profile",
+                "state": state,
+                "nonce": "n-" + verifier[-8:],
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+    )
     return state, verifier
 
 
@@ -58,8 +71,11 @@ def intercept_rp(page) -> list[str]:
 
     def fulfil(route):
         seen.append(route.request.url)
-        route.fulfill(status=200, content_type="text/html; charset=utf-8",
-                      body="<!doctype html><title>RP</title><p>relying party</p>")
+        route.fulfill(
+            status=200,
+            content_type="text/html; charset=utf-8",
+            body="<!doctype html><title>RP</title><p>relying party</p>",
+        )
 
     page.route("https://rp.example/**", fulfil)
     return seen
@@ -68,7 +84,14 @@ def intercept_rp(page) -> list[str]:
 def redeem(live_server, rp, code: str, verifier: str):
     """The RP's token request for the code the browser carried back; the response, unchecked."""
     with http_session() as http:
-        return http.post(live_server.url + "/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        }, auth=(rp["client_id"], rp["client_secret"]), timeout=10)
+        return http.post(
+            live_server.url + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier,
+            },
+            auth=(rp["client_id"], rp["client_secret"]),
+            timeout=10,
+        )

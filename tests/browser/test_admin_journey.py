@@ -76,9 +76,19 @@ def _migrant_sign_in(page, url: str, login: str, password: str) -> None:
 
 def test_admin_registers_a_client_that_signs_a_migrant_in(live_server, new_page, account):
     # The runbook's first step: the first admin from the command line, with the TOTP secret printed.
-    result = live_server.app.test_cli_runner().invoke(args=[
-        "staff", "create", "--username", "ivanova", "--name", "Иванова Мария", "--role", "admin", "--json",
-    ])
+    result = live_server.app.test_cli_runner().invoke(
+        args=[
+            "staff",
+            "create",
+            "--username",
+            "ivanova",
+            "--name",
+            "Иванова Мария",
+            "--role",
+            "admin",
+            "--json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
     secret = pyotp.parse_uri(printed["provisioning_uri"]).secret
@@ -115,11 +125,18 @@ def test_admin_registers_a_client_that_signs_a_migrant_in(live_server, new_page,
     # (2) The relying party, configured with what the admin copied, signs a migrant in with authlib.
     http = http_session()
     meta = http.get(live_server.url + "/.well-known/openid-configuration", timeout=10).json()
-    rp = OAuth2Session(client_id=client_id, client_secret=client_secret, scope="openid profile offline_access",
-                       redirect_uri=REDIRECT_URI, code_challenge_method="S256")
+    rp = OAuth2Session(
+        client_id=client_id,
+        client_secret=client_secret,
+        scope="openid profile offline_access",
+        redirect_uri=REDIRECT_URI,
+        code_challenge_method="S256",
+    )
     rp.trust_env = False
     verifier, nonce = generate_token(48), generate_token(20)
-    url, state = rp.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+    url, state = rp.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+    )
     callback = sign_in(http_session(), live_server.url, url, account["login"], account["password"])
     assert callback.status_code == 302, callback.text
     location = callback.headers["Location"]

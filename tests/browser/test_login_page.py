@@ -33,7 +33,7 @@ NOTE = "При возникновении проблем, связанных с 
 def _open_sign_in(page, live_server, rp) -> tuple[str, str]:
     """``start_authorization``, which lands on the sign-in page; return (state, verifier)."""
     state, verifier = start_authorization(page, live_server, rp)
-    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=\w+"))
+    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+"))
     return state, verifier
 
 
@@ -90,5 +90,7 @@ def test_phone_width_wrong_password_and_help_link(live_server, account, rp, new_
     page.get_by_role("link", name=HELP_LINK, exact=True).click()
     # The pending authorization travels along, so a reset can end at the RP.
     expect(page).to_have_url(re.compile(re.escape(live_server.url + "/reset/?authz=") + r"[\w-]+$"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Сброс пароля к личному кабинету иностранного гражданина")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Сброс пароля к личному кабинету иностранного гражданина"
+    )
     no_horizontal_scroll(page, 360)

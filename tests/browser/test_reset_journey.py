@@ -18,6 +18,7 @@ from idp.services import passwords
 
 from ..helpers import outbox_reader
 from ..helpers import query
+from ..helpers import settings_of
 from .pages import CAPTCHA_LABEL
 from .pages import LOGIN_LABEL
 from .pages import REDIRECT_URI
@@ -34,12 +35,13 @@ PHONE_LABEL = "Ваш номер телефона"
 RESET_HEADING = "Сброс пароля к личному кабинету иностранного гражданина"
 SENT = "Новый пароль будет выслан на номер телефона, полученный при подаче заявления на патент."
 LIMIT = "Функция сброса пароля будет доступна на следующий день"
+CAPTCHA_ALT = "Картинка с кодом из 5 цифр. Если не видно, нажмите «Прослушать код» или «Обновить»."
 CHANGE_LABELS = ["Старый пароль", "Новый пароль", "Повторно введите новый пароль"]
 
 OPERATOR_LOGIN = "77-2024 0012345"
 PHONE_DIGITS = "9167654321"
 PHONE_MASKED = "+7 (916) 765-43-21"
-FIRST_OWN = "Самарканд-Москва 2024 весна"
+FIRST_OWN = "Самарканд весной 2024 и абрикосы"
 SECOND_OWN = "чайхана у Патриарших прудов"
 
 _SMS_PASSWORD = re.compile(r": ([" + passwords.TEMPORARY_ALPHABET + r"]{10})\. ")
@@ -47,13 +49,17 @@ _SMS_PASSWORD = re.compile(r": ([" + passwords.TEMPORARY_ALPHABET + r"]{10})\. "
 
 @pytest.fixture
 def answers(monkeypatch):
-    """Every captcha image gets new digits; the list holds them in the order the server drew them."""
+    """Every captcha challenge gets new digits (its image, its sound and the check the same ones); the
+    list holds them in the order the server first drew them."""
     issued: list[str] = []
+    by_seed: dict[bytes, str] = {}
 
-    def next_answer(length: int = captcha.LENGTH) -> str:
-        answer = "".join(captcha.DIGITS[(len(issued) * 3 + i) % len(captcha.DIGITS)] for i in range(length))
-        issued.append(answer)
-        return answer
+    def next_answer(seed: bytes, length: int = captcha.LENGTH) -> str:
+        if seed not in by_seed:
+            first = len(issued) * 3
+            by_seed[seed] = "".join(captcha.DIGITS[(first + i) % len(captcha.DIGITS)] for i in range(length))
+            issued.append(by_seed[seed])
+        return by_seed[seed]
 
     monkeypatch.setattr(captcha, "new_answer", next_answer)
     return issued
@@ -61,7 +67,7 @@ def answers(monkeypatch):
 
 @pytest.fixture
 def outbox(live_server):
-    with outbox_reader(live_server.app.config["SMS_FILE_PATH"]) as read:
+    with outbox_reader(settings_of(live_server.app).sms.file_path) as read:
         yield read
 
 
@@ -78,7 +84,7 @@ def _change_password(page, old: str, new: str, shot: str, width: int) -> None:
     expect(page.locator("label")).to_have_text(CHANGE_LABELS)
     no_horizontal_scroll(page, width)
     screenshot(page, shot)
-    for label, value in zip(CHANGE_LABELS, (old, new, new)):
+    for label, value in zip(CHANGE_LABELS, (old, new, new), strict=True):
         page.get_by_label(label, exact=True).fill(value)
 
 
@@ -104,13 +110,43 @@ def _fill_reset(page, login: str, answers: list[str]) -> None:
     page.get_by_label(CAPTCHA_LABEL, exact=True).fill(answers[-1])
 
 
-def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, rp, new_page, answers,
-                                                                   outbox):
+def _wait_for_playing(page) -> None:
+    page.wait_for_function(
+        "() => { const a = document.getElementById('captcha-audio'); "
+        "return !a.hidden && !a.paused && a.duration > 0 && a.currentTime > 0; }"
+    )
+
+
+def _challenges(page) -> set[str]:
+    """One name for each distinct challenge the form, the image and the sound link refer to."""
+    tokens = page.evaluate("""() => {
+        const param = (url) => new URL(url, location.href).searchParams.get('c');
+        return [document.getElementById('captcha_token').value,
+                param(document.getElementById('captcha-image').src),
+                param(document.getElementById('captcha-listen').href)];
+    }""")
+    return {"one"} if len(set(tokens)) == 1 else set(tokens)
+
+
+def test_operator_account_sign_in_forgotten_password_and_sms_reset(
+    live_server, rp, new_page, answers, outbox
+):
     # (1) The operator creates the account when the patent application is taken.
-    result = live_server.app.test_cli_runner().invoke(args=[
-        "accounts", "create", "--login", OPERATOR_LOGIN, "--phone", "8 916 765-43-21",
-        "--surname", "Каримов", "--given-name", "Бахтиёр", "--json",
-    ])
+    result = live_server.app.test_cli_runner().invoke(
+        args=[
+            "accounts",
+            "create",
+            "--login",
+            OPERATOR_LOGIN,
+            "--phone",
+            "8 916 765-43-21",
+            "--surname",
+            "Каримов",
+            "--given-name",
+            "Бахтиёр",
+            "--json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     issued = json.loads(result.output)
     login, temporary = issued["login"], issued["temporary_password"]
@@ -139,15 +175,40 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(live_server, 
     no_horizontal_scroll(page, 360)
     screenshot(page, "reset-360.png")
 
+    # What a screen reader announces: the field's label, and an image text that says what to do.
+    form = page.locator("form").aria_snapshot()
+    for line in (
+        f'textbox "{CAPTCHA_LABEL}"',
+        f'img "{CAPTCHA_ALT}"',
+        'link "Прослушать код"',
+        'link "Обновить"',
+    ):
+        assert line in form, form
+    # «Прослушать код» is reached with Tab from the phone field and played with Enter; the sound is
+    # the same challenge's.
+    page.get_by_label(PHONE_LABEL, exact=True).focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Прослушать код", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    _wait_for_playing(page)
+    assert _challenges(page) == {"one"}
+    screenshot(page, "reset-audio-360.png")
+    assert len(answers) == 1
+    page.locator("#captcha-audio").evaluate("audio => audio.pause()")
+
     image = page.locator("#captcha-image")
     before = image.screenshot()
-    with page.expect_response(re.compile(r"/reset/captcha\.png\?r=\d+$")):
+    with page.expect_response(re.compile(r"/captcha/image\.png\?c=[\w.-]+$")):
         page.get_by_role("link", name="Обновить", exact=True).click()
     wait_for_captcha(page)
     assert image.screenshot() != before
-    # Each image has its own digits; the new image's are the ones typed, and they must work.
+    # Each challenge has its own digits; the new image's are the ones typed, and they must work. The
+    # form and the sound moved to the new challenge with the image.
     assert len(answers) == 2 and answers[0] != answers[1]
+    assert _challenges(page) == {"one"}
+    expect(page.locator("#captcha-audio")).to_be_hidden()
     expect(page.get_by_label(CAPTCHA_LABEL, exact=True)).to_have_value("")
+    expect(page.get_by_label(CAPTCHA_LABEL, exact=True)).to_be_focused()
     page.get_by_label(CAPTCHA_LABEL, exact=True).fill(answers[-1])
     page.get_by_role("button", name="Прислать новый пароль", exact=True).click()
 

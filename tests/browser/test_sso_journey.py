@@ -27,8 +27,15 @@ def test_single_sign_on_and_single_logout(live_server, account, demo_rps, new_pa
     cabinet, portal = demo_rps.cabinet, demo_rps.portal
     page = new_page(1280, 800)
     sign_in_pages = []
-    page.on("request", lambda request: request.is_navigation_request() and request.method == "GET"
-            and request.url.startswith(live_server.url + "/login") and sign_in_pages.append(request.url))
+    page.on(
+        "request",
+        lambda request: (
+            request.is_navigation_request()
+            and request.method == "GET"
+            and request.url.startswith(live_server.url + "/login")
+            and sign_in_pages.append(request.url)
+        ),
+    )
     sign_in_form = re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$")
 
     # 1. The cabinet: «Войти», the provider's form, back in the cabinet with the person's data.

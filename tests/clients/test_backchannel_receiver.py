@@ -24,14 +24,20 @@ from ..live import http_session
 def _signed(live_server, registration: dict, *, header: dict | None = None, key=None, drop=(), **claims):
     now = int(time.time())
     body = {
-        "iss": live_server.url, "aud": registration["client_id"], "iat": now, "exp": now + 120,
-        "jti": secrets.token_urlsafe(12), "sid": "sid-1", "sub": "sub-1", "events": {EVENT: {}},
+        "iss": live_server.url,
+        "aud": registration["client_id"],
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(12),
+        "sid": "sid-1",
+        "sub": "sub-1",
+        "events": {EVENT: {}},
     }
     body.update(claims)
     for name in drop:
         body.pop(name)
     with live_server.app.app_context():
-        signing = key or keys.signing_key((header or {}).get("alg", "RS256"))
+        signing = key or keys.cache().signing_key((header or {}).get("alg", "RS256"))
         head = {"alg": "RS256", "typ": "logout+jwt", "kid": signing.kid, **(header or {})}
         return jwt.encode(head, body, signing, algorithms=[head["alg"]])
 
@@ -89,30 +95,33 @@ def _foreign_key():
     return RSAKey.generate_key(2048, parameters={"alg": "RS256"}, auto_kid=True)
 
 
-REFUSED = {
-    "foreign key": dict(key="foreign"),
-    "registered alg is RS256": dict(header={"alg": "ES256"}),
-    "typ JWT": dict(header={"typ": "JWT"}),
-    "wrong iss": dict(iss="https://other-issuer.example"),
-    "wrong aud": dict(aud="another-client"),
-    "expired": dict(exp=int(time.time()) - 600, iat=int(time.time()) - 700),
-    "issued in the future": dict(iat=int(time.time()) + 600),
-    "no exp": dict(drop=("exp",)),
-    "no iat": dict(drop=("iat",)),
-    "no jti": dict(drop=("jti",)),
-    "no events": dict(drop=("events",)),
-    "another event": dict(events={"http://schemas.openid.net/event/other": {}}),
-    "event not an object": dict(events={EVENT: "yes"}),
-    "nonce": dict(nonce="n-1"),
-    "neither sid nor sub": dict(drop=("sid", "sub")),
-}
+def _refused() -> dict:
+    """Each way a token can fail, with times taken now (the suite may run long past collection)."""
+    now = int(time.time())
+    return {
+        "foreign key": dict(key="foreign"),
+        "registered alg is RS256": dict(header={"alg": "ES256"}),
+        "typ JWT": dict(header={"typ": "JWT"}),
+        "wrong iss": dict(iss="https://other-issuer.example"),
+        "wrong aud": dict(aud="another-client"),
+        "expired": dict(exp=now - 600, iat=now - 700),
+        "issued in the future": dict(iat=now + 600),
+        "no exp": dict(drop=("exp",)),
+        "no iat": dict(drop=("iat",)),
+        "no jti": dict(drop=("jti",)),
+        "no events": dict(drop=("events",)),
+        "another event": dict(events={"http://schemas.openid.net/event/other": {}}),
+        "event not an object": dict(events={EVENT: "yes"}),
+        "nonce": dict(nonce="n-1"),
+        "neither sid nor sub": dict(drop=("sid", "sub")),
+    }
 
 
 def test_a_token_failing_any_check_is_refused_and_ends_nothing(live_server, demo_rps):
     running = demo_rps.cabinet
     sessions = _sessions(running)
     wrong = []
-    for case, options in REFUSED.items():
+    for case, options in _refused().items():
         options = dict(options)
         if options.get("key") == "foreign":
             options["key"] = _foreign_key()

@@ -64,9 +64,15 @@ def test_an_error_response_is_shown_not_signed_in(live_server, demo_rps):
     browser = http_session()
     start = browser.get(demo_rps.cabinet.url + "/login", allow_redirects=False, timeout=10)
     state = query(start.headers["Location"])["state"]
-    page = browser.get(demo_rps.cabinet.url + "/callback", params={
-        "error": "access_denied", "state": state, "iss": live_server.url,
-    }, timeout=10)
+    page = browser.get(
+        demo_rps.cabinet.url + "/callback",
+        params={
+            "error": "access_denied",
+            "state": state,
+            "iss": live_server.url,
+        },
+        timeout=10,
+    )
     assert "Войти не удалось (access_denied)." in page.text and demo_rps.cabinet.sessions() == 0
     browser.close()
 
@@ -96,8 +102,12 @@ def test_a_revoked_refresh_token_means_signing_in_again(live_server, account, de
     local = _only_session(demo_rps.cabinet)
     registration = demo_rps.cabinet.registration
     with http_session() as http:
-        revoked = http.post(live_server.url + "/revoke", data={"token": local.token["refresh_token"]},
-                            auth=(registration["client_id"], registration["client_secret"]), timeout=10)
+        revoked = http.post(
+            live_server.url + "/revoke",
+            data={"token": local.token["refresh_token"]},
+            auth=(registration["client_id"], registration["client_secret"]),
+            timeout=10,
+        )
     assert revoked.status_code == 200
     local.token["expires_at"] = int(time.time()) - 1
     response = browser.get(demo_rps.cabinet.url + "/", allow_redirects=False, timeout=10)
@@ -148,25 +158,37 @@ def test_sign_out_at_the_provider_reaches_the_cabinet(live_server, account, demo
     browser.close()
 
 
-@pytest.mark.parametrize("phone, masked", [
-    ("+79161234567", "+7 (916) ***-**-67"),
-    ("+998901234567", "+99********67"),
-    ("+123", "****"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "phone, masked",
+    [
+        ("+79161234567", "+7 (916) ***-**-67"),
+        ("+998901234567", "+99********67"),
+        ("+123", "****"),
+        ("", ""),
+    ],
+)
 def test_mask_phone(phone, masked):
     assert mask_phone(phone) == masked
 
 
-@pytest.mark.parametrize("registration, message", [
-    (None, "no registration"),
-    ("/nonexistent/cabinet.json", "cannot read"),
-    ({"issuer": "http://127.0.0.1:5000", "client_id": "x", "scope": "openid"}, "lacks redirect_uris"),
-    ({"issuer": "http://127.0.0.1:5000", "client_id": "x", "scope": "openid",
-      "redirect_uris": ["http://127.0.0.1:5001/cb"],
-      "post_logout_redirect_uris": ["http://127.0.0.1:5001/logged-out"]},
-     "no redirect_uris ending in /callback"),
-])
+@pytest.mark.parametrize(
+    "registration, message",
+    [
+        (None, "no registration"),
+        ("/nonexistent/cabinet.json", "cannot read"),
+        ({"issuer": "http://127.0.0.1:5000", "client_id": "x", "scope": "openid"}, "lacks redirect_uris"),
+        (
+            {
+                "issuer": "http://127.0.0.1:5000",
+                "client_id": "x",
+                "scope": "openid",
+                "redirect_uris": ["http://127.0.0.1:5001/cb"],
+                "post_logout_redirect_uris": ["http://127.0.0.1:5001/logged-out"],
+            },
+            "no redirect_uris ending in /callback",
+        ),
+    ],
+)
 def test_a_bad_registration_stops_start_up(registration, message):
     from clients import cabinet
 

@@ -1,31 +1,17 @@
-"""Fixtures the SMS reset and the access recovery flows share: the clock the views read, and an app that
-sends its SMS through the fake SMS Aero gateway."""
+"""Fixtures the SMS reset and the access recovery flows share: an app that sends its SMS through the
+fake SMS Aero gateway."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from idp import create_app
 from idp.extensions import limiter
-from idp.views import web
 
 from ..conftest import make_config
 from ..conftest import wipe_tables
 from ..fake_smsaero import API_KEY
 from ..fake_smsaero import EMAIL
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """``clock.now`` is what the views see as the current time."""
-
-    class Clock:
-        now = int(time.time())
-
-    monkeypatch.setattr(web, "now", lambda: Clock.now)
-    return Clock
 
 
 @pytest.fixture

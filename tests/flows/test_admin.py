@@ -13,9 +13,10 @@ from idp.extensions import db
 from idp.models import AuditEvent
 from idp.models import StaffSession
 from idp.models import StaffUser
-from idp.services import staff as staff_service
+from idp.services.staff import totp
 
 from ..helpers import csrf_token
+from ..helpers import settings_of
 from ..staff import STAFF_PASSWORD
 from ..staff import create_member
 from ..staff import fresh_code
@@ -36,7 +37,9 @@ def _console_routes(app):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin"):
             continue
-        values = {name: (1 if "int" in repr(rule._converters[name]).lower() else "x") for name in rule.arguments}
+        values = {
+            name: (1 if "int" in repr(rule._converters[name]).lower() else "x") for name in rule.arguments
+        }
         methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
         routes.append((rule.endpoint, adapter.build(rule.endpoint, values), methods))
     assert len(routes) > 20
@@ -86,10 +89,14 @@ def test_every_staff_route_refuses_anonymous_and_migrant_sessions(app, account, 
     client = app.test_client()
     if who == "migrant":
         page = client.get("/login")
-        signed_in = client.post("/login", data={
-            "csrf_token": csrf_token(page.get_data(as_text=True)),
-            "login": account["login"], "password": account["password"],
-        })
+        signed_in = client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_token(page.get_data(as_text=True)),
+                "login": account["login"],
+                "password": account["password"],
+            },
+        )
         assert signed_in.status_code == 302 and client.get("/").status_code == 200
     token = csrf_token(client.get("/admin/login").get_data(as_text=True))
     before = _audit_count(app)
@@ -99,17 +106,24 @@ def test_every_staff_route_refuses_anonymous_and_migrant_sessions(app, account, 
         for method in methods:
             response = _call(client, method, url, token)
             assert response.status_code == 302, (endpoint, method, response.status_code)
-            assert response.headers["Location"].startswith("/admin/login"), (endpoint, response.headers["Location"])
+            assert response.headers["Location"].startswith("/admin/login"), (
+                endpoint,
+                response.headers["Location"],
+            )
     assert _audit_count(app) == before
 
 
 def test_a_migrant_session_token_is_no_staff_cookie(app, account):
     client = app.test_client()
     page = client.get("/login")
-    client.post("/login", data={
-        "csrf_token": csrf_token(page.get_data(as_text=True)),
-        "login": account["login"], "password": account["password"],
-    })
+    client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "login": account["login"],
+            "password": account["password"],
+        },
+    )
     with client.session_transaction() as session:
         sso_token = session["sso"]
     client.set_cookie("idp_staff", sso_token, path="/admin")
@@ -139,7 +153,9 @@ def test_sign_in_with_password_and_code_opens_the_console(app, make_staff):
         assert event.actor_name == member["username"] and event.ip == "127.0.0.1"
 
 
-@pytest.mark.parametrize("case", ["wrong_code", "wrong_password", "unknown_user", "no_code", "code_from_the_past"])
+@pytest.mark.parametrize(
+    "case", ["wrong_code", "wrong_password", "unknown_user", "no_code", "code_from_the_past"]
+)
 def test_one_generic_error_whatever_was_wrong(app, make_staff, case):
     member = make_staff("admin")
     now = int(time.time())
@@ -162,7 +178,7 @@ def test_one_generic_error_whatever_was_wrong(app, make_staff, case):
 
 def test_a_code_cannot_be_replayed(app, make_staff):
     member = make_staff("operator")
-    step = int(time.time()) // staff_service.TOTP_INTERVAL
+    step = int(time.time()) // totp.TOTP_INTERVAL
     code = totp_code(member["totp_secret"], step)
     first = app.test_client()
     assert staff_sign_in(first, member, code=code).status_code == 302
@@ -192,7 +208,7 @@ def test_repeated_failures_lock_the_member_out(app, make_staff):
 
 
 def test_idle_timeout_ends_the_staff_session(app, operator_client):
-    idle = app.config["STAFF_IDLE_TIMEOUT"]
+    idle = settings_of(app).staff.idle_timeout
     assert idle == 1800
     with app.app_context():
         db.session.execute(update(StaffSession).values(last_seen_at=StaffSession.last_seen_at - (idle - 120)))
@@ -233,13 +249,27 @@ def test_a_new_member_changes_the_password_first(app, make_staff):
     response = staff_sign_in(client, member)
     assert response.headers["Location"] == "/admin/password"
     assert client.get("/admin/accounts/").headers["Location"] == "/admin/password"
-    refused = post_form(client, "/admin/password", {"old": member["password"], "new": "short", "repeat": "short"})
+    refused = post_form(
+        client, "/admin/password", {"old": member["password"], "new": "short", "repeat": "short"}
+    )
     assert "не короче 12 символов" in refused.get_data(as_text=True)
-    common = post_form(client, "/admin/password",
-                       {"old": member["password"], "new": "password1234", "repeat": "password1234"})
-    assert "слишком простой" in common.get_data(as_text=True)
-    done = post_form(client, "/admin/password",
-                     {"old": member["password"], "new": STAFF_PASSWORD, "repeat": STAFF_PASSWORD})
+    common = post_form(
+        client,
+        "/admin/password",
+        {"old": member["password"], "new": "password1234", "repeat": "password1234"},
+    )
+    assert "слишком распространён" in common.get_data(as_text=True)
+    personal = post_form(
+        client,
+        "/admin/password",
+        {"old": member["password"], "new": "Тестовый-2024-смена", "repeat": "Тестовый-2024-смена"},
+    )
+    assert "Пароль содержит ваше имя пользователя или имя." in personal.get_data(as_text=True)
+    done = post_form(
+        client,
+        "/admin/password",
+        {"old": member["password"], "new": STAFF_PASSWORD, "repeat": STAFF_PASSWORD},
+    )
     assert done.status_code == 302
     assert client.get("/admin/accounts/").status_code == 200
     with app.app_context():
@@ -251,17 +281,27 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_elsewhere(app, make_sta
     client = app.test_client()
     assert client.get("/admin/keys").headers["Location"] == "/admin/login?next=/admin/keys"
     page = client.get("/admin/login?next=/admin/keys")
-    response = client.post("/admin/login?next=/admin/keys", data={
-        "csrf_token": csrf_token(page.get_data(as_text=True)), "username": member["username"],
-        "password": member["password"], "code": fresh_code(member),
-    })
+    response = client.post(
+        "/admin/login?next=/admin/keys",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "username": member["username"],
+            "password": member["password"],
+            "code": fresh_code(member),
+        },
+    )
     assert response.headers["Location"] == "/admin/keys"
     other = app.test_client()
     page = other.get("/admin/login?next=//evil.example/admin/")
-    response = other.post("/admin/login?next=//evil.example/admin/", data={
-        "csrf_token": csrf_token(page.get_data(as_text=True)), "username": member["username"],
-        "password": member["password"], "code": fresh_code(member),
-    })
+    response = other.post(
+        "/admin/login?next=//evil.example/admin/",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "username": member["username"],
+            "password": member["password"],
+            "code": fresh_code(member),
+        },
+    )
     assert response.headers["Location"] == "/admin/"
 
 
@@ -282,15 +322,25 @@ def test_the_totp_secret_is_sealed_at_rest(app, make_staff):
     with app.app_context():
         row = db.session.get(StaffUser, member["id"])
         assert member["totp_secret"] not in row.totp_secret_encrypted
-        assert staff_service.unseal(row.totp_secret_encrypted, staff_service.sealing_key("", "another key")) is None
+        assert totp.unseal(row.totp_secret_encrypted, totp.sealing_key("", "another key")) is None
 
 
 def test_the_cli_prints_the_provisioning_uri_and_a_qr_code(app, tmp_path):
     png = tmp_path / "qr.png"
-    result = app.test_cli_runner().invoke(args=[
-        "staff", "create", "--username", "Ivanova", "--name", "Иванова Мария", "--role", "admin",
-        "--qr-png", str(png),
-    ])
+    result = app.test_cli_runner().invoke(
+        args=[
+            "staff",
+            "create",
+            "--username",
+            "Ivanova",
+            "--name",
+            "Иванова Мария",
+            "--role",
+            "admin",
+            "--qr-png",
+            str(png),
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "otpauth://totp/idp:ivanova?secret=" in result.output
     assert "█" in result.output  # the QR code, in block characters
@@ -300,5 +350,7 @@ def test_the_cli_prints_the_provisioning_uri_and_a_qr_code(app, tmp_path):
     )
     assert duplicate.exit_code != 0 and "taken" in duplicate.output
     member = create_member(app, "operator", "petrov")
-    reset = app.test_cli_runner().invoke(args=["staff", "reset-credentials", "--username", "petrov", "--json"])
+    reset = app.test_cli_runner().invoke(
+        args=["staff", "reset-credentials", "--username", "petrov", "--json"]
+    )
     assert reset.exit_code == 0 and member["totp_secret"] not in reset.output

@@ -16,8 +16,10 @@ from idp.models import Account
 from idp.models import AuditEvent
 from idp.models import SsoSession
 from idp.services import counters
+from idp.services.selfservice import limits
 
 from ..helpers import Browser
+from ..helpers import settings_of
 from ..oauth._flow import bearer
 from ..oauth._flow import refresh
 from ..oauth._flow import sign_in_for_tokens
@@ -25,8 +27,14 @@ from ..staff import post_form
 
 GENERIC = "Неверный логин или пароль."
 NEW_ACCOUNT = {
-    "login": "77-0123 456", "surname": "Ёлкина", "given_name": "Мария", "middle_name": "",
-    "phone": "8 (916) 765-43-21", "email": "Maria@Example.ru", "snils": "112-233-445 95", "locale": "ru",
+    "login": "77-0123 456",
+    "surname": "Ёлкина",
+    "given_name": "Мария",
+    "middle_name": "",
+    "phone": "8 (916) 765-43-21",
+    "email": "Maria@Example.ru",
+    "snils": "112-233-445 95",
+    "locale": "ru",
 }
 
 
@@ -76,7 +84,7 @@ def test_search_by_login_phone_or_surname(operator_client, make_account):
 def test_create_an_account_with_a_slip(app, operator_client):
     form = operator_client.get("/admin/accounts/new")
     page = _text(form)
-    assert 'autofocus' in page and 'name="login"' in page
+    assert "autofocus" in page and 'name="login"' in page
     response = post_form(operator_client, "/admin/accounts/new", NEW_ACCOUNT)
     assert response.status_code == 200
     page = _text(response)
@@ -84,10 +92,16 @@ def test_create_an_account_with_a_slip(app, operator_client):
     assert len(temporary) == 10
     assert "Пароль показан один раз" in page
     # The slip: login, temporary password, its expiry, the cabinet's address, the seed's steps 2 and 3.
-    slip = page[page.index('class="slip"'):]
-    for text in ("770123456", temporary, "Пароль действует до", "https://lkmmc.mos.ru",
-                 "Введите Логин и Пароль, выданные оператором Миграционного центра",
-                 "система запросит сменить выданный оператором пароль", "«сменить пароль»"):
+    slip = page[page.index('class="slip"') :]
+    for text in (
+        "770123456",
+        temporary,
+        "Пароль действует до",
+        "https://lkmmc.mos.ru",
+        "Введите Логин и Пароль, выданные оператором Миграционного центра",
+        "система запросит сменить выданный оператором пароль",
+        "«сменить пароль»",
+    ):
         assert text in slip, text
     with app.app_context():
         account = db.session.scalar(select(Account).filter_by(login="770123456"))
@@ -124,8 +138,12 @@ def test_a_new_temporary_password_ends_everything_the_old_one_opened(app, operat
     path = f"/admin/accounts/{account['id']}"
     refused = post_form(operator_client, f"{path}/temporary-password", {}, page_path=path)
     assert refused.status_code == 400 and "Отметьте «Подтверждаю»" in _text(refused)
-    issued = post_form(operator_client, f"{path}/temporary-password",
-                       {"password-confirm": "y", "password-reason": "телефон утерян"}, page_path=path)
+    issued = post_form(
+        operator_client,
+        f"{path}/temporary-password",
+        {"password-confirm": "y", "password-reason": "телефон утерян"},
+        page_path=path,
+    )
     assert issued.status_code == 200
     temporary = _temporary(_text(issued))
     assert _sign_in(app, account["login"], account["password"]).status_code == 200
@@ -151,18 +169,25 @@ def test_change_the_login_keeps_sub(app, operator_client, account):
     assert _sign_in(app, account["login"], account["password"]).status_code == 200
     assert _sign_in(app, "78-1111111", account["password"]).status_code == 302
     [event] = _events(app, event="account.login_changed")
-    assert event.details == {"old": account["login"], "new": "781111111"} and event.reason == "новое заявление"
+    assert (
+        event.details == {"old": account["login"], "new": "781111111"} and event.reason == "новое заявление"
+    )
     taken = post_form(operator_client, path, {"login": "78-1111111", "reason": "ещё раз"})
     assert "Это текущий логин." in _text(taken)
 
 
 def test_change_the_phone_needs_a_reason(app, operator_client, account):
     path = f"/admin/accounts/{account['id']}/phone"
-    assert "Укажите причину." in _text(post_form(operator_client, path, {"phone": "+79990001122", "reason": " "}))
+    assert "Укажите причину." in _text(
+        post_form(operator_client, path, {"phone": "+79990001122", "reason": " "})
+    )
     assert _account_row(app, account["id"]).phone == "+79161234567"
     bad = post_form(operator_client, path, {"phone": "abc", "reason": "сменил"})
     assert "Проверьте номер телефона." in _text(bad)
-    assert post_form(operator_client, path, {"phone": "8 999 000-11-22", "reason": "сменил номер"}).status_code == 302
+    assert (
+        post_form(operator_client, path, {"phone": "8 999 000-11-22", "reason": "сменил номер"}).status_code
+        == 302
+    )
     assert _account_row(app, account["id"]).phone == "+79990001122"
     [event] = _events(app, event="account.phone_changed")
     assert event.details == {"old": "+79161234567", "new": "+79990001122"}
@@ -172,12 +197,15 @@ def test_block_and_unblock(app, operator_client, account, rp):
     browser = Browser(app.test_client())
     tokens, _ = sign_in_for_tokens(browser, account, rp, scope="openid offline_access")
     path = f"/admin/accounts/{account['id']}"
-    unconfirmed = post_form(operator_client, f"{path}/block", {"block-reason": "мошенничество"}, page_path=path)
+    unconfirmed = post_form(
+        operator_client, f"{path}/block", {"block-reason": "мошенничество"}, page_path=path
+    )
     assert unconfirmed.status_code == 400 and _account_row(app, account["id"]).status == "active"
     no_reason = post_form(operator_client, f"{path}/block", {"block-confirm": "y"}, page_path=path)
     assert no_reason.status_code == 400 and "Укажите причину." in _text(no_reason)
-    blocked = post_form(operator_client, f"{path}/block", {"block-confirm": "y", "block-reason": "заявление"},
-                        page_path=path)
+    blocked = post_form(
+        operator_client, f"{path}/block", {"block-confirm": "y", "block-reason": "заявление"}, page_path=path
+    )
     assert blocked.status_code == 302 and _account_row(app, account["id"]).status == "blocked"
     assert GENERIC in _text(_sign_in(app, account["login"], account["password"]))
     assert browser.client.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
@@ -185,8 +213,9 @@ def test_block_and_unblock(app, operator_client, account, rp):
         assert all(row.ended_at for row in db.session.scalars(select(SsoSession)))
     page = _text(operator_client.get(path))
     assert "заблокирована" in page and "Разблокировать" in page
-    unblocked = post_form(operator_client, f"{path}/unblock", {"block-confirm": "y", "block-reason": "ошибка"},
-                          page_path=path)
+    unblocked = post_form(
+        operator_client, f"{path}/unblock", {"block-confirm": "y", "block-reason": "ошибка"}, page_path=path
+    )
     assert unblocked.status_code == 302
     assert _sign_in(app, account["login"], account["password"]).status_code == 302
 
@@ -205,16 +234,16 @@ def test_lift_a_brute_force_lock(app, operator_client, account):
 
 def test_todays_resets_and_the_history(app, operator_client, account):
     with app.app_context():
-        day = counters.local_day(int(time.time()), app.config["SERVER_TIMEZONE"])
-        counters.take(db.session, f"reset-login:{account['login']}", day, 3)
-        counters.take(db.session, f"reset-login:{account['login']}", day, 3)
+        day = counters.local_day(int(time.time()), settings_of(app).server.timezone)
+        counters.take(db.session, limits.requests_key("login", account["login"]), day, 3)
+        counters.take(db.session, limits.requests_key("login", account["login"]), day, 3)
         db.session.commit()
     assert _sign_in(app, account["login"], account["password"]).status_code == 302
     path = f"/admin/accounts/{account['id']}"
     post_form(operator_client, f"{path}/phone", {"phone": "+79990001122", "reason": "сменил номер"})
     page = _text(operator_client.get(path))
     assert re.search(r"Сбросов пароля по СМС сегодня</dt><dd>2 из 3", page)
-    history = page[page.index("История"):]
+    history = page[page.index("История") :]
     assert "Вход в личный кабинет" in history and "Телефон изменён" in history and "operator1" in history
     assert "сменил номер" in history
 
@@ -235,7 +264,9 @@ def test_the_audit_log_holds_no_secrets(app, operator_client):
     temporary = _temporary(_text(created))
     account_id = _events(app, event="account.created")[0].account_id
     path = f"/admin/accounts/{account_id}"
-    again = post_form(operator_client, f"{path}/temporary-password", {"password-confirm": "y"}, page_path=path)
+    again = post_form(
+        operator_client, f"{path}/temporary-password", {"password-confirm": "y"}, page_path=path
+    )
     second = _temporary(_text(again))
     with app.app_context():
         rows = db.session.scalars(select(AuditEvent)).all()

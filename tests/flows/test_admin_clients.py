@@ -51,8 +51,11 @@ def _created(response) -> dict:
 
 
 def _client_credentials(client, registered: dict):
-    return client.post("/token", data={"grant_type": "client_credentials", "scope": "profile"},
-                       auth=(registered["client_id"], registered["client_secret"]))
+    return client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "profile"},
+        auth=(registered["client_id"], registered["client_secret"]),
+    )
 
 
 def _row(app, client_id: str) -> OAuth2Client | None:
@@ -73,10 +76,13 @@ def test_register_a_client_and_use_its_secret_once_shown(app, admin_client):
     assert row.client_metadata["backchannel_logout_uri"] == "https://rp.example/backchannel"
     assert row.client_metadata["backchannel_logout_session_required"] is True
     assert row.redirect_uris == ["https://rp.example/cb", "http://127.0.0.1:8000/cb"] and row.trusted
+    assert not row.dynamically_registered
     assert registered["client_secret"] not in str(row.client_metadata)
     assert row.secret_hash != registered["client_secret"]
     assert _client_credentials(admin_client, registered).status_code == 200
-    assert registered["client_secret"] not in _text(admin_client.get(f"/admin/clients/{registered['client_id']}"))
+    assert registered["client_secret"] not in _text(
+        admin_client.get(f"/admin/clients/{registered['client_id']}")
+    )
     [event] = db_events(app, "client.created")
     assert event.client_id == registered["client_id"] and "secret" not in str(event.details)
 
@@ -86,16 +92,19 @@ def db_events(app, name: str) -> list[AuditEvent]:
         return db.session.scalars(select(AuditEvent).filter_by(event=name)).all()
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("redirect_uris", "http://rp.example/cb", "нужен https"),
-    ("redirect_uris", "https://rp.example/cb#frag", "без «#»"),
-    ("post_logout_redirect_uris", "ftp://rp.example/", "нужен https"),
-    ("backchannel_logout_uri", "http://rp.example/bc", "нужен https"),
-    ("frontchannel_logout_uri", "https://other.example/fc", "на том же сайте"),
-    ("scopes", [], "Выберите хотя бы одну область доступа."),
-    ("access_token_ttl", "100000", "От 60 до 600 секунд"),
-    ("name", "", "обязательн"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("redirect_uris", "http://rp.example/cb", "нужен https"),
+        ("redirect_uris", "https://rp.example/cb#frag", "без «#»"),
+        ("post_logout_redirect_uris", "ftp://rp.example/", "нужен https"),
+        ("backchannel_logout_uri", "http://rp.example/bc", "нужен https"),
+        ("frontchannel_logout_uri", "https://other.example/fc", "на том же сайте"),
+        ("scopes", [], "Выберите хотя бы одну область доступа."),
+        ("access_token_ttl", "100000", "От 60 до 600 секунд"),
+        ("name", "", "обязательн"),
+    ],
+)
 def test_bad_client_data_is_refused_on_its_field(app, admin_client, field, value, message):
     response = post_form(admin_client, "/admin/clients/new", {**CLIENT, field: value})
     page = _text(response)
@@ -118,11 +127,19 @@ def test_a_public_client_has_no_secret(app, admin_client):
 def test_edit_rotate_disable_enable_delete(app, admin_client, account):
     registered = _created(post_form(admin_client, "/admin/clients/new", CLIENT))
     path = f"/admin/clients/{registered['client_id']}"
-    edit = {**CLIENT, "name": "Новое имя", "redirect_uris": "https://rp.example/cb", "trusted": "",
-            "access_token_ttl": "120", "id_token_ttl": "300"}
+    edit = {
+        **CLIENT,
+        "name": "Новое имя",
+        "redirect_uris": "https://rp.example/cb",
+        "trusted": "",
+        "access_token_ttl": "120",
+        "id_token_ttl": "300",
+    }
     assert post_form(admin_client, path, edit).status_code == 302
     row = _row(app, registered["client_id"])
-    assert row.client_name == "Новое имя" and row.redirect_uris == ["https://rp.example/cb"] and not row.trusted
+    assert (
+        row.client_name == "Новое имя" and row.redirect_uris == ["https://rp.example/cb"] and not row.trusted
+    )
     assert row.client_metadata["access_token_ttl"] == 120
     assert row.client_metadata["backchannel_logout_uri"] == "https://rp.example/backchannel"
     edit["backchannel_logout_uri"] = ""
@@ -146,33 +163,45 @@ def test_edit_rotate_disable_enable_delete(app, admin_client, account):
     unconfirmed = post_form(admin_client, f"{path}/secret", {}, page_path=path)
     assert unconfirmed.status_code == 400
     rotated = _created(post_form(admin_client, f"{path}/secret", {"secret-confirm": "y"}, page_path=path))
-    assert rotated["client_id"] == registered["client_id"] and rotated["client_secret"] != registered["client_secret"]
+    assert (
+        rotated["client_id"] == registered["client_id"]
+        and rotated["client_secret"] != registered["client_secret"]
+    )
     assert _client_credentials(admin_client, registered).status_code == 401
     assert _client_credentials(admin_client, rotated).status_code == 200
 
     # Disabled: no tokens, and the ones it holds die.
     assert admin_client.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 200
-    assert post_form(admin_client, f"{path}/disable", {"state-confirm": "y"}, page_path=path).status_code == 302
+    assert (
+        post_form(admin_client, f"{path}/disable", {"state-confirm": "y"}, page_path=path).status_code == 302
+    )
     assert _client_credentials(admin_client, rotated).status_code == 401
     assert admin_client.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
-    assert post_form(admin_client, f"{path}/enable", {"state-confirm": "y"}, page_path=path).status_code == 302
+    assert (
+        post_form(admin_client, f"{path}/enable", {"state-confirm": "y"}, page_path=path).status_code == 302
+    )
     assert _client_credentials(admin_client, rotated).status_code == 200
 
     # Deleted, after confirmation.
     assert post_form(admin_client, f"{path}/delete", {}, page_path=path).status_code == 400
-    deleted = post_form(admin_client, f"{path}/delete", {"delete-confirm": "y", "delete-reason": "закрыт"},
-                        page_path=path)
+    deleted = post_form(
+        admin_client, f"{path}/delete", {"delete-confirm": "y", "delete-reason": "закрыт"}, page_path=path
+    )
     assert deleted.status_code == 302 and _row(app, registered["client_id"]) is None
     assert admin_client.get(path).status_code == 404
     assert [e.reason for e in db_events(app, "client.deleted")] == ["закрыт"]
     assert {e.event for e in db_events(app, "client.disabled") + db_events(app, "client.secret_rotated")} == {
-        "client.disabled", "client.secret_rotated"
+        "client.disabled",
+        "client.secret_rotated",
     }
 
 
 def test_manage_staff(app, admin_client):
-    created = post_form(admin_client, "/admin/staff/new", {"username": "Sidorova", "full_name": "Сидорова Анна",
-                                                           "role": "operator"})
+    created = post_form(
+        admin_client,
+        "/admin/staff/new",
+        {"username": "Sidorova", "full_name": "Сидорова Анна", "role": "operator"},
+    )
     page = _text(created)
     password = re.search(r'id="enrolled-password">([^<]+)<', page).group(1)
     secret = re.search(r'id="enrolled-totp-secret">([^<]+)<', page).group(1)
@@ -185,20 +214,26 @@ def test_manage_staff(app, admin_client):
         assert new.role == "operator" and secret not in new.totp_secret_encrypted
     path = f"/admin/staff/{new.id}"
     # Promoted: the session ends, the next one is an admin's.
-    promoted = post_form(admin_client, f"{path}/role", {"role-role": "admin", "role-confirm": "y"}, page_path=path)
+    promoted = post_form(
+        admin_client, f"{path}/role", {"role-role": "admin", "role-confirm": "y"}, page_path=path
+    )
     assert promoted.status_code == 302
     assert client.get("/admin/password").status_code == 302
     # Credentials reset: new password and secret, shown once.
     reset = _text(post_form(admin_client, f"{path}/reset", {"reset-confirm": "y"}, page_path=path))
     assert re.search(r'id="enrolled-totp-secret">([^<]+)<', reset).group(1) != secret
-    taken = post_form(admin_client, "/admin/staff/new", {"username": "sidorova", "full_name": "x", "role": "admin"})
+    taken = post_form(
+        admin_client, "/admin/staff/new", {"username": "sidorova", "full_name": "x", "role": "admin"}
+    )
     assert "Такое имя пользователя уже есть." in _text(taken)
 
 
 def test_the_last_admin_stays(app, admin_client):
     me = admin_client.member["id"]
     path = f"/admin/staff/{me}"
-    refused = post_form(admin_client, f"{path}/role", {"role-role": "operator", "role-confirm": "y"}, page_path=path)
+    refused = post_form(
+        admin_client, f"{path}/role", {"role-role": "operator", "role-confirm": "y"}, page_path=path
+    )
     assert "последний администратор" in _text(refused)
     refused = post_form(admin_client, f"{path}/disable", {"state-confirm": "y"}, page_path=path)
     assert "последний администратор" in _text(refused)
@@ -210,13 +245,17 @@ def test_the_last_admin_stays(app, admin_client):
 def test_audit_log_filters(app, admin_client, make_account):
     other = make_account(login="77-0000009", surname="Другой")
     target = make_account(login="77-0000008", surname="Нужный")
-    post_form(admin_client, f"/admin/accounts/{target['id']}/phone", {"phone": "+79990001122", "reason": "сменил"})
-    post_form(admin_client, f"/admin/accounts/{other['id']}/phone", {"phone": "+79990001133", "reason": "тоже"})
+    post_form(
+        admin_client, f"/admin/accounts/{target['id']}/phone", {"phone": "+79990001122", "reason": "сменил"}
+    )
+    post_form(
+        admin_client, f"/admin/accounts/{other['id']}/phone", {"phone": "+79990001133", "reason": "тоже"}
+    )
     registered = _created(post_form(admin_client, "/admin/clients/new", CLIENT))
 
     def rows(**query):
         page = _text(admin_client.get("/admin/audit", query_string=query))
-        body = page[page.index("<tbody>"):] if "<tbody>" in page else ""
+        body = page[page.index("<tbody>") :] if "<tbody>" in page else ""
         return re.findall(r"<tr>(.*?)</tr>", body, re.S)
 
     assert len(rows(account="77 0000008")) == 1 and "сменил" in rows(account="77 0000008")[0]

@@ -1,6 +1,9 @@
 """Consent for non-trusted clients (OIDC Core §3.1.2.4): asked once and remembered, asked again for new
 scopes or with prompt=consent; a refusal is access_denied (RFC 6749 §4.1.2.1) with iss (RFC 9207)."""
 
+import html
+import re
+
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -15,6 +18,9 @@ from ..oauth._flow import is_consent_page
 from ..oauth._flow import is_login_page
 from ..oauth._flow import redeem
 from ..oauth._flow import userinfo
+from ..oauth.test_registration import METADATA
+from ..oauth.test_registration import _initial_token
+from ..oauth.test_registration import _register
 
 
 def _page_path(page) -> str:
@@ -154,3 +160,40 @@ def test_consent_page_after_session_ended_goes_to_sign_in(app, browser, account,
     response = browser.follow(browser.get(_page_path(page)))
     assert is_login_page(response)
     assert _consents(app) == []
+
+
+# -- who is asking (issue 10): the name is the client's own choice, the rest is not -----------------------
+
+
+def _requester(page) -> dict:
+    body = html.unescape(page.get_data(as_text=True))
+    found = {
+        key: re.search(rf'id="requester-{key}">([^<]*)<', body) for key in ("host", "registration", "warning")
+    }
+    return {key: match.group(1) if match else None for key, match in found.items()}
+
+
+def test_consent_shows_the_redirect_host_and_an_admin_registration(browser, account, make_rp):
+    uris = ["https://rp.example/cb", "https://кабинет.рф/cb", "http://127.0.0.1:53124/cb"]
+    rp = make_rp(trusted=False, name="Сайт партнёра", redirect_uris=uris)
+    page = authorize(browser, rp, account).response
+    assert _requester(page) == {"host": "rp.example", "registration": "администратором", "warning": None}
+    # The host of the redirect URI in use, whichever of the registered ones it is.
+    idn = authorize(browser, rp, redirect_uri="https://кабинет.рф/cb").response
+    assert _requester(idn)["host"] == "кабинет.рф (xn--80acmlhv0b.xn--p1ai)"
+    native = authorize(browser, rp, redirect_uri="http://127.0.0.1:53124/cb").response
+    assert _requester(native)["host"] == "127.0.0.1 — приложение на этом устройстве"
+
+
+def test_consent_warns_about_a_self_registered_client(app, client, browser, account):
+    body = {**METADATA, "client_name": "Личный кабинет мигранта"}
+    registered = _register(client, _initial_token(app), body).get_json()
+    rp = {"client_id": registered["client_id"], "client_secret": registered["client_secret"]}
+    page = authorize(browser, rp, account, scope="openid profile").response
+    assert is_consent_page(page) and "Личный кабинет мигранта" in page.get_data(as_text=True)
+    assert _requester(page) == {
+        "host": "rp.example",
+        "registration": "самостоятельно, администратор его не проверял",
+        "warning": "Название сайт указал сам. Разрешайте, только если вы пришли сюда с сайта rp.example "
+        "и доверяете ему.",
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from idp.services import recovery
+from idp.services.selfservice import recovery
 
 
 def test_unexpected_error_is_logged_without_the_secret_in_the_path(client, monkeypatch, caplog):

@@ -26,9 +26,14 @@ def _session_row(app):
 
 def test_sign_in_page_has_the_seed_wording(client):
     html = client.get("/login").get_data(as_text=True)
-    for text in ("Вход в личный кабинет иностранного гражданина", "Логин (№ заявления на патент)", "Пароль",
-                 ">войти<", ">не могу войти<",
-                 "При возникновении проблем, связанных с доступом к системе, обращайтесь в ГБУ «Миграционный центр»"):
+    for text in (
+        "Вход в личный кабинет иностранного гражданина",
+        "Логин (№ заявления на патент)",
+        "Пароль",
+        ">войти<",
+        ">не могу войти<",
+        "При возникновении проблем, связанных с доступом к системе, обращайтесь в ГБУ «Миграционный центр»",
+    ):
         assert text in html
     assert 'autocomplete="current-password"' in html
     assert re.search(r'<meta name="viewport" content="width=device-width', html)
@@ -121,8 +126,10 @@ def test_signing_in_as_another_user_ends_the_first_session(app, browser, account
 
 def test_login_field_is_capped(browser):
     page = browser.get("/login")
-    response = browser.client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
-                                                   "login": "7" * 5000, "password": "x"})
+    response = browser.client.post(
+        "/login",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True)), "login": "7" * 5000, "password": "x"},
+    )
     assert response.status_code == 200 and "Введите логин и пароль." in response.get_data(as_text=True)
 
 

@@ -1,5 +1,7 @@
 """The temporary password and its forced change (seed step 3)."""
 
+import html
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy import update
@@ -7,9 +9,11 @@ from sqlalchemy import update
 from idp.extensions import db
 from idp.models import Account
 from idp.models import AuditEvent
+from idp.models import PasswordChangeFlow
 from idp.models import SsoSession
 
 from ..helpers import Browser
+from ..helpers import csrf_token
 from ..helpers import pkce_pair
 from ..helpers import query
 
@@ -17,20 +21,31 @@ NEW = "новый пароль для кабинета"
 
 
 def _change(browser, old, new, repeat=None):
-    return browser.submit("/password/change", {"old": old, "new": new, "repeat": new if repeat is None else repeat})
+    return browser.submit(
+        "/password/change", {"old": old, "new": new, "repeat": new if repeat is None else repeat}
+    )
 
 
 def test_temporary_password_leads_to_the_change_and_then_to_the_relying_party(browser, make_account, rp):
     account = make_account(temporary=True)
     _, challenge = pkce_pair()
-    page = browser.authorize(response_type="code", client_id=rp["client_id"], redirect_uri="https://rp.example/cb",
-                             scope="openid", state="st", code_challenge=challenge, code_challenge_method="S256")
+    page = browser.authorize(
+        response_type="code",
+        client_id=rp["client_id"],
+        redirect_uri="https://rp.example/cb",
+        scope="openid",
+        state="st",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     change_page = browser.sign_in(account["login"], account["password"], page=page)
     html = change_page.get_data(as_text=True)
     for text in ("Старый пароль", "Новый пароль", "Повторно введите новый пароль", "сменить пароль"):
         assert text in html
     path = change_page.request.full_path
-    done = browser.follow(browser.submit(path, {"old": account["password"], "new": NEW, "repeat": NEW}, page=change_page))
+    done = browser.follow(
+        browser.submit(path, {"old": account["password"], "new": NEW, "repeat": NEW}, page=change_page)
+    )
     assert done.status_code == 302 and done.headers["Location"].startswith("https://rp.example/cb?")
     assert query(done.headers["Location"])["state"] == "st"
 
@@ -39,27 +54,37 @@ def test_no_code_is_issued_before_the_change(browser, make_account, rp):
     account = make_account(temporary=True)
     _, challenge = pkce_pair()
     browser.submit("/login", {"login": account["login"], "password": account["password"]})
-    response = browser.authorize(response_type="code", client_id=rp["client_id"], redirect_uri="https://rp.example/cb",
-                                 scope="openid", prompt="none", code_challenge=challenge, code_challenge_method="S256")
+    response = browser.authorize(
+        response_type="code",
+        client_id=rp["client_id"],
+        redirect_uri="https://rp.example/cb",
+        scope="openid",
+        prompt="none",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     assert query(response.headers["Location"])["error"] == "interaction_required"
 
 
 def test_expired_temporary_password_gets_the_generic_error(app, browser, make_account):
     account = make_account(temporary=True)
     with app.app_context():
-        db.session.execute(update(Account).values(temporary_password_expires_at=1))
+        db.session.execute(update(PasswordChangeFlow).values(expires_at=1))
         db.session.commit()
     page = browser.submit("/login", {"login": account["login"], "password": account["password"]})
     assert "Неверный логин или пароль." in page.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("old, new, repeat, message", [
-    ("wrong", NEW, NEW, "Старый пароль введён неверно."),
-    (None, NEW, NEW + "x", "Новые пароли не совпадают."),
-    (None, "short", "short", "Пароль слишком короткий"),
-    (None, None, None, "Новый пароль должен отличаться от старого."),
-    (None, "77-0000001", "77-0000001", "не должен совпадать с логином"),
-])
+@pytest.mark.parametrize(
+    "old, new, repeat, message",
+    [
+        ("wrong", NEW, NEW, "Старый пароль введён неверно."),
+        (None, NEW, NEW + "x", "Новые пароли не совпадают."),
+        (None, "short", "short", "Пароль слишком короткий"),
+        (None, None, None, "Новый пароль должен отличаться от старого."),
+        (None, "77-0000001", "77-0000001", "Пароль содержит ваш логин"),
+    ],
+)
 def test_policy_rejections_explain_why(browser, account, old, new, repeat, message):
     browser.submit("/login", {"login": account["login"], "password": account["password"]})
     old = account["password"] if old is None else old
@@ -69,13 +94,16 @@ def test_policy_rejections_explain_why(browser, account, old, new, repeat, messa
 
 
 def test_long_unicode_password_is_accepted_whole(app, browser, account):
-    long_password = "пароль" * 11  # 66 characters, 132 bytes of UTF-8: past bcrypt's 72-byte limit
+    # 67 characters, 123 bytes of UTF-8: past bcrypt's 72-byte limit
+    long_password = "жёлтый трамвай едет мимо чайханы где пекут самсу и пьют зелёный чай"
     browser.submit("/login", {"login": account["login"], "password": account["password"]})
     assert _change(browser, account["password"], long_password).status_code == 302
     other = Browser(app.test_client())
     assert other.submit("/login", {"login": account["login"], "password": long_password}).status_code == 302
     other = Browser(app.test_client())
-    assert other.submit("/login", {"login": account["login"], "password": long_password[:-1]}).status_code == 200
+    assert (
+        other.submit("/login", {"login": account["login"], "password": long_password[:-1]}).status_code == 200
+    )
 
 
 def test_change_ends_other_sessions_but_keeps_this_one(app, browser, account):
@@ -88,5 +116,93 @@ def test_change_ends_other_sessions_but_keeps_this_one(app, browser, account):
     assert landing.status_code == 200 and "Пароль изменён." in landing.get_data(as_text=True)
     with app.app_context():
         assert len([s for s in db.session.scalars(select(SsoSession)) if s.ended_at is None]) == 1
-        [changed] = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "account.password_changed"))
+        [changed] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "account.password_changed")
+        )
         assert (changed.account_id, changed.actor_type, changed.details) == (account["id"], "account", {})
+
+
+PERSONAL = "Пароль содержит ваш логин, фамилию, имя, отчество или номер телефона. Придумайте другой."
+
+
+@pytest.mark.parametrize(
+    "login, names, password",
+    [
+        ("77-0000011", {"surname": "Каримов"}, "Каримов1990"),
+        ("77-0000012", {"given_name": "Бахтиёр"}, "Бахтиёр!"),
+        ("77-0000013", {"surname": "Иванов"}, "Иванов12"),
+    ],
+)
+def test_forced_change_refuses_the_persons_own_names_then_takes_a_good_password(
+    app, browser, make_account, login, names, password
+):
+    account = make_account(login=login, temporary=True, **names)
+    change_page = browser.sign_in(account["login"], account["password"])
+    assert change_page.request.path == "/password/change"
+    assert "ряды клавиш и повторы, ваши логин, фамилию, имя, отчество и телефон" in change_page.get_data(
+        as_text=True
+    )
+    refused = browser.submit(
+        "/password/change", {"old": account["password"], "new": password, "repeat": password}
+    )
+    assert refused.status_code == 200 and PERSONAL in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Account, account["id"]).must_change_password
+    done = browser.submit("/password/change", {"old": account["password"], "new": NEW, "repeat": NEW})
+    assert done.status_code == 302
+    with app.app_context():
+        assert not db.session.get(Account, account["id"]).must_change_password
+
+
+@pytest.mark.parametrize(
+    "new, russian, english",
+    [
+        (
+            "Рахимов1990",
+            PERSONAL,
+            "The password contains your login, surname, given name, patronymic or phone number. "
+            "Choose another one.",
+        ),
+        (
+            "moskva-patent-2024",
+            "Пароль содержит слово, связанное с сервисом (например, «патент», «Москва» или «госуслуги»). "
+            "Придумайте другой.",
+            "The password contains a word related to this service (such as “patent”, “Moscow” or "
+            "“gosuslugi”). Choose another one.",
+        ),
+        (
+            "gfhjkm2024!",
+            "Этот пароль слишком распространён или легко угадывается (например, частое слово с годом или ряд "
+            "клавиш). Придумайте другой.",
+            "This password is too common or easy to guess (a common word with a year, or a "
+            "row of keys, for example). Choose another one.",
+        ),
+        (
+            "zzzzzzzzzz",
+            "Пароль состоит из повторяющихся или идущих подряд символов "
+            "(например, «aaaaaaaa» или «12345678»). Придумайте другой.",
+            "The password is made of repeated or consecutive characters (such as “aaaaaaaa” or "
+            "“12345678”). Choose another one.",
+        ),
+    ],
+)
+def test_each_refusal_is_explained_in_the_pages_language(app, browser, account, new, russian, english):
+    browser.submit("/login", {"login": account["login"], "password": account["password"]})
+    response = _change(browser, account["password"], new)
+    assert response.status_code == 200 and html.escape(russian, quote=False) in response.get_data(
+        as_text=True
+    )
+    english_page = browser.get("/password/change", headers={"Accept-Language": "en"})
+    response = browser.client.post(
+        "/password/change",
+        headers={"Accept-Language": "en"},
+        data={
+            "csrf_token": csrf_token(english_page.get_data(as_text=True)),
+            "old": account["password"],
+            "new": new,
+            "repeat": new,
+        },
+    )
+    assert response.status_code == 200 and html.escape(english, quote=False) in response.get_data(
+        as_text=True
+    )

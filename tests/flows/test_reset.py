@@ -2,8 +2,8 @@
 Flask test client: the page's wording, the SMS, uniform answers, the captcha, the daily limits, the SMS
 Aero gateway and bad input.
 
-The captcha answer is fixed by replacing ``captcha.new_answer``; the clock, where it matters, by
-replacing ``web.now`` (the views and sign-in read it there)."""
+The captcha answer is fixed by replacing ``captcha.new_answer``; the time, where it matters, is set
+through the ``clock`` fixture (the app's injected clock)."""
 
 from __future__ import annotations
 
@@ -18,18 +18,25 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp import create_app
 from idp.extensions import db
 from idp.models import Account
 from idp.models import DailyCounter
+from idp.models import ResetFlow
+from idp.services import captcha
 from idp.services import passwords
 from idp.views import reset as reset_view
 
 from ..conftest import CAPTCHA_ANSWER as ANSWER
 from ..conftest import PASSWORD
 from ..conftest import _create_account
+from ..conftest import make_config
 from ..helpers import Browser
+from ..helpers import captcha_fields
+from ..helpers import captcha_token
 from ..helpers import csrf_token
 from ..helpers import outbox_reader
+from ..helpers import settings_of
 
 pytestmark = pytest.mark.usefixtures("known_captcha")
 
@@ -51,24 +58,25 @@ _CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
 @pytest.fixture
 def outbox(app):
     """Messages the file backend wrote during this test, oldest first."""
-    with outbox_reader(app.config["SMS_FILE_PATH"]) as read:
+    with outbox_reader(settings_of(app).sms.file_path) as read:
         yield read
 
 
-def prepare(client, login: str, phone: str = PHONE, answer: str | None = ANSWER, image: bool = True) -> dict:
+def prepare(
+    client, login: str, phone: str = PHONE, answer: str | None = ANSWER, with_captcha: bool = True
+) -> dict:
     """Open the reset page as a browser does (the page, then its captcha image); return the filled form."""
     page = client.get("/reset/")
     assert page.status_code == 200
-    if image:
-        assert client.get("/reset/captcha.png").status_code == 200
-    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), "login": login, "phone": phone}
-    if answer is not None:
-        data["captcha"] = answer
+    body = page.get_data(as_text=True)
+    data = {"csrf_token": csrf_token(body), "login": login, "phone": phone}
+    if with_captcha:
+        data.update(captcha_fields(client, body, answer))
     return data
 
 
-def ask(client, login: str, phone: str = PHONE, answer: str | None = ANSWER, image: bool = True):
-    return client.post("/reset/", data=prepare(client, login, phone, answer, image))
+def ask(client, login: str, phone: str = PHONE, answer: str | None = ANSWER, with_captcha: bool = True):
+    return client.post("/reset/", data=prepare(client, login, phone, answer, with_captcha))
 
 
 def alert(response) -> str | None:
@@ -84,7 +92,8 @@ def sms_password(message: dict) -> str:
 
 def pending_hash(app, login: str) -> str | None:
     with app.app_context():
-        return db.session.scalar(select(Account.reset_password_hash).filter_by(login=login))
+        query = select(ResetFlow.password_hash).join(Account, Account.id == ResetFlow.account_id)
+        return db.session.scalar(query.where(Account.login == login, ResetFlow.state == "sent"))
 
 
 def counted(app) -> int:
@@ -113,8 +122,11 @@ def test_page_has_the_seed_wording(client):
         '<label for="phone">Ваш номер телефона</label>',
         'placeholder="+7 (9XX) XXX-XX-XX"',
         "Телефон, указанный в заявлении на патент",
-        '<img id="captcha-image" src="/reset/captcha.png"',
-        ">Обновить</a>",
+        '<img id="captcha-image" src="/captcha/image.png?c=',
+        'alt="Картинка с кодом из 5 цифр. Если не видно, нажмите «Прослушать код» или «Обновить».">',
+        '<a id="captcha-listen" href="/captcha/audio.wav?c=',
+        '">Прослушать код</a>',
+        '<a id="captcha-refresh" href="/reset/" data-new="/captcha/new">Обновить</a>',
         '<label for="captcha">Код на изображении</label>',
         '<button type="submit">Прислать новый пароль</button>',
         '<a href="/login">вернуться на страницу входа</a>',
@@ -126,20 +138,13 @@ def test_page_has_the_seed_wording(client):
         assert text in html.unescape(body), text
 
 
-def test_captcha_image_is_an_uncached_png(client):
-    response = client.get("/reset/captcha.png")
-    assert response.status_code == 200 and response.mimetype == "image/png"
-    assert response.data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert "no-store" in response.headers["Cache-Control"]
-
-
 def test_sign_in_page_links_here(client):
     body = client.get("/login").get_data(as_text=True)
     assert '<a href="/reset/">не могу войти</a>' in body
 
 
 def _note_lines(body: str) -> list[str]:
-    note = body[body.index('<div class="note">'):]
+    note = body[body.index('<div class="note">') :]
     note = note[: note.index("</div>")]
     return [html.unescape(re.sub(r"<[^>]+>", "", p)).strip() for p in re.findall(r"<p>(.*?)</p>", note, re.S)]
 
@@ -192,10 +197,13 @@ def test_login_and_phone_may_be_typed_loosely(client, account, outbox, typed):
     assert [m["to"] for m in outbox()] == [PHONE]
 
 
-@pytest.mark.parametrize("locale, browser, opening", [
-    ("en", "ru", "New password for your personal account: "),
-    ("ru", "en", "Новый пароль от личного кабинета: "),
-])
+@pytest.mark.parametrize(
+    "locale, browser, opening",
+    [
+        ("en", "ru", "New password for your personal account: "),
+        ("ru", "en", "Новый пароль от личного кабинета: "),
+    ],
+)
 def test_sms_speaks_the_account_language_not_the_browser(app, make_account, outbox, locale, browser, opening):
     account = make_account(locale=locale)
     client = app.test_client()
@@ -213,10 +221,16 @@ def _strip_csrf(body: str) -> str:
 def _observe(app, login: str, phone: str) -> tuple:
     client = app.test_client()
     response = ask(client, login, phone)
-    headers = sorted((k, v) for k, v in response.headers.items() if k != "Set-Cookie")
+    # The cookie and the request id differ on every answer, whatever matched.
+    headers = sorted((k, v) for k, v in response.headers.items() if k not in ("Set-Cookie", "X-Request-Id"))
     page = client.get(response.headers.get("Location", "/reset/"))
-    return (response.status_code, headers, _strip_csrf(response.get_data(as_text=True)),
-            page.status_code, _strip_csrf(page.get_data(as_text=True)))
+    return (
+        response.status_code,
+        headers,
+        _strip_csrf(response.get_data(as_text=True)),
+        page.status_code,
+        _strip_csrf(page.get_data(as_text=True)),
+    )
 
 
 def test_unknown_login_wrong_phone_and_match_look_the_same(app, account, outbox):
@@ -229,7 +243,7 @@ def test_unknown_login_wrong_phone_and_match_look_the_same(app, account, outbox)
     assert match[0] == 302 and SENT in match[4]
 
 
-@pytest.mark.config(reset={"response_floor_ms": 300})
+@pytest.mark.config(limits={"response_floor_ms": 300})
 def test_every_answer_takes_at_least_the_floor(app, account, outbox):
     took = {}
     for name, login in (("unknown", "77-9999999"), ("match", account["login"])):
@@ -284,7 +298,7 @@ def test_sms_password_signs_in_once_and_forces_the_change(app, client, account, 
 def test_sms_password_expires_with_the_temporary_ttl(app, client, account, outbox, clock):
     assert_sent(ask(client, account["login"]))
     temporary = sms_password(outbox()[0])
-    clock.now += app.config["PASSWORDS_TEMPORARY_TTL"]
+    clock.now += settings_of(app).passwords.temporary_ttl
     response = _sign_in(app, account["login"], temporary)
     assert response.status_code == 200 and alert(response) == WRONG_CREDENTIALS
     assert (_sign_in(app, account["login"], PASSWORD).status_code) == 302
@@ -294,11 +308,14 @@ def test_sms_password_expires_with_the_temporary_ttl(app, client, account, outbo
 
 
 def test_wrong_captcha_sends_nothing_and_needs_a_new_image(client, account, outbox):
-    response = ask(client, account["login"], answer="13579")
+    data = prepare(client, account["login"], answer="13579")
+    response = client.post("/reset/", data=data)
     assert response.status_code == 200 and alert(response) == CAPTCHA_WRONG
-    assert 'value="13579"' not in response.get_data(as_text=True)
-    # The right digits for the image already tried: that image is spent.
-    response = ask(client, account["login"], image=False)
+    body = response.get_data(as_text=True)
+    assert 'value="13579"' not in body
+    # The page shows a new challenge; the one already tried is spent, even with the right digits.
+    assert captcha_token(body) != data["captcha_token"]
+    response = client.post("/reset/", data={**data, "captcha": ANSWER})
     assert alert(response) == CAPTCHA_WRONG
     assert outbox() == []
     assert_sent(ask(client, account["login"]))
@@ -313,22 +330,32 @@ def test_one_image_answers_one_post(client, account, outbox):
     assert len(outbox()) == 1
 
 
-def test_a_replayed_session_cookie_cannot_reuse_a_challenge(app, account, outbox):
-    # The challenge id travels in the signed cookie; a saved copy of the cookie must not bring it back.
-    client = app.test_client()
-    data = prepare(client, account["login"])
-    saved = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
-    assert_sent(client.post("/reset/", data=data))
-    client.set_cookie(app.config["SESSION_COOKIE_NAME"], saved)
-    assert alert(client.post("/reset/", data=data)) == CAPTCHA_WRONG
+def test_a_challenge_used_on_one_host_is_refused_on_another(app, account, outbox):
+    # Two app instances (two workers or hosts) share only the database and the secret key: the form and
+    # the cookie the first one answered, replayed to the second, do not pass.
+    first = app.test_client()
+    data = prepare(first, account["login"])
+    assert_sent(first.post("/reset/", data=data))
+    other = create_app(make_config())
+    other.config["TESTING"] = True
+    second = other.test_client()
+    cookie = app.config["SESSION_COOKIE_NAME"]
+    second.set_cookie(cookie, first.get_cookie(cookie).value)
+    assert alert(second.post("/reset/", data=data)) == CAPTCHA_WRONG
     assert len(outbox()) == 1
+    # The second host does take a challenge of the first that nobody answered yet.
+    assert_sent(second.post("/reset/", data=prepare(first, account["login"])))
+    assert len(outbox()) == 2
+    with other.app_context():
+        db.engine.dispose()
 
 
-@pytest.mark.parametrize("age, solved", [(-1, True), (0, False), (1, False)],
-                         ids=["just-in-time", "at-ttl", "late"])
+@pytest.mark.parametrize(
+    "age, solved", [(-1, True), (0, False), (1, False)], ids=["just-in-time", "at-ttl", "late"]
+)
 def test_captcha_expires_after_its_ttl(app, client, account, outbox, clock, age, solved):
     data = prepare(client, account["login"])
-    clock.now += app.config["CAPTCHA_TTL"] + age
+    clock.now += settings_of(app).captcha.ttl + age
     response = client.post("/reset/", data=data)
     if solved:
         assert_sent(response)
@@ -339,13 +366,13 @@ def test_captcha_expires_after_its_ttl(app, client, account, outbox, clock, age,
 
 def test_captcha_is_checked_before_the_account(app, client, account, outbox, monkeypatch):
     calls = []
-    real = reset_view.request_reset
+    real = reset_view.reset.request
 
     def spy(*args, **kwargs):
         calls.append(kwargs["login"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(reset_view, "request_reset", spy)
+    monkeypatch.setattr(reset_view.reset, "request", spy)
     for _ in range(3):
         assert alert(ask(client, account["login"], answer="02468")) == CAPTCHA_WRONG
     assert calls == [] and outbox() == [] and counted(app) == 0
@@ -355,17 +382,50 @@ def test_captcha_is_checked_before_the_account(app, client, account, outbox, mon
     assert len(outbox()) == 3 and calls == [account["login"]] * 3
 
 
-@pytest.mark.parametrize("answer", [None, "", "0" * 16])
-def test_no_image_no_reset(client, account, outbox, answer):
-    assert alert(ask(client, account["login"], answer=answer, image=False)) == CAPTCHA_WRONG
-    assert outbox() == []
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"captcha": None},
+        {"captcha": ""},
+        {"captcha": "0" * 16},
+        {"captcha_token": None},
+        {"captcha_token": ""},
+        {"captcha_token": "garbage"},
+        {"captcha_token": "x" * 500},
+    ],
+    ids=[
+        "no-answer",
+        "empty-answer",
+        "long-answer",
+        "no-challenge",
+        "empty-challenge",
+        "garbage-challenge",
+        "huge-challenge",
+    ],
+)
+def test_no_challenge_or_no_answer_no_reset(app, client, account, outbox, change):
+    data = {**prepare(client, account["login"]), **change}
+    data = {key: value for key, value in data.items() if value is not None}
+    response = client.post("/reset/", data=data)
+    assert response.status_code == 200 and alert(response) == CAPTCHA_WRONG
+    assert outbox() == [] and counted(app) == 0
+
+
+def test_a_forged_challenge_is_refused(client, account, outbox):
+    # A challenge signed with another secret (another deployment, or a guess) carries digits the
+    # attacker could know; only our own signature counts.
+    data = prepare(client, account["login"])
+    elsewhere = captcha.make_keys("another secret key of 32 characters!")
+    forged = captcha.issue(elsewhere, now=int(time.time()), ttl=300)
+    response = client.post("/reset/", data={**data, "captcha_token": forged})
+    assert alert(response) == CAPTCHA_WRONG and outbox() == []
 
 
 @pytest.mark.config(captcha={"enabled": False})
 def test_without_captcha_no_image_is_needed(client, account, outbox):
     body = client.get("/reset/").get_data(as_text=True)
-    assert "captcha.png" not in body and 'name="captcha"' not in body
-    assert_sent(ask(client, account["login"], answer=None, image=False))
+    assert "/captcha/" not in body and 'name="captcha' not in body and "captcha.js" not in body
+    assert_sent(ask(client, account["login"], answer=None, with_captcha=False))
     assert len(outbox()) == 1
 
 
@@ -402,7 +462,7 @@ def test_a_new_day_starts_at_midnight_in_moscow(client, account, outbox, clock):
     assert len(outbox()) == 4
 
 
-@pytest.mark.config(reset={"phone_daily_limit": 1})
+@pytest.mark.config(limits={"phone_daily_limit": 1})
 def test_phone_limit_counts_sms_to_one_number(client, make_account, outbox):
     first = make_account(login="77-0000001")
     second = make_account(login="77-0000002")
@@ -414,7 +474,7 @@ def test_phone_limit_counts_sms_to_one_number(client, make_account, outbox):
     assert [m["to"] for m in outbox()] == [PHONE, "+79031112233"]
 
 
-@pytest.mark.config(reset={"ip_daily_limit": 2})
+@pytest.mark.config(limits={"ip_daily_limit": 2})
 def test_ip_limit_counts_every_login_from_one_address(app, client, account, outbox):
     assert_sent(ask(client, "77-9999998"))
     assert_sent(ask(client, "77-9999999"))
@@ -426,7 +486,7 @@ def test_ip_limit_counts_every_login_from_one_address(app, client, account, outb
     assert len(outbox()) == 1
 
 
-@pytest.mark.config(reset={"sms_daily_budget": 1})
+@pytest.mark.config(limits={"sms_daily_budget": 1})
 def test_spent_sms_budget_sends_nothing_and_alerts(client, make_account, outbox, caplog):
     first = make_account(login="77-0000001")
     second = make_account(login="77-0000002", phone="+79031112233")
@@ -474,19 +534,33 @@ def test_gateway_failure_changes_nothing_and_costs_no_attempt(aero_app, gateway,
 # --- bad input ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("login, phone, message", [
-    ("77-0000001", "12345", "Введите номер телефона в формате +7 (9XX) XXX-XX-XX."),
-    ("77-0000001", "телефон", "Введите номер телефона в формате +7 (9XX) XXX-XX-XX."),
-    ("<script>alert(1)</script>", PHONE, "Проверьте номер заявления на патент."),
-    ("77\x000000001", PHONE, "Проверьте номер заявления на патент."),
-    ("77-0000001'; DROP TABLE accounts;--", PHONE, "Проверьте номер заявления на патент."),
-    ("", PHONE, "Заполните все поля."),
-    ("77-0000001", "", "Заполните все поля."),
-    ("   ", PHONE, "Проверьте номер заявления на патент."),
-    ("7" * 129, PHONE, "Заполните все поля."),
-    ("77-0000001", "9" * 33, "Заполните все поля."),
-], ids=["short-phone", "letters-phone", "markup-login", "nul-login", "quote-login", "no-login", "no-phone",
-        "blanks", "long-login", "long-phone"])
+@pytest.mark.parametrize(
+    "login, phone, message",
+    [
+        ("77-0000001", "12345", "Введите номер телефона в формате +7 (9XX) XXX-XX-XX."),
+        ("77-0000001", "телефон", "Введите номер телефона в формате +7 (9XX) XXX-XX-XX."),
+        ("<script>alert(1)</script>", PHONE, "Проверьте номер заявления на патент."),
+        ("77\x000000001", PHONE, "Проверьте номер заявления на патент."),
+        ("77-0000001'; DROP TABLE accounts;--", PHONE, "Проверьте номер заявления на патент."),
+        ("", PHONE, "Заполните все поля."),
+        ("77-0000001", "", "Заполните все поля."),
+        ("   ", PHONE, "Проверьте номер заявления на патент."),
+        ("7" * 129, PHONE, "Заполните все поля."),
+        ("77-0000001", "9" * 33, "Заполните все поля."),
+    ],
+    ids=[
+        "short-phone",
+        "letters-phone",
+        "markup-login",
+        "nul-login",
+        "quote-login",
+        "no-login",
+        "no-phone",
+        "blanks",
+        "long-login",
+        "long-phone",
+    ],
+)
 def test_bad_input_gets_a_form_error(app, client, account, outbox, login, phone, message):
     response = ask(client, login, phone)
     assert response.status_code == 200 and alert(response) == message
@@ -495,8 +569,9 @@ def test_bad_input_gets_a_form_error(app, client, account, outbox, login, phone,
 
 
 def test_missing_csrf_token_gets_the_400_page(client, account, outbox):
-    client.get("/reset/captcha.png")
-    response = client.post("/reset/", data={"login": account["login"], "phone": PHONE, "captcha": ANSWER})
+    body = client.get("/reset/").get_data(as_text=True)
+    data = {"login": account["login"], "phone": PHONE, **captcha_fields(client, body, ANSWER)}
+    response = client.post("/reset/", data=data)
     assert response.status_code == 400
     assert "Страница устарела. Обновите её и повторите попытку." in response.get_data(as_text=True)
     assert outbox() == []

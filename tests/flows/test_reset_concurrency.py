@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ..helpers import csrf_token
+from ..helpers import settings_of
 from ..live import http_session
 
 LIMIT = "Функция сброса пароля будет доступна на следующий день"
@@ -23,7 +24,7 @@ PARALLEL = 20
 
 
 def _outbox(live_server) -> list[dict]:
-    path = Path(live_server.app.config["SMS_FILE_PATH"])
+    path = Path(settings_of(live_server.app).sms.file_path)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -55,7 +56,7 @@ def _race(live_server, form: dict) -> list[str]:
 @pytest.mark.parametrize("used", [1, 0])
 def test_parallel_resets_never_pass_the_daily_limit(live_server, make_account, used):
     account = make_account()
-    Path(live_server.app.config["SMS_FILE_PATH"]).unlink(missing_ok=True)
+    Path(settings_of(live_server.app).sms.file_path).unlink(missing_ok=True)
     form = {"login": account["login"], "phone": "+7 916 123-45-67"}
     with http_session() as session:
         for _ in range(used):
@@ -70,4 +71,4 @@ def test_parallel_resets_never_pass_the_daily_limit(live_server, make_account, u
     left = 3 - used
     assert sorted(outcomes) == sorted(["sent"] * left + ["limit"] * (PARALLEL - left)), outcomes
     assert len(_outbox(live_server)) == 3
-    Path(live_server.app.config["SMS_FILE_PATH"]).unlink(missing_ok=True)
+    Path(settings_of(live_server.app).sms.file_path).unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """Single logout through the pages: which relying parties the signed-in page lists, the front-channel
 logout iframes (OpenID Connect Front-Channel Logout 1.0) and their CSP, and every way a session ends
-reaching the back-channel (the HTTP delivery itself is replaced by a recorder here; it is tested over
-real HTTP in tests/oauth/test_backchannel_logout.py)."""
+reaching the back-channel outbox (the HTTP delivery itself is replaced by a recorder here; it is tested
+over real HTTP in tests/oauth/test_backchannel_logout.py and tests/flows/test_outbox.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models import SsoSession
+from idp.runtime import of
 from idp.services import logout as delivery
 from idp.services import sessions
 
@@ -32,33 +33,34 @@ IFRAME = re.compile(r'<iframe src="([^"]+)" hidden></iframe>')
 
 
 class Deliveries:
-    def __init__(self):
+    """Records the logout tokens the outbox would POST; ``wait_for`` and ``count_after`` run one delivery
+    pass first, as the background loop of a server process would (the test app runs none)."""
+
+    def __init__(self, app):
+        self.app = app
         self.sent: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def record(self, uri, token, *, settings, **_):
+    def record(self, uri, token, *, client):
         with self._lock:
             self.sent.append((uri, token))
-        return True
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
-        """The URIs of the first ``count`` deliveries, sorted; fails if fewer arrive in time."""
-        deadline = time.monotonic() + timeout
-        while len(self.sent) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+    def wait_for(self, count: int) -> list[str]:
+        """The URIs of the first ``count`` deliveries, sorted; fails if fewer were made."""
+        of(self.app).background.deliver_due()
         assert len(self.sent) >= count, self.sent
         return sorted(uri for uri, _ in self.sent[:count])
 
-    def count_after(self, seconds: float = 0.3) -> int:
-        """How many deliveries there are once ``seconds`` more have passed (none should be late)."""
-        time.sleep(seconds)
+    def count_after(self) -> int:
+        """How many deliveries there are after one more pass (none should be owed)."""
+        of(self.app).background.deliver_due()
         return len(self.sent)
 
 
 @pytest.fixture
-def deliveries(monkeypatch):
-    recorder = Deliveries()
-    monkeypatch.setattr(delivery, "deliver", recorder.record)
+def deliveries(app, monkeypatch):
+    recorder = Deliveries(app)
+    monkeypatch.setattr(delivery, "post", recorder.record)
     return recorder
 
 
@@ -99,7 +101,7 @@ def test_landing_page_lists_the_sites_of_this_session(app, browser, account, mak
     sign_in_for_tokens(Browser(app.test_client()), account, rps["absent"])
 
     page = browser.get("/").get_data(as_text=True)
-    listed = re.findall(r"<li>([^<]*)</li>", page[page.index('<ul class="portals">'):])
+    listed = re.findall(r"<li>([^<]*)</li>", page[page.index('<ul class="portals">') :])
     assert listed == ["Личный кабинет", "Портал услуг", "Справочная"]
     assert "В этом сеансе вы вошли на сайты" in page and "Чужой сайт" not in page
 
@@ -113,7 +115,7 @@ def test_sign_out_from_the_landing_page_ends_every_site(browser, account, make_r
     for name in ("cabinet", "portal", "plain"):
         assert userinfo(browser.client, tokens[name]["access_token"]).status_code == 401, name
     assert deliveries.wait_for(2) == [PORTAL_ORIGIN + "/bc", "https://rp.example/bc"]
-    assert deliveries.count_after(0.2) == 2
+    assert deliveries.count_after() == 2
 
 
 def test_logged_out_page_frames_the_front_channel_uris(browser, account, make_rp, deliveries):
@@ -138,10 +140,14 @@ def test_logged_out_page_frames_the_front_channel_uris(browser, account, make_rp
 def test_rp_initiated_logout_shows_the_frames_before_going_back(browser, account, make_rp, deliveries):
     rps = _rps(make_rp)
     tokens = _sign_in_everywhere(browser, account, rps)
-    response = browser.client.get("/logout", query_string={
-        "id_token_hint": tokens["portal"]["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI,
-        "state": "st",
-    })
+    response = browser.client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["portal"]["id_token"],
+            "post_logout_redirect_uri": POST_LOGOUT_URI,
+            "state": "st",
+        },
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and len(IFRAME.findall(page)) == 2
     back = POST_LOGOUT_URI + "?state=st"
@@ -152,9 +158,13 @@ def test_rp_initiated_logout_shows_the_frames_before_going_back(browser, account
 
 def test_without_front_channel_clients_rp_initiated_logout_redirects_at_once(browser, account, rp):
     tokens, _ = sign_in_for_tokens(browser, account, rp)
-    response = browser.client.get("/logout", query_string={
-        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI,
-    })
+    response = browser.client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": POST_LOGOUT_URI,
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"] == POST_LOGOUT_URI
 
 
@@ -168,7 +178,7 @@ def test_password_change_tells_the_sites_of_the_other_sessions(app, browser, acc
     assert changed.status_code == 302
     # The other session ended and its site is told; this session lives on, so its site is not.
     assert deliveries.wait_for(1) == [PORTAL_ORIGIN + "/bc"]
-    assert deliveries.count_after(0.2) == 1
+    assert deliveries.count_after() == 1
 
 
 def test_a_session_found_timed_out_is_told(app, browser, account, make_rp, deliveries):
@@ -195,8 +205,8 @@ def test_a_rolled_back_end_tells_nobody(app, browser, account, make_rp, deliveri
     sign_in_for_tokens(browser, account, rps["cabinet"])
     with app.app_context():
         sso = db.session.scalar(select(SsoSession))
-        sessions.end_session(db.session, sso, now=int(time.time()))
+        sessions.end_session(db.session, sso, now=int(time.time()), events=of(app).events)
         db.session.rollback()
         db.session.commit()
-    assert deliveries.count_after(0.3) == 0
+    assert deliveries.count_after() == 0
     assert browser.get("/").status_code == 200

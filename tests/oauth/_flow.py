@@ -110,8 +110,16 @@ def client_auth(rp: dict, data: dict, method: str | None = None) -> dict:
     return {"data": data}
 
 
-def redeem(client, rp: dict, code: str, verifier: str | None, *, redirect_uri: str = REDIRECT_URI,
-           method: str | None = None, **extra):
+def redeem(
+    client,
+    rp: dict,
+    code: str,
+    verifier: str | None,
+    *,
+    redirect_uri: str = REDIRECT_URI,
+    method: str | None = None,
+    **extra,
+):
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, **extra}
     if verifier is not None:
         data["code_verifier"] = verifier

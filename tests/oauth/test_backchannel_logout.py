@@ -7,18 +7,24 @@ from __future__ import annotations
 import logging
 import time
 from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.oauth.logout import EVENT
+from idp.runtime import of
 
+from ..helpers import Browser
 from ..helpers import pkce_pair
 from ..helpers import query
 from ..live import follow_inside
 from ..live import http_session
 from ..live import sign_in
+from ..oauth._flow import sign_in_for_tokens
+from ..outbound import StubResolver
+from ..outbound import network  # noqa: F401  (fixture)
 from ..relying_parties import closed_port
 from ..relying_parties import receiver
 
@@ -29,11 +35,22 @@ POST_LOGOUT_URI = "https://rp.example/bye"
 def _tokens(live_server, browser, rp: dict, account: dict | None = None) -> dict:
     """An authorization for ``rp`` in ``browser``'s session (signing in if ``account`` is given), redeemed."""
     verifier, challenge = pkce_pair()
-    url = live_server.url + "/authorize?" + urlencode({
-        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
-        "scope": "openid", "state": "s", "nonce": verifier[:16],
-        "code_challenge": challenge, "code_challenge_method": "S256",
-    })
+    url = (
+        live_server.url
+        + "/authorize?"
+        + urlencode(
+            {
+                "response_type": "code",
+                "client_id": rp["client_id"],
+                "redirect_uri": REDIRECT_URI,
+                "scope": "openid",
+                "state": "s",
+                "nonce": verifier[:16],
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+    )
     if account is not None:
         response = sign_in(browser, live_server.url, url, account["login"], account["password"])
     else:
@@ -62,9 +79,16 @@ def _jwks(live_server) -> KeySet:
 def _logout(live_server, browser, id_token: str):
     """RP-initiated logout with a hint; returns the response and how long it took."""
     started = time.monotonic()
-    response = browser.get(live_server.url + "/logout", params={
-        "id_token_hint": id_token, "post_logout_redirect_uri": POST_LOGOUT_URI, "state": "bye",
-    }, allow_redirects=False, timeout=30)
+    response = browser.get(
+        live_server.url + "/logout",
+        params={
+            "id_token_hint": id_token,
+            "post_logout_redirect_uri": POST_LOGOUT_URI,
+            "state": "bye",
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
     return response, time.monotonic() - started
 
 
@@ -130,9 +154,9 @@ def test_every_client_of_the_session_is_told_and_no_other(live_server, account, 
     other_browser.close()
 
 
-@pytest.mark.config(logout={"backchannel_timeout": 1, "backchannel_retries": 1})
+@pytest.mark.config(outbound={"deadline": 1}, logout={"backchannel_retries": 1}, outbox={"retry_delay": 1})
 def test_dead_relying_parties_do_not_slow_the_logout(live_server, account, make_rp, caplog):
-    caplog.set_level(logging.WARNING, logger="idp.services.logout")
+    caplog.set_level(logging.WARNING)
     dead_uri = f"http://127.0.0.1:{closed_port()}/backchannel"
     with receiver(delay=4) as sleepy, receiver() as alive:
         dead = make_rp(name="Не отвечает", backchannel_logout_uri=dead_uri)
@@ -149,13 +173,14 @@ def test_dead_relying_parties_do_not_slow_the_logout(live_server, account, make_
         assert elapsed < 1.0, f"logout took {elapsed:.2f}s"
         # The live relying party is told at once, whatever the others do.
         alive.wait_for(1, timeout=1.0)
-        # The slow one: each attempt is cut at the timeout (1 s), not at its 4 s, then retried once.
-        sleepy.wait_for(2, timeout=4.0)
+        # The slow one: each attempt is cut at the deadline (1 s), not at its 4 s, then retried once
+        # after the [outbox] retry_delay (1 s; due times are whole seconds).
+        sleepy.wait_for(2, timeout=5.0)
         gap = sleepy.arrivals[1] - sleepy.arrivals[0]
-        assert 1.0 <= gap < 3.0, gap
+        assert 1.0 <= gap < 3.5, gap
         # The dead one (refused connections) and the slow one: one retry each, then the provider gives up.
         for uri in (dead_uri, sleepy.url):
-            _wait_for_log(caplog, f"back-channel logout to {uri}: gave up after 2 attempts")
+            _wait_for_log(caplog, f"(backchannel_logout): gave up after 2 attempt(s): {uri}: Outbound")
         token = sleepy.received[0]["form"]["logout_token"][0]
     # Logout tokens are never logged, and the browser is signed out all the same.
     assert token not in caplog.text
@@ -177,12 +202,66 @@ def test_code_redeemed_after_the_logout_is_refused(live_server, account, make_rp
     browser = http_session()
     tokens = _tokens(live_server, browser, rp, account)
     verifier, challenge = pkce_pair()
-    url = live_server.url + "/authorize?" + urlencode({
-        "response_type": "code", "client_id": rp["client_id"], "redirect_uri": REDIRECT_URI,
-        "scope": "openid", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
-    })
+    url = (
+        live_server.url
+        + "/authorize?"
+        + urlencode(
+            {
+                "response_type": "code",
+                "client_id": rp["client_id"],
+                "redirect_uri": REDIRECT_URI,
+                "scope": "openid",
+                "state": "s",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+    )
     code = query(browser.get(url, allow_redirects=False, timeout=10).headers["Location"])["code"]
     assert _logout(live_server, browser, tokens["id_token"])[0].status_code == 302
     late = _redeem(live_server, rp, code, verifier)
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
     browser.close()
+
+
+# -- names that resolve inside (issue 10, DNS rebinding): never contacted ------------------------------
+
+
+def test_names_resolving_to_private_addresses_are_never_contacted(app, account, make_rp, network, caplog):
+    # Registered while they pointed somewhere harmless (or registered in development): what counts is
+    # where the name points when the provider is about to call it.
+    caplog.set_level(logging.WARNING, logger="idp.services.logout")
+    names = ["metadata.test", "intranet.test", "mapped.test", "mixed.test"]
+    dns = StubResolver(
+        {
+            "localhost": ["127.0.0.1"],
+            "metadata.test": ["169.254.169.254"],
+            "intranet.test": ["10.0.0.5"],
+            "mapped.test": ["::ffff:10.0.0.1"],
+            "mixed.test": ["93.184.216.34", "192.168.0.10"],
+        }
+    )
+    of(app).outbound.resolver = dns
+    with receiver() as good:
+        rps = [make_rp(name=name, backchannel_logout_uri=f"https://{name}/backchannel") for name in names]
+        nearby = f"http://localhost:{urlsplit(good.url).port}/backchannel"
+        rps.append(make_rp(name="Рядом", backchannel_logout_uri=nearby))
+        browser = Browser(app.test_client())
+        for rp in rps:
+            sign_in_for_tokens(browser, account, rp)
+        assert browser.submit("/logout/confirm", {}, page=browser.get("/")).status_code == 200
+        # The test app runs no background loop: one delivery pass, as a server process makes it.
+        sent = of(app).background.deliver_due()
+        # A refusal by the outbound rules fails the message at once: no retry can mend it.
+        assert (sent.delivered, sent.retried, sent.failed) == (1, 0, 4)
+        (request,) = good.wait_for(1)
+        assert list(request["form"]) == ["logout_token"]
+        for name in names:
+            _wait_for_log(
+                caplog,
+                f"back-channel logout to https://{name}/backchannel: refused by the outbound "
+                f"rules: {name} resolves to",
+            )
+    # Each name was looked up once (a refusal is not retried), and nothing left the loopback network.
+    assert sorted(dns.asked) == sorted([*names, "localhost"])
+    assert network.outside == []

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
+from ..helpers import settings_of
 from ._flow import ISSUER
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -36,8 +37,12 @@ def test_pkce_s256_only_and_iss_parameter(client):
 def test_single_logout_is_advertised(client):
     # Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3: logout tokens and iframe URLs carry sid.
     metadata = _metadata(client)
-    for name in ("backchannel_logout_supported", "backchannel_logout_session_supported",
-                 "frontchannel_logout_supported", "frontchannel_logout_session_supported"):
+    for name in (
+        "backchannel_logout_supported",
+        "backchannel_logout_session_supported",
+        "frontchannel_logout_supported",
+        "frontchannel_logout_session_supported",
+    ):
         assert metadata[name] is True, name
 
 
@@ -52,7 +57,10 @@ def test_every_advertised_endpoint_answers(client):
         # GET for the browser-facing and public documents, POST for the back-channel ones; any answer
         # but 404/405/500 means the route exists and takes the method the spec gives it.
         back_channel = key in (
-            "token_endpoint", "revocation_endpoint", "introspection_endpoint", "registration_endpoint"
+            "token_endpoint",
+            "revocation_endpoint",
+            "introspection_endpoint",
+            "registration_endpoint",
         )
         response = client.post(path) if back_channel else client.get(path)
         status = response.status_code
@@ -60,7 +68,7 @@ def test_every_advertised_endpoint_answers(client):
 
 
 def test_discovery_and_jwks_are_cacheable(client, app):
-    max_age = app.config["KEYS_JWKS_MAX_AGE"]
+    max_age = settings_of(app).keys.jwks_max_age
     assert max_age > 0
     for path in ("/.well-known/openid-configuration", "/jwks.json"):
         response = client.get(path)

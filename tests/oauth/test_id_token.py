@@ -9,8 +9,6 @@ from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from idp.oauth import grants
-
 from ._flow import ISSUER
 from ._flow import age_sso_sessions
 from ._flow import authorize
@@ -110,7 +108,7 @@ def test_rs256_kid_is_an_rs256_key(browser, account, rp):
     assert published[header["kid"]]["alg"] == "RS256" and published[header["kid"]]["kty"] == "RSA"
 
 
-def test_auth_time_is_the_sign_in_time(app, browser, account, rp, monkeypatch):
+def test_auth_time_is_the_sign_in_time(app, browser, account, rp, clock):
     before = int(time.time())
     done = authorize(browser, rp, account)
     after = int(time.time())
@@ -118,7 +116,7 @@ def test_auth_time_is_the_sign_in_time(app, browser, account, rp, monkeypatch):
     assert before <= signed_in_at <= after
 
     # The token is issued later than the sign-in (within the code's lifetime); auth_time stays put.
-    monkeypatch.setattr(grants, "_now", lambda: after + 30)
+    clock.now = after + 30
     response = redeem(browser.client, rp, done.code, done.verifier)
     assert response.status_code == 200, response.get_json()
     claims = verify_id_token(browser.client, response.get_json()["id_token"]).claims

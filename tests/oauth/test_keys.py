@@ -2,7 +2,6 @@
 signs only after publish_ahead; the old one keeps verifying; ``--now`` switches at once."""
 
 import time
-import types
 
 import pytest
 from joserfc import jwt
@@ -15,6 +14,7 @@ from idp.models import AuditEvent
 from idp.models import SigningKey
 from idp.oauth import keys
 
+from ..helpers import settings_of
 from ..staff import post_form
 from ._flow import jwks
 from ._flow import sign_in_for_tokens
@@ -34,7 +34,7 @@ def restore_keys(app):
             else:
                 db.session.delete(row)
         db.session.commit()
-        keys.forget_cached_keys()
+        keys.cache().forget()
 
 
 def _cli(app, *args):
@@ -51,14 +51,12 @@ def _kid(client, id_token) -> str:
     return verify_id_token(client, id_token).header["kid"]
 
 
-def _clock(monkeypatch, offset: int) -> None:
-    """Move the key module's wall clock ``offset`` seconds ahead."""
-    real = time.time
-    clock = types.SimpleNamespace(time=lambda: real() + offset, monotonic=time.monotonic)
-    monkeypatch.setattr(keys, "time", clock)
+def _later(clock, offset: int) -> None:
+    """Move the app's clock ``offset`` seconds past the wall clock."""
+    clock.now = int(time.time()) + offset
 
 
-def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, rp, restore_keys, monkeypatch):
+def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, rp, restore_keys, clock):
     before, _ = sign_in_for_tokens(browser, account, rp)
     old_kid = _kid(browser.client, before["id_token"])
     published_before = _kids(browser.client)
@@ -76,17 +74,17 @@ def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, r
     during, _ = sign_in_for_tokens(browser, account, rp)
     assert _kid(browser.client, during["id_token"]) == old_kid
 
-    _clock(monkeypatch, app.config["KEYS_PUBLISH_AHEAD"] + 1)
+    _later(clock, settings_of(app).keys.publish_ahead + 1)
     after, _ = sign_in_for_tokens(browser, account, rp)
     assert _kid(browser.client, after["id_token"]) == new_rs256
     with app.app_context():
-        assert keys.signing_key("ES256").kid in new
+        assert keys.cache().signing_key("ES256").kid in new
 
 
-def test_token_signed_before_rotation_still_verifies(app, browser, account, rp, restore_keys, monkeypatch):
+def test_token_signed_before_rotation_still_verifies(app, browser, account, rp, restore_keys, clock):
     before, _ = sign_in_for_tokens(browser, account, rp)
     _cli(app, "keys", "rotate")
-    _clock(monkeypatch, app.config["KEYS_PUBLISH_AHEAD"] + 1)
+    _later(clock, settings_of(app).keys.publish_ahead + 1)
     assert verify_id_token(browser.client, before["id_token"]).claims["sub"] == account["sub"]
     # And the provider itself still accepts it as a hint.
     response = browser.get("/logout", query_string={"id_token_hint": before["id_token"]})
@@ -123,7 +121,8 @@ def test_retire_takes_a_key_out_of_jwks(app, browser, account, rp, restore_keys)
     before = _kids(browser.client)
     _cli(app, "keys", "rotate")
     [pending_rs256] = (_kids(browser.client) - before) & _kids(browser.client, "RS256")
-    _cli(app, "keys", "retire", pending_rs256)
+    # A kid is an RFC 7638 thumbprint and may start with "-": "--" ends the options.
+    _cli(app, "keys", "retire", "--", pending_rs256)
     assert pending_rs256 not in _kids(browser.client)
     tokens, _ = sign_in_for_tokens(browser, account, rp)
     assert _kid(browser.client, tokens["id_token"]) in before
@@ -139,7 +138,7 @@ def _console(admin_client, path: str, data: dict):
 
 
 def test_console_rotation_publishes_first_and_keeps_old_tokens_verifying(
-    app, browser, account, rp, admin_client, restore_keys, monkeypatch
+    app, browser, account, rp, admin_client, restore_keys, clock
 ):
     before, _ = sign_in_for_tokens(browser, account, rp)
     old_kid = _kid(browser.client, before["id_token"])
@@ -148,7 +147,9 @@ def test_console_rotation_publishes_first_and_keeps_old_tokens_verifying(
     refused = _console(admin_client, "/admin/keys/rotate", {})
     assert refused.status_code == 400 and _kids(browser.client) == published_before
 
-    response = _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y", "rotate-reason": "плановая"})
+    response = _console(
+        admin_client, "/admin/keys/rotate", {"rotate-confirm": "y", "rotate-reason": "плановая"}
+    )
     assert response.status_code == 302
     new = _kids(browser.client) - published_before
     assert len(new) == 2 and published_before <= _kids(browser.client)
@@ -158,7 +159,7 @@ def test_console_rotation_publishes_first_and_keeps_old_tokens_verifying(
     page = admin_client.get("/admin/keys").get_data(as_text=True)
     assert all(kid in page for kid in new) and "подписывает с" in page
 
-    _clock(monkeypatch, app.config["KEYS_PUBLISH_AHEAD"] + 1)
+    _later(clock, settings_of(app).keys.publish_ahead + 1)
     keys_now, _ = sign_in_for_tokens(browser, account, rp)
     assert _kid(browser.client, keys_now["id_token"]) in new
     # A token signed before the rotation still verifies against the JWKS published after it.
@@ -168,7 +169,9 @@ def test_console_rotation_publishes_first_and_keeps_old_tokens_verifying(
         assert set(event.details["kids"]) == new and event.reason == "плановая"
 
 
-def test_console_rotation_for_a_compromise_switches_at_once(app, browser, account, rp, admin_client, restore_keys):
+def test_console_rotation_for_a_compromise_switches_at_once(
+    app, browser, account, rp, admin_client, restore_keys
+):
     before, _ = sign_in_for_tokens(browser, account, rp)
     old_kid = _kid(browser.client, before["id_token"])
     response = _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y", "rotate-immediate": "y"})
@@ -189,4 +192,6 @@ def test_console_retire(app, browser, account, rp, admin_client, restore_keys):
     assert _console(admin_client, f"/admin/keys/{pending}/retire", {}).status_code == 400
     assert _console(admin_client, f"/admin/keys/{pending}/retire", {"retire-confirm": "y"}).status_code == 302
     assert pending not in _kids(browser.client)
-    assert _console(admin_client, "/admin/keys/no-such-kid/retire", {"retire-confirm": "y"}).status_code == 404
+    assert (
+        _console(admin_client, "/admin/keys/no-such-kid/retire", {"retire-confirm": "y"}).status_code == 404
+    )

@@ -49,7 +49,9 @@ def _verified_id_token(id_token: str, jwks: KeySet, meta: dict, client_id: str, 
     if nonce:
         options["nonce"] = {"essential": True, "value": nonce}
     claims = CodeIDToken(
-        decoded.claims, decoded.header, options=options,
+        decoded.claims,
+        decoded.header,
+        options=options,
         params={"nonce": nonce, "access_token": access_token, "client_id": client_id},
     )
     claims.validate()
@@ -75,8 +77,14 @@ def test_authlib_relying_party_journey(live_server, account, make_rp, public):
     assert resp.status_code == 200
     meta = resp.json()
     assert meta["issuer"] == live_server.url
-    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
-                 "revocation_endpoint", "end_session_endpoint"):
+    for name in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "end_session_endpoint",
+    ):
         assert meta[name].startswith(live_server.url + "/"), name
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert "S256" in meta["code_challenge_methods_supported"]
@@ -115,9 +123,16 @@ def test_authlib_relying_party_journey(live_server, account, make_rp, public):
     assert claims["sub"] == account["sub"]
     # The same checks refuse a token meant for another request or another access token.
     for params_override in ({"nonce": "another-nonce"}, {"access_token": "another-access-token"}):
-        wrong = CodeIDToken(decoded.claims, decoded.header, params={
-            "nonce": nonce, "access_token": token["access_token"], "client_id": client_id, **params_override,
-        })
+        wrong = CodeIDToken(
+            decoded.claims,
+            decoded.header,
+            params={
+                "nonce": nonce,
+                "access_token": token["access_token"],
+                "client_id": client_id,
+                **params_override,
+            },
+        )
         with pytest.raises(InvalidClaimError):
             wrong.validate()
 
@@ -175,15 +190,24 @@ def test_authlib_relying_party_journey(live_server, account, make_rp, public):
     assert revoked.value.error == "invalid_grant"
 
     # (10) RP-initiated logout back to the registered URI with the state; the session is gone after.
-    resp = browser.get(meta["end_session_endpoint"], params={
-        "id_token_hint": token["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI, "state": "bye-state",
-    }, allow_redirects=False, timeout=10)
+    resp = browser.get(
+        meta["end_session_endpoint"],
+        params={
+            "id_token_hint": token["id_token"],
+            "post_logout_redirect_uri": POST_LOGOUT_URI,
+            "state": "bye-state",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
     assert resp.status_code == 302, resp.text
     assert resp.headers["Location"].startswith(POST_LOGOUT_URI + "?")
     assert query(resp.headers["Location"]) == {"state": "bye-state"}
     url, state = rp.create_authorization_url(
         meta["authorization_endpoint"],
-        code_verifier=generate_token(48), nonce=generate_token(20), prompt="none",
+        code_verifier=generate_token(48),
+        nonce=generate_token(20),
+        prompt="none",
     )
     after = follow_inside(browser, browser.get(url, allow_redirects=False, timeout=10), live_server.url)
     assert after.status_code == 302

@@ -16,8 +16,14 @@ from ._flow import authorize_url
 from ._flow import sign_in_for_tokens
 
 OAUTH_ERRORS = {
-    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
-    "invalid_scope", "unsupported_token_type", "invalid_token",
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "unsupported_token_type",
+    "invalid_token",
 }
 BIG = "A" * 100_000
 

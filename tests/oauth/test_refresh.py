@@ -3,6 +3,7 @@ rotated on use, and a replayed one revokes its family. Conformance oidcc-refresh
 
 import time
 
+import pytest
 from sqlalchemy import update
 
 from idp.extensions import db
@@ -13,6 +14,8 @@ from ._flow import refresh
 from ._flow import sign_in_for_tokens
 from ._flow import userinfo
 from ._flow import verify_id_token
+
+GRACE = 30  # [oauth] refresh_grace, the default
 
 
 def _invalid_grant(response):
@@ -72,10 +75,11 @@ def test_replayed_refresh_token_revokes_the_family(browser, account, rp):
         assert userinfo(browser.client, access_token).status_code == 401
 
 
-def test_replay_does_not_touch_other_families(browser, account, rp):
+def test_replay_does_not_touch_other_families(browser, account, rp, clock):
     mine, _ = _offline(browser, account, rp)
     other, _ = _offline(browser, account, rp)
     refresh(browser.client, rp, mine["refresh_token"])
+    clock.now += GRACE + 1
     _invalid_grant(refresh(browser.client, rp, mine["refresh_token"]))
     assert userinfo(browser.client, other["access_token"]).status_code == 200
     assert refresh(browser.client, rp, other["refresh_token"]).status_code == 200
@@ -152,3 +156,65 @@ def test_refresh_after_account_blocked(app, browser, account, rp):
     response = refresh(browser.client, rp, tokens["refresh_token"])
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_grant"
+
+
+# -- the grace (RFC 9700 §4.14.2): a token response lost between the commit and the client -----------------
+
+
+def test_a_retry_within_the_grace_gets_a_fresh_pair(browser, account, rp, clock):
+    tokens, _ = _offline(browser, account, rp)
+    lost = refresh(browser.client, rp, tokens["refresh_token"]).get_json()  # never reached the client
+    clock.now += GRACE
+    retry = refresh(browser.client, rp, tokens["refresh_token"])
+    assert retry.status_code == 200, retry.get_json()
+    fresh = retry.get_json()
+    assert fresh["refresh_token"] not in (lost["refresh_token"], tokens["refresh_token"])
+    claims = verify_id_token(browser.client, fresh["id_token"]).claims
+    assert claims["sub"] == account["sub"]
+    # The pair the client never received is revoked; the fresh one works and rotates as usual.
+    assert userinfo(browser.client, lost["access_token"]).status_code == 401
+    assert userinfo(browser.client, fresh["access_token"]).status_code == 200
+    assert refresh(browser.client, rp, fresh["refresh_token"]).status_code == 200
+
+
+def test_the_replaced_successor_showing_up_later_is_reuse(browser, account, rp, clock):
+    tokens, _ = _offline(browser, account, rp)
+    lost = refresh(browser.client, rp, tokens["refresh_token"]).get_json()
+    fresh = refresh(browser.client, rp, tokens["refresh_token"]).get_json()
+    # Someone did receive the "lost" answer after all: two holders of one family. It ends.
+    _invalid_grant(refresh(browser.client, rp, lost["refresh_token"]))
+    _invalid_grant(refresh(browser.client, rp, fresh["refresh_token"]))
+    assert userinfo(browser.client, fresh["access_token"]).status_code == 401
+
+
+def test_no_grace_once_the_successor_was_used(browser, account, rp):
+    tokens, _ = _offline(browser, account, rp)
+    second = refresh(browser.client, rp, tokens["refresh_token"]).get_json()
+    third = refresh(browser.client, rp, second["refresh_token"]).get_json()
+    # The client did receive `second` (it used it): the first token coming back is reuse.
+    _invalid_grant(refresh(browser.client, rp, tokens["refresh_token"]))
+    _invalid_grant(refresh(browser.client, rp, third["refresh_token"]))
+
+
+def test_no_grace_after_the_window(browser, account, rp, clock):
+    tokens, _ = _offline(browser, account, rp)
+    second = refresh(browser.client, rp, tokens["refresh_token"]).get_json()
+    clock.now += GRACE + 1
+    _invalid_grant(refresh(browser.client, rp, tokens["refresh_token"]))
+    _invalid_grant(refresh(browser.client, rp, second["refresh_token"]))
+
+
+def test_no_grace_for_another_client(browser, account, rp, make_rp):
+    tokens, _ = _offline(browser, account, rp)
+    second = refresh(browser.client, rp, tokens["refresh_token"]).get_json()
+    _invalid_grant(refresh(browser.client, make_rp(), tokens["refresh_token"]))
+    # A rotated-out token in another client's hands means it leaked: the family ends.
+    _invalid_grant(refresh(browser.client, rp, second["refresh_token"]))
+
+
+@pytest.mark.config(oauth={"refresh_grace": 0})
+def test_grace_zero_makes_every_replay_reuse(browser, account, rp):
+    tokens, _ = _offline(browser, account, rp)
+    second = refresh(browser.client, rp, tokens["refresh_token"]).get_json()
+    _invalid_grant(refresh(browser.client, rp, tokens["refresh_token"]))
+    _invalid_grant(refresh(browser.client, rp, second["refresh_token"]))

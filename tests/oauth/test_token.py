@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AuthorizationCode
-from idp.oauth import grants
 
 from ._flow import REDIRECT_URI
 from ._flow import authorize
@@ -75,7 +74,7 @@ def test_reused_code_revokes_tokens_refreshed_from_it(browser, account, rp):
 
 
 @pytest.mark.config(oauth={"code_ttl": 10})
-def test_code_expires_after_code_ttl(app, browser, account, rp, monkeypatch):
+def test_code_expires_after_code_ttl(app, browser, account, rp, clock):
     early = authorize(browser, rp, account)
     late = authorize(browser, rp)
     with app.app_context():
@@ -83,10 +82,10 @@ def test_code_expires_after_code_ttl(app, browser, account, rp, monkeypatch):
         assert [row.expires_at - row.created_at for row in rows] == [10, 10]
         early_created, late_created = rows[0].created_at, rows[1].created_at
 
-    monkeypatch.setattr(grants, "_now", lambda: early_created + 9)
+    clock.now = early_created + 9
     assert redeem(browser.client, rp, early.code, early.verifier).status_code == 200
 
-    monkeypatch.setattr(grants, "_now", lambda: late_created + 10)
+    clock.now = late_created + 10
     _assert_error(redeem(browser.client, rp, late.code, late.verifier), "invalid_grant")
 
 

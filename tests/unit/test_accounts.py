@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from idp.config import LoginSettings
+from idp.config import PasswordsSettings
 from idp.errors import AccountDataError
 from idp.errors import InvalidCredentialsError
 from idp.extensions import db
 from idp.models import Account
+from idp.models import ResetFlow
 from idp.models.account import STATUS_BLOCKED
 from idp.services import accounts
 from idp.services import passwords
+from idp.services.selfservice import reset
 
 NOW = 1_800_000_000
-SETTINGS = accounts.PasswordSettings(bcrypt_rounds=4, temporary_ttl=259200)
-LOCKOUT = accounts.LockoutSettings(max_failures=3, lockout=900)
+SETTINGS = PasswordsSettings(bcrypt_rounds=4, temporary_ttl=259200)
+LOCKOUT = LoginSettings(max_failures=3, lockout=900)
 PASSWORD = "верный пароль 42"
 
 
@@ -173,14 +178,16 @@ def _create(login="77-0000001", **extra):
 
 def _with_password(account: Account, password: str = PASSWORD, rounds: int = 4) -> Account:
     account.password_hash = passwords.hash_password(password, rounds)
-    account.must_change_password = False
-    account.temporary_password_expires_at = None
+    account.password_change.state = "done"
     db.session.commit()
     return account
 
 
 def _authenticate(login, password, now=NOW, settings=SETTINGS, lockout=LOCKOUT):
-    return accounts.authenticate(db.session, login, password, now=now, settings=settings, lockout=lockout)
+    """The sign-in as the login page runs it: the SMS reset's pending password is tried too."""
+    return accounts.authenticate(
+        db.session, login, password, now=now, settings=settings, lockout=lockout, pending=reset
+    )
 
 
 def test_create_account_normalises_and_issues_a_temporary_password(app):
@@ -251,9 +258,8 @@ def test_unknown_login_is_refused(app):
 
 
 def test_invalid_login_is_refused(app):
-    with app.app_context():
-        with pytest.raises(InvalidCredentialsError):
-            _authenticate("77_0000001", PASSWORD)
+    with app.app_context(), pytest.raises(InvalidCredentialsError):
+        _authenticate("77_0000001", PASSWORD)
 
 
 def test_wrong_password_is_refused_and_counted(app):
@@ -337,7 +343,7 @@ def test_old_rounds_are_upgraded_at_sign_in(app):
         account, temporary = _create()
         db.session.commit()
         assert account.password_hash.startswith("$2b$04$")
-        stronger = accounts.PasswordSettings(bcrypt_rounds=5, temporary_ttl=SETTINGS.temporary_ttl)
+        stronger = PasswordsSettings(bcrypt_rounds=5, temporary_ttl=SETTINGS.temporary_ttl)
         _authenticate("770000001", temporary, settings=stronger)
         db.session.commit()
         stored = db.session.get(Account, account.id).password_hash
@@ -350,7 +356,7 @@ def test_hash_is_not_touched_on_a_failed_sign_in(app):
         account, _ = _create()
         _with_password(account)
         before = account.password_hash
-        stronger = accounts.PasswordSettings(bcrypt_rounds=5, temporary_ttl=SETTINGS.temporary_ttl)
+        stronger = PasswordsSettings(bcrypt_rounds=5, temporary_ttl=SETTINGS.temporary_ttl)
         with pytest.raises(InvalidCredentialsError):
             _authenticate("770000001", "wrong", settings=stronger)
         assert account.password_hash == before
@@ -407,11 +413,24 @@ def test_every_refusal_costs_one_bcrypt_check(app, count_checks):
         assert len(count_checks) == 4
 
 
-def _with_pending_reset(account: Account, reset_password: str = "SMS2pass3x", expires: int = NOW + 3600) -> Account:
-    account.reset_password_hash = passwords.hash_password(reset_password, 4)
-    account.reset_password_expires_at = expires
+def _with_pending_reset(
+    account: Account, reset_password: str = "SMS2pass3x", expires: int = NOW + 3600
+) -> Account:
+    db.session.add(
+        ResetFlow(
+            account_id=account.id,
+            state="sent",
+            password_hash=passwords.hash_password(reset_password, 4),
+            created_at=NOW - 60,
+            expires_at=expires,
+        )
+    )
     db.session.commit()
     return account
+
+
+def _reset_states(account: Account) -> list[str]:
+    return list(db.session.scalars(select(ResetFlow.state).filter_by(account_id=account.id)))
 
 
 def test_pending_reset_password_signs_in_once_and_forces_the_change(app):
@@ -419,7 +438,7 @@ def test_pending_reset_password_signs_in_once_and_forces_the_change(app):
         account = _with_pending_reset(_with_password(_create()[0]))
         signed_in = _authenticate("770000001", "SMS2pass3x")
         assert signed_in.id == account.id and signed_in.must_change_password
-        assert signed_in.reset_password_hash is None
+        assert _reset_states(account) == ["used"]
         assert signed_in.temporary_password_expires_at == NOW + 3600
         with pytest.raises(InvalidCredentialsError):
             _authenticate("770000001", PASSWORD)
@@ -427,8 +446,9 @@ def test_pending_reset_password_signs_in_once_and_forces_the_change(app):
 
 def test_old_password_still_works_and_voids_the_pending_reset(app):
     with app.app_context():
-        _with_pending_reset(_with_password(_create()[0]))
+        account = _with_pending_reset(_with_password(_create()[0]))
         assert not _authenticate("770000001", PASSWORD).must_change_password
+        assert _reset_states(account) == ["void"]
         with pytest.raises(InvalidCredentialsError):
             _authenticate("770000001", "SMS2pass3x")
 

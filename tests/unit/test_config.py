@@ -4,6 +4,7 @@ so the real environment (a developer's IDP_CONFIG, say) cannot leak in."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 from idp.config import DEV_SECRET_KEY
 from idp.config import SCHEMA
 from idp.config import ConfigError
+from idp.config import as_dict
 from idp.config import defaults
 from idp.config import load_config
 
@@ -90,7 +92,7 @@ def test_example_file_loads_once_a_secret_is_given():
     values = load_config(environ={"IDP_CONFIG": EXAMPLE, "IDP_SERVER_SECRET_KEY": GOOD_SECRET})
     expected = defaults()
     expected["server"]["secret_key"] = GOOD_SECRET
-    assert values == expected
+    assert as_dict(values) == expected
 
 
 def test_example_file_as_shipped_is_refused_in_production():
@@ -103,8 +105,8 @@ def test_example_file_as_shipped_is_refused_in_production():
 
 def test_without_a_file_the_development_preset_applies():
     values = load_config(environ={})
-    assert values["server"]["environment"] == "development"
-    assert values["server"]["secret_key"] == DEV_SECRET_KEY
+    assert values.server.environment == "development"
+    assert values.server.secret_key == DEV_SECRET_KEY
 
 
 def test_file_then_environment_then_overrides(tmp_path):
@@ -116,12 +118,12 @@ def test_file_then_environment_then_overrides(tmp_path):
     )
     environ = {"IDP_CONFIG": str(path), "IDP_OAUTH_ACCESS_TOKEN_TTL": "900", "IDP_OAUTH_ID_TOKEN_TTL": "1200"}
     values = load_config({"oauth": {"id_token_ttl": 1800}}, environ=environ)
-    assert values["server"]["secret_key"] == "from-file"
-    assert values["oauth"]["code_ttl"] == 30
-    assert values["oauth"]["access_token_ttl"] == 900
-    assert values["oauth"]["id_token_ttl"] == 1800
+    assert values.server.secret_key == "from-file"
+    assert values.oauth.code_ttl == 30
+    assert values.oauth.access_token_ttl == 900
+    assert values.oauth.id_token_ttl == 1800
     # With a file, the development preset is not applied on top of it.
-    assert values["session"]["idle_timeout"] == SCHEMA["session"]["idle_timeout"].default
+    assert values.session.idle_timeout == SCHEMA["session"]["idle_timeout"].default
 
 
 # -- unknown keys, bad values, wrong types ------------------------------------------------------------
@@ -225,14 +227,14 @@ def test_production_refuses_http_issuer_off_loopback(issuer):
 )
 def test_production_accepts_https_and_loopback_http(issuer):
     values = load_config(production(server={"issuer": issuer}), environ={})
-    assert values["server"]["issuer"] == issuer
-    assert values["server"]["environment"] == "production"
+    assert values.server.issuer == issuer
+    assert values.server.environment == "production"
 
 
 def test_development_accepts_what_production_refuses():
     insecure = {"environment": "development", "issuer": "http://id.example.ru", "secret_key": ""}
     values = load_config({"server": insecure}, environ={})
-    assert values["server"]["issuer"] == "http://id.example.ru"
+    assert values.server.issuer == "http://id.example.ru"
 
 
 def test_production_is_the_default_when_a_file_is_named(tmp_path):
@@ -241,7 +243,7 @@ def test_production_is_the_default_when_a_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"\[server\] secret_key"):
         load_config(environ={"IDP_CONFIG": str(path)})
     values = load_config(environ={"IDP_CONFIG": str(path), "IDP_SERVER_SECRET_KEY": GOOD_SECRET})
-    assert values["server"]["environment"] == "production"
+    assert values.server.environment == "production"
 
 
 # -- environment variables ----------------------------------------------------------------------------
@@ -258,26 +260,26 @@ def test_environment_overrides_str_int_and_bool():
         "IDP_DATABASE_URL": "postgresql+psycopg://idp:pw@db/idp",
     }
     values = load_config(environ=environ)
-    assert values["server"]["issuer"] == "https://id.example.ru"
-    assert values["server"]["secret_key"] == GOOD_SECRET
-    assert values["login"]["max_failures"] == 5
-    assert values["captcha"]["enabled"] is False
-    assert values["rate_limits"]["storage_uri"] == "redis://127.0.0.1:6379/0"
-    assert values["database"]["url"] == "postgresql+psycopg://idp:pw@db/idp"
+    assert values.server.issuer == "https://id.example.ru"
+    assert values.server.secret_key == GOOD_SECRET
+    assert values.login.max_failures == 5
+    assert values.captcha.enabled is False
+    assert values.rate_limits.storage_uri == "redis://127.0.0.1:6379/0"
+    assert values.database.url == "postgresql+psycopg://idp:pw@db/idp"
 
 
 def test_string_variables_are_taken_verbatim():
     # A string key is not parsed as TOML: quotes, '#' and '=' stay as typed.
     secret = 'a"b#c=d' + "x" * 30
     values = load_config(environ={"IDP_SERVER_SECRET_KEY": secret})
-    assert values["server"]["secret_key"] == secret
+    assert values.server.secret_key == secret
 
 
 def test_environment_beats_the_file(tmp_path):
     path = tmp_path / "idp.toml"
     path.write_text('[server]\nenvironment = "development"\n[login]\nmax_failures = 7\n', encoding="utf-8")
     values = load_config(environ={"IDP_CONFIG": str(path), "IDP_LOGIN_MAX_FAILURES": "4"})
-    assert values["login"]["max_failures"] == 4
+    assert values.login.max_failures == 4
 
 
 @pytest.mark.parametrize(
@@ -306,7 +308,7 @@ def test_wrongly_typed_or_out_of_range_environment_value_is_refused(name, raw, k
 
 def test_unrelated_environment_variables_are_ignored():
     values = load_config(environ={"IDP_SERVER_NOSUCH": "x", "IDP_INSTANCE_PATH": "/tmp", "PATH": "/usr/bin"})
-    assert values["server"]["environment"] == "development"
+    assert values.server.environment == "development"
 
 
 # -- IDP_CONFIG ---------------------------------------------------------------------------------------
@@ -354,4 +356,32 @@ def test_development_file_without_a_secret_gets_the_development_secret(tmp_path)
     path = tmp_path / "dev.toml"
     path.write_text('[server]\nenvironment = "development"\n', encoding="utf-8")
     values = load_config(environ={"IDP_CONFIG": str(path)})
-    assert values["server"]["secret_key"] == DEV_SECRET_KEY
+    assert values.server.secret_key == DEV_SECRET_KEY
+
+
+# -- renamed sections ---------------------------------------------------------------------------------
+
+
+def test_the_old_reset_section_is_read_as_limits_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "old.toml"
+    path.write_text('[server]\nenvironment = "development"\n[reset]\ndaily_limit = 5\n', encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="idp.config"):
+        values = load_config(environ={"IDP_CONFIG": str(path), "IDP_RESET_SMS_DAILY_BUDGET": "10"})
+    assert values.limits.daily_limit == 5 and values.limits.sms_daily_budget == 10
+    warnings = [r.getMessage() for r in caplog.records if r.name == "idp.config"]
+    assert len(warnings) == 2 and all("[reset] is now called [limits]" in w for w in warnings)
+
+
+def test_a_key_under_its_old_and_new_section_is_refused():
+    with pytest.raises(ConfigError, match=r"\[limits\] daily_limit is given twice"):
+        load_config({"reset": {"daily_limit": 4}, "limits": {"daily_limit": 5}}, environ={})
+
+
+def test_settings_are_frozen_dataclasses_built_from_the_declarations():
+    values = load_config(environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        values.login.max_failures = 1  # type: ignore[misc]
+    # A TOML list is a tuple in the settings, so they stay hashable and immutable.
+    assert values.sms.allowed_country_codes == ("7",)
+    for section, keys in SCHEMA.items():
+        assert list(dataclasses.asdict(getattr(values, section))) == list(keys)

@@ -22,7 +22,12 @@ def test_local_day_follows_the_configured_time_zone():
 
 def test_take_stops_at_the_limit_and_days_are_separate(app):
     with app.app_context():
-        assert [counters.take(db.session, "k", "2026-11-22", 3) for _ in range(4)] == [True, True, True, False]
+        assert [counters.take(db.session, "k", "2026-11-22", 3) for _ in range(4)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
         assert counters.take(db.session, "k", "2026-11-23", 3)
         assert counters.take(db.session, "other", "2026-11-22", 3)
         db.session.commit()

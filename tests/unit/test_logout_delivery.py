@@ -1,83 +1,85 @@
-"""Back-channel logout delivery (idp.services.logout): one POST per attempt with the configured timeout,
-retries on network errors and 5xx only, and the token never in the log."""
+"""One back-channel logout attempt (idp.services.logout.post): one form POST through the outbound client,
+and what its answer means for the outbox — delivered, worth another attempt (no answer, 5xx, 408/425/429)
+or refused for good (4xx, a URI the outbound rules refuse) — with the token never in the log or in the
+error that becomes the row's last_error. Retries and backoff are the outbox's (tests/unit/test_outbox.py)."""
 
 from __future__ import annotations
 
-import io
 import logging
 
 import pytest
-import requests
 
-from idp.services.logout import DeliverySettings
-from idp.services.logout import deliver
+from idp.errors import OutboxRefusedError
+from idp.errors import OutboxRetryError
+from idp.services.logout import post
+from idp.services.outbound_http import OutboundError
+from idp.services.outbound_http import OutboundRefusedError
+from idp.services.outbound_http import OutboundResponse
+from idp.services.outbound_http import OutboundTimeoutError
+from idp.services.outbound_http import ResponseTooLargeError
 
 URI = "https://rp.example/backchannel"
 TOKEN = "header.claims.signature"
 
 
-class FakeRp:
-    """Answers each POST with the next item of ``answers``: a status code, or an exception to raise."""
+class FakeClient:
+    """An OutboundClient that answers each POST with the next item of ``answers``: a status code, or an
+    exception to raise."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
-        self.calls: list[dict] = []
+        self.calls: list[tuple[str, dict]] = []
 
-    def post(self, uri, **kwargs):
-        self.calls.append({"uri": uri, **kwargs})
+    def post_form(self, uri, form):
+        self.calls.append((uri, form))
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        response = requests.Response()
-        response.status_code = answer
-        response.raw = io.BytesIO(b"")
-        return response
-
-
-def _deliver(rp: FakeRp, retries: int = 2, sleeps: list | None = None) -> bool:
-    sleeps = [] if sleeps is None else sleeps
-    settings = DeliverySettings(timeout=3, retries=retries)
-    return deliver(URI, TOKEN, settings=settings, post=rp.post, sleep=sleeps.append)
+        return OutboundResponse(answer, {}, b"")
 
 
 @pytest.mark.parametrize("status", [200, 204])
-def test_success_is_one_form_post_with_the_timeout(status):
-    rp = FakeRp(status)
-    assert _deliver(rp) is True
-    # §2.5: the token in a form-encoded body; no redirect followed; the timeout bounds connect and read.
-    form = {"logout_token": TOKEN}
-    assert rp.calls == [{"uri": URI, "data": form, "timeout": (3, 3), "allow_redirects": False}]
+def test_success_is_one_form_post(status):
+    rp = FakeClient(status)
+    post(URI, TOKEN, client=rp)
+    # §2.5: the token in a form-encoded body, one parameter.
+    assert rp.calls == [(URI, {"logout_token": TOKEN})]
 
 
-@pytest.mark.parametrize("failure", [
-    requests.ConnectionError("refused"), requests.ReadTimeout("slow"), requests.ConnectTimeout("dead"),
-    500, 503,
-])
-def test_failures_are_retried_then_given_up(failure, caplog):
-    rp = FakeRp(failure, failure, failure)
-    sleeps = []
-    assert _deliver(rp, retries=2, sleeps=sleeps) is False
-    assert len(rp.calls) == 3 and sleeps == [0.5, 1.0]
-    assert f"back-channel logout to {URI}: gave up after 3 attempts" in caplog.text
-    assert TOKEN not in caplog.text
-
-
-def test_a_retry_that_succeeds_stops_there():
-    rp = FakeRp(requests.ConnectionError("refused"), 502, 200, 200)
-    assert _deliver(rp, retries=3) is True
-    assert len(rp.calls) == 3
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (OutboundError("ConnectionRefusedError"), "OutboundError: ConnectionRefusedError"),
+        (OutboundTimeoutError("no answer within 5 s"), "OutboundTimeoutError: no answer within 5 s"),
+        (ResponseTooLargeError("the body is over 65536 bytes"), "ResponseTooLargeError: the body is over"),
+        (500, "HTTP 500"),
+        (503, "HTTP 503"),
+        (429, "HTTP 429"),
+        (408, "HTTP 408"),
+    ],
+)
+def test_failures_worth_another_attempt(failure, error, caplog):
+    rp = FakeClient(failure)
+    with pytest.raises(OutboxRetryError) as raised:
+        post(URI, TOKEN, client=rp)
+    assert len(rp.calls) == 1
+    assert str(raised.value).startswith(f"{URI}: {error}")
+    assert TOKEN not in caplog.text and TOKEN not in str(raised.value)
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 302])
-def test_a_refusal_is_not_retried(status, caplog):
+def test_a_refusal_is_final(status, caplog):
     # §2.8: 400 says the relying party rejected this token; sending it again changes nothing.
     caplog.set_level(logging.WARNING)
-    rp = FakeRp(status, 200)
-    assert _deliver(rp) is False
-    assert len(rp.calls) == 1 and f"refused with HTTP {status}" in caplog.text
+    rp = FakeClient(status)
+    with pytest.raises(OutboxRefusedError) as raised:
+        post(URI, TOKEN, client=rp)
+    assert str(raised.value) == f"{URI}: refused with HTTP {status}"
+    assert f"refused with HTTP {status}" in caplog.text
 
 
-def test_no_retries_means_one_attempt():
-    rp = FakeRp(requests.ConnectionError("refused"))
-    assert _deliver(rp, retries=0) is False
-    assert len(rp.calls) == 1
+def test_a_uri_the_outbound_rules_refuse_is_final(caplog):
+    rp = FakeClient(OutboundRefusedError("address", "rp.example resolves to a non-public address"))
+    with pytest.raises(OutboxRefusedError):
+        post(URI, TOKEN, client=rp)
+    assert "refused by the outbound rules: rp.example resolves to a non-public address" in caplog.text

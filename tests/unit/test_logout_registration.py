@@ -15,16 +15,32 @@ from idp.errors import ClientDataError
 from idp.extensions import db
 from idp.models import OAuth2Client
 
+from ..helpers import settings_of
+
 
 def _create(app, *args):
-    return app.test_cli_runner().invoke(args=[
-        "clients", "create", "--name", "Кабинет", "--redirect-uri", "https://rp.example/cb", *args, "--json",
-    ])
+    return app.test_cli_runner().invoke(
+        args=[
+            "clients",
+            "create",
+            "--name",
+            "Кабинет",
+            "--redirect-uri",
+            "https://rp.example/cb",
+            *args,
+            "--json",
+        ]
+    )
 
 
 def test_logout_uris_are_stored_with_session_required(app):
-    result = _create(app, "--backchannel-logout-uri", "https://rp.example/bc?x=1",
-                     "--frontchannel-logout-uri", "https://rp.example/fc")
+    result = _create(
+        app,
+        "--backchannel-logout-uri",
+        "https://rp.example/bc?x=1",
+        "--frontchannel-logout-uri",
+        "https://rp.example/fc",
+    )
     assert result.exit_code == 0, result.output
     registered = json.loads(result.output)
     # Back-Channel Logout §2.2 and Front-Channel Logout §2: sid is always sent, and the client is told so.
@@ -36,6 +52,7 @@ def test_logout_uris_are_stored_with_session_required(app):
         client = db.session.scalar(select(OAuth2Client).filter_by(client_id=registered["client_id"]))
         assert client.backchannel_logout_uri == "https://rp.example/bc?x=1"
         assert client.frontchannel_logout_uri == "https://rp.example/fc"
+        assert not client.dynamically_registered
 
 
 def test_without_logout_uris_nothing_is_added(app):
@@ -47,16 +64,19 @@ BACK, FRONT = "--backchannel-logout-uri", "--frontchannel-logout-uri"
 NOT_AN_ORIGIN_OF_OURS = "must have the scheme, host and port of a redirect URI"
 
 
-@pytest.mark.parametrize("option, uri, message", [
-    (BACK, "http://rp.example/bc", "back-channel logout URI 'http://rp.example/bc' must use https"),
-    (BACK, "https://rp.example/bc#x", "must not contain a fragment"),
-    (BACK, "rp.example/bc", "must use https"),
-    (FRONT, "http://rp.example/fc", "front-channel logout URI 'http://rp.example/fc' must use https"),
-    (FRONT, "https://rp.example/fc#x", "must not contain a fragment"),
-    # Front-Channel Logout §2: scheme, host and port of a registered redirect URI.
-    (FRONT, "https://other.example/fc", NOT_AN_ORIGIN_OF_OURS),
-    (FRONT, "https://rp.example:8443/fc", NOT_AN_ORIGIN_OF_OURS),
-])
+@pytest.mark.parametrize(
+    "option, uri, message",
+    [
+        (BACK, "http://rp.example/bc", "back-channel logout URI 'http://rp.example/bc' must use https"),
+        (BACK, "https://rp.example/bc#x", "must not contain a fragment"),
+        (BACK, "rp.example/bc", "must use https"),
+        (FRONT, "http://rp.example/fc", "front-channel logout URI 'http://rp.example/fc' must use https"),
+        (FRONT, "https://rp.example/fc#x", "must not contain a fragment"),
+        # Front-Channel Logout §2: scheme, host and port of a registered redirect URI.
+        (FRONT, "https://other.example/fc", NOT_AN_ORIGIN_OF_OURS),
+        (FRONT, "https://rp.example:8443/fc", NOT_AN_ORIGIN_OF_OURS),
+    ],
+)
 def test_bad_logout_uris_are_refused(app, option, uri, message):
     result = _create(app, option, uri)
     assert result.exit_code != 0 and message in result.output
@@ -65,21 +85,24 @@ def test_bad_logout_uris_are_refused(app, option, uri, message):
 
 
 def test_loopback_http_logout_uris_are_accepted(make_rp):
-    registered = make_rp(redirect_uris=["http://127.0.0.1:5001/callback"],
-                         backchannel_logout_uri="http://127.0.0.1:5001/backchannel-logout",
-                         frontchannel_logout_uri="http://127.0.0.1:5001/frontchannel-logout")
+    registered = make_rp(
+        redirect_uris=["http://127.0.0.1:5001/callback"],
+        backchannel_logout_uri="http://127.0.0.1:5001/backchannel-logout",
+        frontchannel_logout_uri="http://127.0.0.1:5001/frontchannel-logout",
+    )
     assert registered["backchannel_logout_uri"].startswith("http://127.0.0.1:5001/")
 
 
 def test_create_client_refuses_directly_too(app):
+    from idp.services.clients import ClientInput
     from idp.services.clients import create_client
 
-    with app.app_context(), pytest.raises(ClientDataError, match="back-channel logout URI"):
-        create_client(
-            db.session, name="X", redirect_uris=["https://rp.example/cb"], post_logout_redirect_uris=[],
-            scope="openid", public=False, trusted=False, grant_types=None, id_token_alg="RS256", now=0,
-            backchannel_logout_uri="ftp://rp.example/bc",
-        )
+    data = ClientInput(
+        name="X", redirect_uris=["https://rp.example/cb"], backchannel_logout_uri="ftp://rp.example/bc"
+    )
+    with app.app_context(), pytest.raises(ClientDataError) as error:
+        create_client(db.session, data, limits=settings_of(app).oauth, now=0)
+    assert (error.value.field, error.value.reason) == ("backchannel_logout_uri", "uri_scheme")
 
 
 def _demo(app, directory):

@@ -18,10 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from idp.config import MailSettings
+from idp.errors import MailDeliveryError
 from idp.services.mail import FileMailer
 from idp.services.mail import Mail
-from idp.services.mail import MailDeliveryError
-from idp.services.mail import MailSettings
 from idp.services.mail import SmtpMailer
 from idp.services.mail import make_mailer
 
@@ -34,8 +34,10 @@ MAIL = Mail(
     to="alisher@example.com",
     subject="Восстановление доступа к личному кабинету",
     text="Здравствуйте, Алишер!\nСсылка: http://localhost/recovery/link/abc",
-    html=('<p>Здравствуйте, Алишер!</p>'
-          '<p><a href="http://localhost/recovery/link/abc">Установите новый пароль</a></p>'),
+    html=(
+        "<p>Здравствуйте, Алишер!</p>"
+        '<p><a href="http://localhost/recovery/link/abc">Установите новый пароль</a></p>'
+    ),
 )
 
 
@@ -65,8 +67,9 @@ class Received:
         return "250 Message accepted for delivery"
 
     def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(e.original_content, policy=email.policy.default)
-                for e in self.envelopes]
+        return [
+            email.message_from_bytes(e.original_content, policy=email.policy.default) for e in self.envelopes
+        ]
 
 
 @contextlib.contextmanager
@@ -104,8 +107,15 @@ def smtp_server(*, starttls: bool = False, implicit_tls: bool = False, password:
 
 
 def smtp_settings(port: int, **overrides) -> MailSettings:
-    values = dict(backend="smtp", file_path="", from_address=FROM, host="127.0.0.1", port=port,
-                  security="none", timeout=5)
+    values = dict(
+        backend="smtp",
+        file_path="",
+        from_address=FROM,
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        timeout=5,
+    )
     values.update(overrides)
     return MailSettings(**values)
 
@@ -133,7 +143,11 @@ def test_file_backend_appends_one_json_object_per_message(tmp_path):
     lines = [json.loads(line) for line in raw.splitlines()]
     assert [sorted(m) for m in lines] == [["html", "sent_at", "subject", "text", "to"]] * 2
     assert (lines[0]["to"], lines[0]["subject"], lines[0]["text"], lines[0]["html"]) == (
-        MAIL.to, MAIL.subject, MAIL.text, MAIL.html)
+        MAIL.to,
+        MAIL.subject,
+        MAIL.text,
+        MAIL.html,
+    )
     assert [m["to"] for m in lines] == ["alisher@example.com", "second@example.com"]
     assert all(m["sent_at"].endswith("+00:00") for m in lines)
 
@@ -203,9 +217,8 @@ def test_an_untrusted_certificate_is_refused(trust, security):
 
 def test_starttls_never_falls_back_to_plain_text():
     # The server offers no STARTTLS: the message must not go out in clear.
-    with smtp_server() as (received, port, _):
-        with pytest.raises(MailDeliveryError):
-            SmtpMailer(smtp_settings(port, security="starttls")).send(MAIL)
+    with smtp_server() as (received, port, _), pytest.raises(MailDeliveryError):
+        SmtpMailer(smtp_settings(port, security="starttls")).send(MAIL)
     assert received.envelopes == []
 
 

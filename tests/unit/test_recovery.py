@@ -6,60 +6,66 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from idp.errors import RecoveryInputError
 from idp.extensions import db
 from idp.models import Account
 from idp.models.account import STATUS_BLOCKED
-from idp.services.recovery import EMAIL
-from idp.services.recovery import LOGIN
-from idp.services.recovery import PHONE
-from idp.services.recovery import SNILS
-from idp.services.recovery import RecoveryInputError
-from idp.services.recovery import find_account
-from idp.services.recovery import fold_surname
-from idp.services.recovery import identify
+from idp.models.account import fold_name as fold_surname
+from idp.services.selfservice.recovery import EMAIL
+from idp.services.selfservice.recovery import LOGIN
+from idp.services.selfservice.recovery import PHONE
+from idp.services.selfservice.recovery import SNILS
+from idp.services.selfservice.recovery import find_account
+from idp.services.selfservice.recovery import identify
 
 PHONE_E164 = "+79161234567"
 SNILS_OK = "11223344595"  # 112-233-445 95: the checksum of 112233445 is 95
 
 
-@pytest.mark.parametrize("typed, expected", [
-    ("alisher@example.com", (EMAIL, "alisher@example.com")),
-    ("  AliSher@Example.COM ", (EMAIL, "alisher@example.com")),
-    ("+7 916 123-45-67", (PHONE, PHONE_E164)),
-    ("+7(916)1234567", (PHONE, PHONE_E164)),
-    ("8 (916) 123-45-67", (PHONE, PHONE_E164)),
-    ("89161234567", (PHONE, PHONE_E164)),
-    ("9161234567", (PHONE, PHONE_E164)),
-    ("916 123-45-67", (PHONE, PHONE_E164)),
-    ("7 916 123 45 67", (PHONE, PHONE_E164)),
-    ("112-233-445 95", (SNILS, SNILS_OK)),
-    ("112-233-445-95", (SNILS, SNILS_OK)),
-    ("11223344595", (SNILS, SNILS_OK)),
-    (" 112 233 445 95 ", (SNILS, SNILS_OK)),
-    ("77-0000001", (LOGIN, "770000001")),
-    ("77 0000001", (LOGIN, "770000001")),
-    ("770000001", (LOGIN, "770000001")),
-    ("77-0123456/а", (LOGIN, "770123456/А")),
-])
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("alisher@example.com", (EMAIL, "alisher@example.com")),
+        ("  AliSher@Example.COM ", (EMAIL, "alisher@example.com")),
+        ("+7 916 123-45-67", (PHONE, PHONE_E164)),
+        ("+7(916)1234567", (PHONE, PHONE_E164)),
+        ("8 (916) 123-45-67", (PHONE, PHONE_E164)),
+        ("89161234567", (PHONE, PHONE_E164)),
+        ("9161234567", (PHONE, PHONE_E164)),
+        ("916 123-45-67", (PHONE, PHONE_E164)),
+        ("7 916 123 45 67", (PHONE, PHONE_E164)),
+        ("112-233-445 95", (SNILS, SNILS_OK)),
+        ("112-233-445-95", (SNILS, SNILS_OK)),
+        ("11223344595", (SNILS, SNILS_OK)),
+        (" 112 233 445 95 ", (SNILS, SNILS_OK)),
+        ("77-0000001", (LOGIN, "770000001")),
+        ("77 0000001", (LOGIN, "770000001")),
+        ("770000001", (LOGIN, "770000001")),
+        ("77-0123456/а", (LOGIN, "770123456/А")),
+    ],
+)
 def test_identify_detects_and_normalises(typed, expected):
     assert identify(typed) == expected
 
 
-@pytest.mark.parametrize("typed, field, reason", [
-    ("", "identifier", "empty"),
-    ("    ", "identifier", "empty"),
-    (None, "identifier", "empty"),
-    ("x" * 255, "identifier", "empty"),
-    ("alisher@", "identifier", "email"),
-    ("a@b", "identifier", "email"),
-    ("112-233-445 96", "identifier", "snils_checksum"),
-    ("11223344596", "identifier", "snils_checksum"),
-    # Eleven digits starting with 8 that are no valid phone are read as a SNILS, and this one is wrong.
-    ("81223344595", "identifier", "snils_checksum"),
-    ("<script>alert(1)</script>", "identifier", "unknown_kind"),
-    ("77\x000000001", "identifier", "unknown_kind"),
-    ("'; DROP TABLE accounts;--", "identifier", "unknown_kind"),
-])
+@pytest.mark.parametrize(
+    "typed, field, reason",
+    [
+        ("", "identifier", "empty"),
+        ("    ", "identifier", "empty"),
+        (None, "identifier", "empty"),
+        ("x" * 255, "identifier", "empty"),
+        ("alisher@", "identifier", "email"),
+        ("a@b", "identifier", "email"),
+        ("112-233-445 96", "identifier", "snils_checksum"),
+        ("11223344596", "identifier", "snils_checksum"),
+        # Eleven digits starting with 8 that are no valid phone are read as a SNILS, and this one is wrong.
+        ("81223344595", "identifier", "snils_checksum"),
+        ("<script>alert(1)</script>", "identifier", "unknown_kind"),
+        ("77\x000000001", "identifier", "unknown_kind"),
+        ("'; DROP TABLE accounts;--", "identifier", "unknown_kind"),
+    ],
+)
 def test_identify_refuses_what_is_no_identifier(typed, field, reason):
     with pytest.raises(RecoveryInputError) as raised:
         identify(typed)

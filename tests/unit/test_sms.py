@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from idp.services.sms import SmsDeliveryError
-from idp.services.sms import SmsSettings
+from idp.config import SmsSettings
+from idp.errors import SmsDeliveryError
 from idp.services.sms import make_sender
 
 from ..fake_smsaero import API_KEY
@@ -24,8 +24,13 @@ def test_file_backend_appends_one_json_object_per_message(tmp_path):
     sender = make_sender(SmsSettings(backend="file", file_path=str(tmp_path / "out" / "sms.jsonl")))
     sender.send("+79161234567", "Новый пароль: abc")
     sender.send("+79161234568", "второе")
-    lines = [json.loads(line) for line in (tmp_path / "out" / "sms.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(m["to"], m["text"]) for m in lines] == [("+79161234567", "Новый пароль: abc"), ("+79161234568", "второе")]
+    lines = [
+        json.loads(line) for line in (tmp_path / "out" / "sms.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert [(m["to"], m["text"]) for m in lines] == [
+        ("+79161234567", "Новый пароль: abc"),
+        ("+79161234568", "второе"),
+    ]
     assert all(m["sent_at"].endswith("+00:00") for m in lines)
 
 
@@ -41,7 +46,11 @@ def test_smsaero_delivers_through_the_real_client(gateway, caplog):
     caplog.set_level(logging.DEBUG)
     _smsaero(gateway).send("+79161234567", "Новый пароль: abc")
     [request] = gateway.received
-    assert (request["path"], request["number"], request["text"]) == ("/v2/sms/send", 79161234567, "Новый пароль: abc")
+    assert (request["path"], request["number"], request["text"]) == (
+        "/v2/sms/send",
+        79161234567,
+        "Новый пароль: abc",
+    )
     assert API_KEY not in caplog.text
 
 

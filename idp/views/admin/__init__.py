@@ -1,18 +1,26 @@
 """The staff console at /admin: operators serve migrants at the counter, admins manage relying parties,
 signing keys, staff, registration tokens, and read the audit log.
 
-One module per area; every route but the sign-in page goes through ``common.staff_required``.
+One module per area, each adding its routes to ``common.bp``; every route but the sign-in page goes
+through ``common.staff_required``. The modules import ``common`` and never this package, so there is
+no import cycle. The same imports as the other views.
 """
 
-from flask import Blueprint
 from flask import request
 from flask import url_for
 from flask_babel import lazy_gettext as _l
 
+# Each module adds its routes to the blueprint of .common when imported.
+from . import accounts  # noqa: F401
+from . import auth  # noqa: F401
+from . import clients  # noqa: F401
+from . import keys  # noqa: F401
+from . import log  # noqa: F401
+from . import staff  # noqa: F401
+from . import tokens  # noqa: F401
 from .common import ActionForm
+from .common import bp
 from .common import current_staff
-
-bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # (endpoint, label, admin only): the console's menu.
 MENU = (
@@ -37,13 +45,8 @@ def console_context() -> dict:
         for endpoint, label, admin_only in MENU
         if user.is_admin or not admin_only
     ]
-    return {"staff_menu": menu, "staff_user": f"{user.full_name} ({user.username})", "signout_form": ActionForm()}
-
-
-from . import accounts  # noqa: E402,F401  (routes)
-from . import auth  # noqa: E402,F401
-from . import clients  # noqa: E402,F401
-from . import keys  # noqa: E402,F401
-from . import log  # noqa: E402,F401
-from . import staff  # noqa: E402,F401
-from . import tokens  # noqa: E402,F401
+    return {
+        "staff_menu": menu,
+        "staff_user": f"{user.full_name} ({user.username})",
+        "signout_form": ActionForm(),
+    }

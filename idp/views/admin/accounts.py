@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from babel import Locale
 from flask import abort
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -22,35 +21,26 @@ from wtforms import StringField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from ... import messages
 from ...errors import AccountDataError
 from ...extensions import babel
 from ...extensions import db
 from ...models import Account
+from ...runtime import current
 from ...services import account_admin
 from ...services import audit
-from .. import web
-from . import bp
 from .common import OPERATOR_ROLES
 from .common import ActionForm
 from .common import ConfirmForm
+from .common import bp
 from .common import confirmed
 from .common import ctx
+from .common import current_time
+from .common import settings
 from .common import staff_required
 from .common import when
 from .labels import event_rows
 
-ACCOUNT_ERRORS = {
-    ("login", "is not a patent application number"): _l("Проверьте номер заявления на патент."),
-    ("login", "is already taken"): _l("Учётная запись с таким логином уже есть."),
-    ("login", "is unchanged"): _l("Это текущий логин."),
-    ("phone", "is not a valid phone number"): _l("Проверьте номер телефона."),
-    ("phone", "is unchanged"): _l("Это текущий телефон."),
-    ("snils", "has a bad checksum or format"): _l("СНИЛС введён с ошибкой: проверьте цифры."),
-    ("email", "is not an e-mail address"): _l("Проверьте адрес электронной почты."),
-    ("reason", "required"): _l("Укажите причину."),
-}
-NAME_ERROR = _l("Проверьте фамилию, имя и отчество: они обязательны, кроме отчества, и без символов < >.")
-CONFIRM_ERROR = _l("Отметьте «Подтверждаю», чтобы продолжить.")
 STATUS = {"active": _l("действует"), "blocked": _l("заблокирована")}
 
 
@@ -105,9 +95,13 @@ def _language_name(code: str) -> str:
 
 def _show_error(form, error: AccountDataError) -> str:
     """Attach the service's complaint to its field; return the field's name, which gets the focus."""
-    message = ACCOUNT_ERRORS.get((error.field, error.message))
+    message = messages.ACCOUNT_ERRORS.get((error.field, error.reason))
     if message is None:
-        message = NAME_ERROR if error.field in ("surname", "given_name", "middle_name") else _("Проверьте поле.")
+        message = (
+            messages.NAME_ERROR
+            if error.field in ("surname", "given_name", "middle_name")
+            else messages.CHECK_FIELD
+        )
     field = getattr(form, error.field, None)
     if field is not None:
         field.errors = [str(message)]
@@ -148,7 +142,7 @@ def account_new():
         account, temporary = account_admin.create(
             db.session,
             ctx(),
-            settings=web.password_settings(),
+            settings=settings().passwords,
             login=form.login.data,
             phone=form.phone.data,
             surname=form.surname.data,
@@ -182,7 +176,7 @@ def _issued(account: Account, temporary: str, heading: str):
 def _slip(account: Account, temporary: str) -> dict:
     """The slip's text, in Russian whatever the operator's language: the person takes it home, and the
     sign-in page they will see is Russian (seed, «Авторизация в личном кабинете», steps 2 and 3)."""
-    url = current_app.config["STAFF_CABINET_URL"]
+    url = settings().staff.cabinet_url
     with force_locale("ru"):
         return {
             "title": _("Личный кабинет иностранного гражданина"),
@@ -195,15 +189,21 @@ def _slip(account: Account, temporary: str) -> dict:
             "steps_title": _("Как войти"),
             "steps": [
                 _("Откройте адрес личного кабинета: %(url)s.", url=url),
-                _("Введите Логин и Пароль, выданные оператором Миграционного центра при приеме заявления о "
-                  "выдаче патента, и нажмите кнопку «войти»."),
-                _("После авторизации система запросит сменить выданный оператором пароль. Для этого введите "
-                  "временный пароль в поле «Старый пароль». Придумайте новый пароль и введите его в поле "
-                  "«Новый пароль», а также в поле «Повторно введите новый пароль». Далее нажмите кнопку "
-                  "«сменить пароль»."),
+                _(
+                    "Введите Логин и Пароль, выданные оператором Миграционного центра при приеме заявления о "
+                    "выдаче патента, и нажмите кнопку «войти»."
+                ),
+                _(
+                    "После авторизации система запросит сменить выданный оператором пароль. "
+                    "Для этого введите временный пароль в поле «Старый пароль». "
+                    "Придумайте новый пароль и введите его в поле «Новый пароль», "
+                    "а также в поле «Повторно введите новый пароль». Далее нажмите кнопку «сменить пароль»."
+                ),
             ],
-            "note": _("Никому не сообщайте пароль. Если пароль не подходит или срок истёк, обратитесь в "
-                      "Миграционный центр."),
+            "note": _(
+                "Никому не сообщайте пароль. Если пароль не подходит или срок истёк, обратитесь в "
+                "Миграционный центр."
+            ),
         }
 
 
@@ -213,9 +213,10 @@ def account(account_id: int):
     return _card(_account(account_id))
 
 
-def _card(account: Account, *, confirm_form=None, block_form=None, error: str | None = None, status: int = 200):
-    cfg = current_app.config
-    now = web.now()
+def _card(
+    account: Account, *, confirm_form=None, block_form=None, error: str | None = None, status: int = 200
+):
+    now = current_time()
     card = {
         "id": account.id,
         "login": account.login,
@@ -230,8 +231,8 @@ def _card(account: Account, *, confirm_form=None, block_form=None, error: str | 
         "failed_logins": account.failed_logins,
         "temporary": when(account.temporary_password_expires_at) if account.must_change_password else "",
         "created": when(account.created_at),
-        "resets_today": account_admin.resets_today(db.session, account, now=now, timezone=cfg["SERVER_TIMEZONE"]),
-        "reset_limit": cfg["RESET_DAILY_LIMIT"],
+        "resets_today": account_admin.resets_today(db.session, account, now=now, settings=settings()),
+        "reset_limit": settings().limits.daily_limit,
     }
     history = event_rows(audit.account_history(db.session, account.id))
     return render_template(
@@ -251,9 +252,14 @@ def account_temporary_password(account_id: int):
     account = _account(account_id)
     form = ConfirmForm(prefix="password")
     if not confirmed(form):
-        return _card(account, confirm_form=form, error=CONFIRM_ERROR, status=400)
+        return _card(account, confirm_form=form, error=messages.CONFIRM_REQUIRED, status=400)
     temporary = account_admin.issue_temporary_password(
-        db.session, ctx(), account, settings=web.password_settings(), reason=form.reason.data
+        db.session,
+        ctx(),
+        account,
+        settings=settings().passwords,
+        events=current().events,
+        reason=form.reason.data,
     )
     db.session.commit()
     return _issued(account, temporary, _("Выдан новый временный пароль"))
@@ -264,9 +270,13 @@ def account_temporary_password(account_id: int):
 def account_login(account_id: int):
     account = _account(account_id)
     return _change_page(
-        account, LoginChangeForm(), "login", account_admin.change_login,
+        account,
+        LoginChangeForm(),
+        "login",
+        account_admin.change_login,
         done=_("Логин изменён. Идентификатор для сайтов (sub) остался прежним."),
-        title=_("Смена логина"), current=_("Текущий логин: %(login)s", login=account.login),
+        title=_("Смена логина"),
+        current=_("Текущий логин: %(login)s", login=account.login),
     )
 
 
@@ -275,9 +285,13 @@ def account_login(account_id: int):
 def account_phone(account_id: int):
     account = _account(account_id)
     return _change_page(
-        account, PhoneChangeForm(), "phone", account_admin.change_phone,
+        account,
+        PhoneChangeForm(),
+        "phone",
+        account_admin.change_phone,
         done=_("Телефон изменён."),
-        title=_("Смена телефона"), current=_("Текущий телефон: %(phone)s", phone=account.phone),
+        title=_("Смена телефона"),
+        current=_("Текущий телефон: %(phone)s", phone=account.phone),
     )
 
 
@@ -320,13 +334,17 @@ def account_unblock(account_id: int):
 def _set_blocked(account: Account, blocked: bool):
     form = ConfirmForm(prefix="block")
     if not confirmed(form):
-        return _card(account, block_form=form, error=CONFIRM_ERROR, status=400)
-    change = account_admin.block if blocked else account_admin.unblock
+        return _card(account, block_form=form, error=messages.CONFIRM_REQUIRED, status=400)
     try:
-        change(db.session, ctx(), account, reason=form.reason.data)
+        if blocked:
+            account_admin.block(db.session, ctx(), account, reason=form.reason.data, events=current().events)
+        else:
+            account_admin.unblock(db.session, ctx(), account, reason=form.reason.data)
     except AccountDataError:
         db.session.rollback()
-        return _card(account, block_form=form, error=ACCOUNT_ERRORS[("reason", "required")], status=400)
+        return _card(
+            account, block_form=form, error=messages.ACCOUNT_ERRORS[("reason", "required")], status=400
+        )
     db.session.commit()
     flash(_("Учётная запись заблокирована.") if blocked else _("Учётная запись разблокирована."))
     return redirect(url_for("admin.account", account_id=account.id))

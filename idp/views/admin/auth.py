@@ -3,7 +3,6 @@ start page of the console."""
 
 from __future__ import annotations
 
-from flask import current_app
 from flask import flash
 from flask import make_response
 from flask import redirect
@@ -18,32 +17,26 @@ from wtforms import StringField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from ... import messages
 from ...errors import InvalidCredentialsError
+from ...errors import PasswordPolicyError
 from ...extensions import db
 from ...extensions import limiter
 from ...services import audit
-from ...services import staff
-from .. import web
-from . import bp
+from ...services.staff import members
+from ...services.staff import sessions as staff_sessions
 from .common import OPERATOR_ROLES
 from .common import ActionForm
+from .common import bp
 from .common import clear_staff_cookie
 from .common import ctx
 from .common import current_staff
+from .common import current_time
 from .common import me
 from .common import next_page
 from .common import set_staff_cookie
+from .common import settings
 from .common import staff_required
-from .common import staff_settings
-
-PASSWORD_REASONS = {
-    "wrong_old": _l("Текущий пароль введён неверно."),
-    "mismatch": _l("Новые пароли не совпадают."),
-    "same_as_old": _l("Новый пароль должен отличаться от текущего."),
-    "too_short": _l("Пароль сотрудника должен быть не короче %(n)s символов."),
-    "too_long": _l("Пароль слишком длинный."),
-    "common": _l("Этот пароль слишком простой или совпадает с именем пользователя."),
-}
 
 
 class StaffLoginForm(FlaskForm):
@@ -59,36 +52,46 @@ class StaffPasswordForm(FlaskForm):
 
 
 def _rate_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+    return settings().login.rate_limit
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_rate_limit, methods=["POST"])
 def login():
     form = StaffLoginForm()
-    if request.method == "GET":
+    if request.method != "POST":  # GET, or HEAD (a GET without the body)
         if current_staff() is not None:
             return redirect(next_page())
         return render_template("admin/login.html", form=form)
     if not form.validate_on_submit():
-        return render_template("admin/login.html", form=form, error=_("Введите имя пользователя, пароль и код.")), 200
-    now = web.now()
+        return render_template("admin/login.html", form=form, error=messages.STAFF_LOGIN_INCOMPLETE), 200
+    now = current_time()
     try:
-        user = staff.authenticate(
-            db.session, form.username.data, form.password.data, form.code.data, now=now, settings=staff_settings()
+        user = members.authenticate(
+            db.session,
+            form.username.data,
+            form.password.data,
+            form.code.data,
+            now=now,
+            settings=settings(),
         )
     except InvalidCredentialsError:
-        # One message whatever was wrong: the username, the password, the code, a replayed code, a lock.
         db.session.commit()
         form.password.data = ""
         form.code.data = ""
-        error = _("Неверное имя пользователя, пароль или код.")
+        error = messages.STAFF_LOGIN_FAILED
         return render_template("admin/login.html", form=form, error=error), 200
-    session, token = staff.start_session(
-        db.session, user, now=now, settings=staff_settings(), ip=request.remote_addr,
+    session, token = staff_sessions.start_session(
+        db.session,
+        user,
+        now=now,
+        settings=settings().staff,
+        ip=request.remote_addr,
         user_agent=request.user_agent.string,
     )
-    audit.record(db.session, audit.Context(audit.Actor.staff(user), request.remote_addr, now), "staff.signed_in")
+    audit.record(
+        db.session, audit.Context(audit.Actor.staff(user), request.remote_addr, now), "staff.signed_in"
+    )
     db.session.commit()
     target = url_for("admin.password") if user.must_change_password else next_page()
     return set_staff_cookie(make_response(redirect(target)), token)
@@ -99,7 +102,7 @@ def logout():
     form = ActionForm()
     session = current_staff()
     if form.validate_on_submit() and session is not None:
-        staff.end_session(session, now=web.now())
+        staff_sessions.end_session(session, now=current_time())
         audit.record(db.session, ctx(), "staff.signed_out")
         db.session.commit()
     return clear_staff_cookie(make_response(redirect(url_for("admin.login"))))
@@ -111,17 +114,19 @@ def password():
     form = StaffPasswordForm()
     user = me()
     forced = user.must_change_password
+    min_length = members.password_min_length(settings())
     if not form.validate_on_submit():
-        return render_template("admin/password.html", form=form, forced=forced, min_length=staff.MIN_STAFF_PASSWORD)
+        return render_template("admin/password.html", form=form, forced=forced, min_length=min_length)
     try:
-        staff.check_new_password(user, form.old.data, form.new.data, form.repeat.data)
-    except staff.StaffPasswordError as error:
-        message = PASSWORD_REASONS[error.reason] % {"n": staff.MIN_STAFF_PASSWORD}
+        members.check_new_password(user, form.old.data, form.new.data, form.repeat.data, settings=settings())
+    except PasswordPolicyError as error:
+        db.session.commit()  # a wrong current password counts against the flow
+        message = messages.password_reason(error.reason, min_length, staff=True)
         return render_template(
-            "admin/password.html", form=form, forced=forced, error=message, min_length=staff.MIN_STAFF_PASSWORD
+            "admin/password.html", form=form, forced=forced, error=message, min_length=min_length
         )
-    staff.change_password(
-        db.session, user, form.new.data, now=web.now(), settings=staff_settings(), keep_id=current_staff().id
+    members.change_password(
+        db.session, user, form.new.data, now=current_time(), settings=settings(), keep_id=current_staff().id
     )
     audit.record(db.session, ctx(), "staff.password_changed")
     db.session.commit()

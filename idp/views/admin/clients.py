@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import abort
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -11,7 +10,6 @@ from flask import url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import BooleanField
 from wtforms import IntegerField
 from wtforms import RadioField
@@ -25,42 +23,25 @@ from wtforms.validators import InputRequired
 from wtforms.validators import Length
 from wtforms.validators import Optional
 
+from ... import messages
+from ...errors import ClientDataError
 from ...extensions import db
 from ...models import OAuth2Client
-from ...oauth.keys import ALGORITHMS
-from ...oauth.registration import lifetime_limits
-from ...services import client_admin
-from ...services.client_admin import ClientFieldError
-from ...services.client_admin import ClientInput
-from ...services.clients import SCOPES
-from . import bp
+from ...runtime import current
+from ...services import clients as clients_service
+from ...services.clients import ClientInput
+from ...services.keys import ALGORITHMS
 from .common import ADMIN_ROLES
 from .common import ConfirmForm
+from .common import bp
 from .common import confirmed
 from .common import ctx
+from .common import settings
 from .common import staff_required
 from .common import when
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-SCOPE_ORDER = ("openid", "profile", "phone", "email", "patent", "offline_access")
 # The form's field for each field the service names.
 FORM_FIELD = {"scope": "scopes", "public": "client_type", "auth_method": "client_type"}
-CLIENT_ERRORS = {
-    ("name", "required"): _l("Укажите название (до 100 символов)."),
-    ("grant_types", "unknown"): _l("Выберите хотя бы один тип разрешения."),
-    ("grant_types", "public_client_credentials"): _l("Публичному клиенту client_credentials недоступен."),
-    ("scope", "unknown"): _l("Выберите хотя бы одну область доступа."),
-    ("redirect_uris", "required"): _l("Для authorization_code нужен хотя бы один адрес возврата."),
-    ("public", "fixed"): _l("Тип клиента после регистрации не меняется: зарегистрируйте новый."),
-    ("public", "no_secret"): _l("У публичного клиента нет секрета."),
-}
-URI_ERROR = _l("Адрес %(uri)s не подходит: нужен https (http — только на 127.0.0.1, ::1 или localhost), без «#».")
-ORIGIN_ERROR = _l(
-    "Адрес %(uri)s должен быть на том же сайте (схема, хост, порт), что и один из адресов возврата."
-)
-TOO_MANY = _l("Не больше %(n)s адресов.")
-RANGE_ERROR = _l("От 60 до %(max)s секунд (больше, чем в настройках [oauth], нельзя), или пусто.")
-CONFIRM_ERROR = _l("Отметьте «Подтверждаю», чтобы продолжить.")
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -74,7 +55,9 @@ class ClientForm(FlaskForm):
         _l("Тип клиента"),
         choices=[
             SelectChoice("confidential", _l("Конфиденциальный (серверное приложение с секретом)")),
-            SelectChoice("public", _l("Публичный (SPA или мобильное приложение, без секрета, только с PKCE)")),
+            SelectChoice(
+                "public", _l("Публичный (SPA или мобильное приложение, без секрета, только с PKCE)")
+            ),
         ],
         default="confidential",
     )
@@ -82,7 +65,8 @@ class ClientForm(FlaskForm):
         _l("Адреса возврата (redirect_uri), по одному в строке"), validators=[Length(max=8000)]
     )
     post_logout_redirect_uris = TextAreaField(
-        _l("Адреса после выхода (post_logout_redirect_uri), по одному в строке"), validators=[Length(max=8000)]
+        _l("Адреса после выхода (post_logout_redirect_uri), по одному в строке"),
+        validators=[Length(max=8000)],
     )
     backchannel_logout_uri = StringField(
         _l("Адрес back-channel logout (если есть)"), validators=[Length(max=2000)]
@@ -92,12 +76,12 @@ class ClientForm(FlaskForm):
     )
     grant_types = MultiCheckboxField(
         _l("Типы разрешений"),
-        choices=[SelectChoice(g) for g in GRANT_TYPES],
+        choices=[SelectChoice(g) for g in clients_service.GRANT_TYPES],
         default=["authorization_code", "refresh_token"],
     )
     scopes = MultiCheckboxField(
         _l("Области доступа"),
-        choices=[SelectChoice(s) for s in SCOPE_ORDER if s in SCOPES],
+        choices=[SelectChoice(s) for s in clients_service.SCOPES],
         default=["openid", "profile"],
     )
     trusted = BooleanField(_l("Доверенный (без экрана согласия)"))
@@ -120,7 +104,7 @@ class ClientForm(FlaskForm):
             public=public,
             trusted=bool(self.trusted.data),
             id_token_alg=self.id_token_alg.data,
-            lifetimes={key: getattr(self, key).data for key in client_admin.LIFETIMES},
+            lifetimes={key: getattr(self, key).data for key in clients_service.LIFETIMES},
         )
 
 
@@ -140,28 +124,20 @@ def _fill(form: ClientForm, client: OAuth2Client) -> None:
     form.scopes.data = client.scope.split()
     form.trusted.data = client.trusted
     form.id_token_alg.data = client.id_token_signed_response_alg
-    for key in client_admin.LIFETIMES:
+    for key in clients_service.LIFETIMES:
         getattr(form, key).data = metadata.get(key)
 
 
-def _show_error(form: ClientForm, error: ClientFieldError) -> str:
-    if error.reason == "invalid_uri":
-        message = URI_ERROR % {"uri": error.value}
-    elif error.reason == "origin":
-        message = ORIGIN_ERROR % {"uri": error.value}
-    elif error.reason == "too_many":
-        message = TOO_MANY % {"n": client_admin.MAX_URIS}
-    elif error.reason == "range":
-        message = RANGE_ERROR % {"max": getattr(lifetime_limits(), error.field)}
-    else:
-        message = CLIENT_ERRORS.get((error.field, error.reason), _("Проверьте поле."))
+def _show_error(form: ClientForm, error: ClientDataError) -> str:
+    limit = getattr(settings().oauth, error.field, 0)
+    message = messages.client_error(error, max_uris=clients_service.MAX_URIS, max_lifetime=limit)
     field = getattr(form, FORM_FIELD.get(error.field, error.field))
-    field.errors = [str(message)]
+    field.errors = [message]
     return field.name
 
 
 def _client(client_id: str) -> OAuth2Client:
-    client = db.session.scalar(select(OAuth2Client).filter_by(client_id=client_id))
+    client = clients_service.find_client(db.session, client_id)
     if client is None:
         abort(404)
     return client
@@ -170,7 +146,7 @@ def _client(client_id: str) -> OAuth2Client:
 @bp.route("/clients")
 @staff_required(*ADMIN_ROLES)
 def clients():
-    found = db.session.scalars(select(OAuth2Client).order_by(OAuth2Client.client_id_issued_at.desc()))
+    found = clients_service.all_clients(db.session)
     rows = [
         {
             "url": url_for("admin.client", client_id=client.client_id),
@@ -193,10 +169,14 @@ def client_new():
     focus = "name"
     if form.validate_on_submit():
         try:
-            client, secret = client_admin.create(
-                db.session, ctx(), form.client_input(form.client_type.data == "public"), limits=lifetime_limits()
+            client, secret = clients_service.create(
+                db.session,
+                ctx(),
+                form.client_input(form.client_type.data == "public"),
+                limits=settings().oauth,
+                outbound_policy=current().outbound.policy,
             )
-        except ClientFieldError as error:
+        except ClientDataError as error:
             db.session.rollback()
             focus = _show_error(form, error)
         else:
@@ -204,11 +184,13 @@ def client_new():
             return _secret_page(client, secret, _("Клиент зарегистрирован"))
     elif form.is_submitted():
         focus = next((field.name for field in form if field.errors), "name")
-    return render_template("admin/client_form.html", form=form, focus=focus, title=_("Новый клиент"), client=None)
+    return render_template(
+        "admin/client_form.html", form=form, focus=focus, title=_("Новый клиент"), client=None
+    )
 
 
 def _secret_page(client: OAuth2Client, secret: str | None, heading: str):
-    issuer = current_app.config["SERVER_ISSUER"]
+    issuer = settings().server.issuer
     return render_template(
         "admin/client_secret.html",
         heading=heading,
@@ -227,10 +209,15 @@ def client(client_id: str):
     focus = "name"
     if form.validate_on_submit():
         try:
-            client_admin.update_client(
-                db.session, ctx(), client, form.client_input(client.is_public), limits=lifetime_limits()
+            clients_service.update_client(
+                db.session,
+                ctx(),
+                client,
+                form.client_input(client.is_public),
+                limits=settings().oauth,
+                outbound_policy=current().outbound.policy,
             )
-        except ClientFieldError as error:
+        except ClientDataError as error:
             db.session.rollback()
             focus = _show_error(form, error)
         else:
@@ -258,7 +245,8 @@ def _edit_page(client: OAuth2Client, form: ClientForm, focus: str, *, error=None
             "registered": when(client.client_id_issued_at),
             "secret_url": url_for("admin.client_secret", client_id=client.client_id),
             "state_url": url_for(
-                "admin.client_enable" if not client.enabled else "admin.client_disable", client_id=client.client_id
+                "admin.client_enable" if not client.enabled else "admin.client_disable",
+                client_id=client.client_id,
             ),
             "delete_url": url_for("admin.client_delete", client_id=client.client_id),
         },
@@ -271,7 +259,7 @@ def _edit_page(client: OAuth2Client, form: ClientForm, focus: str, *, error=None
 def _refused(client: OAuth2Client, **forms):
     form = ClientForm(formdata=None)
     _fill(form, client)
-    return _edit_page(client, form, "", error=CONFIRM_ERROR, status=400, **forms)
+    return _edit_page(client, form, "", error=messages.CONFIRM_REQUIRED, status=400, **forms)
 
 
 @bp.route("/clients/<client_id>/secret", methods=["POST"])
@@ -281,7 +269,7 @@ def client_secret(client_id: str):
     form = ConfirmForm(prefix="secret")
     if not confirmed(form) or client.is_public:
         return _refused(client, secret_form=form)
-    secret = client_admin.rotate_secret(db.session, ctx(), client)
+    secret = clients_service.rotate_secret(db.session, ctx(), client)
     db.session.commit()
     return _secret_page(client, secret, _("Новый секрет клиента"))
 
@@ -302,7 +290,7 @@ def _set_enabled(client: OAuth2Client, enabled: bool):
     form = ConfirmForm(prefix="state")
     if not confirmed(form):
         return _refused(client, state_form=form)
-    client_admin.set_enabled(db.session, ctx(), client, enabled, reason=form.reason.data)
+    clients_service.set_enabled(db.session, ctx(), client, enabled, reason=form.reason.data)
     db.session.commit()
     flash(_("Клиент включён.") if enabled else _("Клиент отключён, его токены отозваны."))
     return redirect(url_for("admin.client", client_id=client.client_id))
@@ -316,7 +304,7 @@ def client_delete(client_id: str):
     if not confirmed(form):
         return _refused(client, delete_form=form)
     name = client.client_name
-    client_admin.delete_client(db.session, ctx(), client, reason=form.reason.data)
+    clients_service.delete_client(db.session, ctx(), client, reason=form.reason.data)
     db.session.commit()
     flash(_("Клиент «%(name)s» удалён.", name=name))
     return redirect(url_for("admin.clients"))

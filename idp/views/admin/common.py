@@ -1,5 +1,5 @@
-"""What every page of the staff console shares: the staff session, the role check, audit context,
-confirmation forms and date formatting.
+"""What every page of the staff console shares: the blueprint, the staff session, the role check, audit
+context, confirmation forms and date formatting.
 
 The staff session is its own cookie ([staff] cookie_name), limited to ``Path=/admin`` and
 ``SameSite=Strict``, holding a random token whose digest is a ``staff_sessions`` row. It never touches
@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime
 import functools
 
+from flask import Blueprint
 from flask import abort
-from flask import current_app
 from flask import g
 from flask import redirect
 from flask import request
@@ -24,28 +24,37 @@ from wtforms import BooleanField
 from wtforms import StringField
 from wtforms.validators import Length
 
+from ...config import Settings
 from ...extensions import db
 from ...models import StaffSession
 from ...models.staff import ROLE_ADMIN
 from ...models.staff import ROLE_OPERATOR
+from ...runtime import current
 from ...services import audit
-from ...services import staff
-from .. import web
+from ...services.staff import sessions as staff_sessions
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 OPERATOR_ROLES = (ROLE_OPERATOR, ROLE_ADMIN)
 ADMIN_ROLES = (ROLE_ADMIN,)
 COOKIE_PATH = "/admin"
 
 
-def staff_settings() -> staff.StaffSettings:
-    return staff.StaffSettings.from_config(current_app.config)
+def settings() -> Settings:
+    return current().settings
+
+
+def current_time() -> int:
+    return current().clock()
 
 
 def current_staff() -> StaffSession | None:
     """The live staff session of this request, from the staff cookie only."""
     if "idp_staff" not in g:
-        token = request.cookies.get(current_app.config["STAFF_COOKIE_NAME"])
-        g.idp_staff = staff.find_session(db.session, token, now=web.now(), settings=staff_settings())
+        token = request.cookies.get(settings().staff.cookie_name)
+        g.idp_staff = staff_sessions.find_session(
+            db.session, token, now=current_time(), settings=settings().staff
+        )
         db.session.commit()
     return g.idp_staff
 
@@ -60,7 +69,7 @@ def staff_required(*roles: str):
             session = current_staff()
             if session is None:
                 # Back to the page after signing in; a form's POST cannot be replayed that way.
-                wanted = _safe_next(request.full_path) if request.method == "GET" else None
+                wanted = _safe_next(request.full_path) if request.method in ("GET", "HEAD") else None
                 return redirect(url_for("admin.login", next=wanted))
             if session.staff.must_change_password and request.endpoint != "admin.password":
                 return redirect(url_for("admin.password"))
@@ -92,26 +101,24 @@ def me():
 
 def ctx() -> audit.Context:
     """The audit context of the signed-in staff member's request."""
-    return audit.Context(audit.Actor.staff(me()), request.remote_addr, web.now())
+    return audit.Context(audit.Actor.staff(me()), request.remote_addr, current_time())
 
 
 def set_staff_cookie(response, token: str):
-    cfg = current_app.config
     response.set_cookie(
-        cfg["STAFF_COOKIE_NAME"],
+        settings().staff.cookie_name,
         token,
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=cfg["SERVER_ISSUER"].startswith("https://"),
+        secure=settings().server.is_https,
         # No max_age: closing the browser of a shared counter computer forgets the session too.
     )
     return response
 
 
 def clear_staff_cookie(response):
-    cfg = current_app.config
-    response.delete_cookie(cfg["STAFF_COOKIE_NAME"], path=COOKIE_PATH, httponly=True, samesite="Strict")
+    response.delete_cookie(settings().staff.cookie_name, path=COOKIE_PATH, httponly=True, samesite="Strict")
     return response
 
 

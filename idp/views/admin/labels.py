@@ -22,6 +22,7 @@ EVENTS = {
     "account.blocked": _l("Учётная запись заблокирована"),
     "account.unblocked": _l("Учётная запись разблокирована"),
     "account.lock_lifted": _l("Снята блокировка после неверных паролей"),
+    "account.signed_out": _l("Все сеансы завершены"),
     "client.created": _l("Клиент зарегистрирован"),
     "client.updated": _l("Клиент изменён"),
     "client.secret_rotated": _l("Секрет клиента заменён"),
@@ -48,7 +49,7 @@ ACTOR_TYPES = {
     "anonymous": _l("посетитель"),
     "client": _l("клиент"),
     "initial_token": _l("токен регистрации"),
-    "cli": _l("командная строка"),
+    "cli": _l("консоль сервера"),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask import render_template
 from flask import request
 from flask import url_for
@@ -20,8 +19,9 @@ from ...extensions import db
 from ...models import Account
 from ...services import audit
 from ...services.accounts import normalize_login
-from . import bp
 from .common import ADMIN_ROLES
+from .common import bp
+from .common import settings
 from .common import staff_required
 from .labels import EVENTS
 from .labels import event_rows
@@ -34,7 +34,9 @@ class LogFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    actor = StringField(_l("Кто (имя сотрудника, логин или client_id)"), validators=[Optional(), Length(max=64)])
+    actor = StringField(
+        _l("Кто (имя сотрудника, логин или client_id)"), validators=[Optional(), Length(max=64)]
+    )
     account = StringField(_l("Учётная запись (логин)"), validators=[Optional(), Length(max=128)])
     client = StringField(_l("Клиент (client_id)"), validators=[Optional(), Length(max=64)])
     event = SelectField(_l("Событие"), validators=[Optional()])
@@ -46,7 +48,9 @@ class LogFilterForm(FlaskForm):
 @staff_required(*ADMIN_ROLES)
 def audit_log():
     form = LogFilterForm(request.args)
-    form.event.choices = [SelectChoice("", _l("все"))] + [SelectChoice(key, label) for key, label in EVENTS.items()]
+    form.event.choices = [SelectChoice("", _l("все"))] + [
+        SelectChoice(key, label) for key, label in EVENTS.items()
+    ]
     rows = []
     if form.validate():
         account_id = None
@@ -62,11 +66,13 @@ def audit_log():
             since=form.since.data,
             until=form.until.data,
         )
-        events = audit.search(db.session, wanted, timezone=current_app.config["SERVER_TIMEZONE"], limit=LIMIT)
+        events = audit.search(db.session, wanted, timezone=settings().server.timezone, limit=LIMIT)
         ids = {event.account_id for event in events if event.account_id}
         query = select(Account.id, Account.login).where(Account.id.in_(ids))
         logins = dict(db.session.execute(query).all()) if ids else {}
         rows = event_rows(events, logins=logins)
         for row in rows:
-            row["account_url"] = url_for("admin.account", account_id=row["account_id"]) if row["account"] else ""
+            row["account_url"] = (
+                url_for("admin.account", account_id=row["account_id"]) if row["account"] else ""
+            )
     return render_template("admin/audit.html", form=form, rows=rows, limit=LIMIT)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 
 from flask import abort
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -21,33 +20,26 @@ from wtforms import StringField
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
+from ... import messages
+from ...errors import StaffDataError
 from ...extensions import db
 from ...models import StaffUser
 from ...models.staff import ROLE_ADMIN
 from ...models.staff import ROLE_OPERATOR
-from ...services import staff as staff_service
-from . import bp
+from ...services.staff import members
+from ...services.staff import totp
 from .common import ADMIN_ROLES
 from .common import ConfirmForm
+from .common import bp
 from .common import confirmed
 from .common import ctx
 from .common import me
+from .common import settings
 from .common import staff_required
-from .common import staff_settings
 from .common import when
 
 ROLE_LABELS = {ROLE_OPERATOR: _l("оператор"), ROLE_ADMIN: _l("администратор")}
-STAFF_ERRORS = {
-    ("username", "format"): _l(
-        "Имя пользователя: 2–64 символа, латинские буквы, цифры, точка, дефис, подчёркивание."
-    ),
-    ("username", "taken"): _l("Такое имя пользователя уже есть."),
-    ("full_name", "format"): _l("Укажите фамилию и имя (до 200 символов)."),
-    ("role", "unknown"): _l("Выберите роль."),
-    ("role", "last_admin"): _l("Это последний администратор: сначала назначьте другого."),
-}
 ROLE_CHOICES = [SelectChoice(ROLE_OPERATOR, _l("оператор")), SelectChoice(ROLE_ADMIN, _l("администратор"))]
-CONFIRM_ERROR = _l("Отметьте «Подтверждаю», чтобы продолжить.")
 
 
 class StaffForm(FlaskForm):
@@ -91,24 +83,28 @@ def staff_new():
     error = None
     if form.validate_on_submit():
         try:
-            enrolment = staff_service.create_staff(
-                db.session, ctx(), username=form.username.data, full_name=form.full_name.data,
-                role=form.role.data, settings=staff_settings(),
+            enrolment = members.create_staff(
+                db.session,
+                ctx(),
+                username=form.username.data,
+                full_name=form.full_name.data,
+                role=form.role.data,
+                settings=settings(),
             )
-        except staff_service.StaffDataError as problem:
+        except StaffDataError as problem:
             db.session.rollback()
-            error = STAFF_ERRORS.get((problem.field, problem.reason))
+            error = messages.STAFF_ERRORS.get((problem.field, problem.reason))
         else:
             db.session.commit()
             return _enrolment_page(enrolment, _("Сотрудник добавлен"))
     return render_template("admin/staff_new.html", form=form, error=error)
 
 
-def _enrolment_page(enrolment: staff_service.Enrolment, heading: str):
+def _enrolment_page(enrolment: members.Enrolment, heading: str):
     """The password and the TOTP secret (QR code, URI and key), shown this once."""
     user = enrolment.user
-    uri = staff_service.provisioning_uri(user, enrolment.totp_secret, current_app.config["STAFF_TOTP_ISSUER"])
-    qr = "data:image/png;base64," + base64.b64encode(staff_service.qr_png(uri)).decode("ascii")
+    uri = totp.provisioning_uri(user, enrolment.totp_secret, settings().staff.totp_issuer)
+    qr = "data:image/png;base64," + base64.b64encode(totp.qr_png(uri)).decode("ascii")
     return render_template(
         "admin/enrolment.html",
         heading=heading,
@@ -158,12 +154,12 @@ def staff_role(staff_id: int):
     user = _member(staff_id)
     form = RoleForm(prefix="role")
     if not confirmed(form):
-        return _member_page(user, role_form=form, error=CONFIRM_ERROR, status=400)
+        return _member_page(user, role_form=form, error=messages.CONFIRM_REQUIRED, status=400)
     try:
-        staff_service.set_role(db.session, ctx(), user, form.role.data, reason=form.reason.data)
-    except staff_service.StaffDataError as problem:
+        members.set_role(db.session, ctx(), user, form.role.data, reason=form.reason.data)
+    except StaffDataError as problem:
         db.session.rollback()
-        error = STAFF_ERRORS.get((problem.field, problem.reason))
+        error = messages.STAFF_ERRORS.get((problem.field, problem.reason))
         return _member_page(user, role_form=form, error=error, status=400)
     db.session.commit()
     flash(_("Роль изменена."))
@@ -185,12 +181,12 @@ def staff_enable(staff_id: int):
 def _set_enabled(user: StaffUser, enabled: bool):
     form = ConfirmForm(prefix="state")
     if not confirmed(form):
-        return _member_page(user, state_form=form, error=CONFIRM_ERROR, status=400)
+        return _member_page(user, state_form=form, error=messages.CONFIRM_REQUIRED, status=400)
     try:
-        staff_service.set_enabled(db.session, ctx(), user, enabled, reason=form.reason.data)
-    except staff_service.StaffDataError as problem:
+        members.set_enabled(db.session, ctx(), user, enabled, reason=form.reason.data)
+    except StaffDataError as problem:
         db.session.rollback()
-        error = STAFF_ERRORS.get((problem.field, problem.reason))
+        error = messages.STAFF_ERRORS.get((problem.field, problem.reason))
         return _member_page(user, state_form=form, error=error, status=400)
     db.session.commit()
     flash(_("Сотрудник включён.") if enabled else _("Сотрудник отключён."))
@@ -203,7 +199,7 @@ def staff_reset(staff_id: int):
     user = _member(staff_id)
     form = ConfirmForm(prefix="reset")
     if not confirmed(form):
-        return _member_page(user, reset_form=form, error=CONFIRM_ERROR, status=400)
-    enrolment = staff_service.reset_credentials(db.session, ctx(), user, settings=staff_settings())
+        return _member_page(user, reset_form=form, error=messages.CONFIRM_REQUIRED, status=400)
+    enrolment = members.reset_credentials(db.session, ctx(), user, settings=settings())
     db.session.commit()
     return _enrolment_page(enrolment, _("Новые пароль и ключ TOTP"))

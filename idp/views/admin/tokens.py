@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import abort
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -19,24 +18,26 @@ from wtforms.validators import InputRequired
 from wtforms.validators import Length
 from wtforms.validators import NumberRange
 
+from ... import messages
 from ...extensions import db
 from ...models import InitialAccessToken
 from ...services import registration
-from .. import web
-from . import bp
 from .common import ADMIN_ROLES
 from .common import ConfirmForm
+from .common import bp
 from .common import confirmed
 from .common import ctx
+from .common import current_time
+from .common import settings
 from .common import staff_required
 from .common import when
-
-CONFIRM_ERROR = _l("Отметьте «Подтверждаю», чтобы продолжить.")
 
 
 class IssueForm(FlaskForm):
     label = StringField(_l("Для кого или для чего"), validators=[InputRequired(), Length(max=100)])
-    hours = IntegerField(_l("Действует, часов"), default=24, validators=[InputRequired(), NumberRange(1, 24 * 30)])
+    hours = IntegerField(
+        _l("Действует, часов"), default=24, validators=[InputRequired(), NumberRange(1, 24 * 30)]
+    )
     single_use = BooleanField(_l("Только для одной регистрации"), default=True)
 
 
@@ -51,7 +52,7 @@ def _state(row: InitialAccessToken, now: int) -> str:
 
 
 def _page(form=None, revoke_form=None, *, error=None, status=200):
-    now = web.now()
+    now = current_time()
     rows = [
         {
             "label": row.label,
@@ -64,14 +65,16 @@ def _page(form=None, revoke_form=None, *, error=None, status=200):
             "revocable": not row.revoked_at and row.expires_at > now,
             "revoke_url": url_for("admin.registration_token_revoke", token_id=row.id),
         }
-        for row in db.session.scalars(select(InitialAccessToken).order_by(InitialAccessToken.id.desc()).limit(100))
+        for row in db.session.scalars(
+            select(InitialAccessToken).order_by(InitialAccessToken.id.desc()).limit(100)
+        )
     ]
     return render_template(
         "admin/registration_tokens.html",
         rows=rows,
         form=form or IssueForm(),
         revoke_form=revoke_form or ConfirmForm(prefix="revoke"),
-        register_url=current_app.config["SERVER_ISSUER"] + url_for("oauth.register"),
+        register_url=settings().server.issuer + url_for("oauth.register"),
         error=error,
     ), status
 
@@ -89,7 +92,11 @@ def registration_token_new():
     if not form.validate_on_submit():
         return _page(form, status=400)
     row, token = registration.issue_initial_token(
-        db.session, ctx(), label=form.label.data, ttl=form.hours.data * 3600, single_use=bool(form.single_use.data)
+        db.session,
+        ctx(),
+        label=form.label.data,
+        ttl=form.hours.data * 3600,
+        single_use=bool(form.single_use.data),
     )
     db.session.commit()
     return render_template(
@@ -98,7 +105,7 @@ def registration_token_new():
         label=row.label,
         expires=when(row.expires_at),
         single_use=row.single_use,
-        register_url=current_app.config["SERVER_ISSUER"] + url_for("oauth.register"),
+        register_url=settings().server.issuer + url_for("oauth.register"),
     )
 
 
@@ -110,7 +117,7 @@ def registration_token_revoke(token_id: int):
         abort(404)
     form = ConfirmForm(prefix="revoke")
     if not confirmed(form):
-        return _page(revoke_form=form, error=CONFIRM_ERROR, status=400)
+        return _page(revoke_form=form, error=messages.CONFIRM_REQUIRED, status=400)
     registration.revoke_initial_token(db.session, ctx(), row)
     db.session.commit()
     flash(_("Токен «%(label)s» отозван.", label=row.label))

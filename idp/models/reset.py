@@ -1,0 +1,37 @@
+"""Password resets by SMS (``services.selfservice.reset``): a new temporary password that waits beside
+the current one, so a stranger who knows the login and phone cannot lock the owner out.
+
+    (request) ──limits, a match, the SMS sent──▶ sent ──its password signs in──▶ used
+                                                  └──the old password signs in, a newer reset,
+                                                     a password change, an operator──▶ void
+
+Past ``expires_at`` ([passwords] temporary_ttl) a ``sent`` password no longer signs in. Using it opens
+a forced password change (``models.password``).
+"""
+
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from ..extensions import Model
+
+SENT, USED, VOID = "sent", "used", "void"
+
+
+class ResetFlow(Model):
+    __tablename__ = "reset_flows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    state: Mapped[str] = mapped_column(String(10), nullable=False, default=SENT)
+    # bcrypt of the temporary password the SMS carried.
+    password_hash: Mapped[str] = mapped_column(String(80), nullable=False)
+    created_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    # Wrong passwords tried at sign-in while this one waited.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    done_at: Mapped[int | None] = mapped_column(Integer)

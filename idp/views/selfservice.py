@@ -1,0 +1,69 @@
+"""What the self-service pages (``password``, ``reset``, ``recovery``) share: the delivery of a message
+between two transactions, the uniform answer time, the password rules, the Migration Center's contacts,
+and the way back to the sign-in page (and to the relying party that sent the user there)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from flask import request
+from flask import session
+from flask import url_for
+
+from .. import messages
+from ..errors import DeliveryError
+from ..extensions import db
+from ..runtime import current
+
+
+def contacts() -> dict:
+    """The Migration Center's contacts from [contacts], only the lines that are set."""
+    settings = current().settings.contacts
+    return {"name": settings.name, "url": settings.url, "lines": settings.lines}
+
+
+def deliver(send: Callable[[], None], *, sent: Callable[[], None], not_sent: Callable[[], None]) -> None:
+    """Send a message between two transactions (the transaction rule of ``services.selfservice``):
+    commit what the flow counted, so no row stays locked during the slow gateway call; send; then record
+    ``sent`` or, when the gateway refused (DeliveryError, raised again), ``not_sent``."""
+    db.session.commit()
+    try:
+        send()
+    except DeliveryError:
+        not_sent()
+        db.session.commit()
+        raise
+    sent()
+    db.session.commit()
+
+
+def pad_response(started: float) -> None:
+    """Sleep until [limits] response_floor_ms have passed since ``started`` (time.monotonic()), so the
+    answer's timing does not depend on what was found."""
+    floor_ms = current().settings.limits.response_floor_ms
+    remaining = floor_ms / 1000 - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+def password_rules() -> str:
+    """The policy in one line, shown under a new-password field (NIST SP 800-63B §5.1.1.2: guide users)."""
+    return messages.PASSWORD_RULES % {"n": current().settings.passwords.min_length}
+
+
+def remember_authz() -> None:
+    """Keep the pending authorization a help page was opened from, so that after a reset or a
+    recovery the sign-in page continues it (the RP still receives its code)."""
+    if request.args.get("authz"):
+        session["return_authz"] = request.args["authz"][:64]
+
+
+def login_url() -> str:
+    return url_for("login.login", authz=session.get("return_authz"))
+
+
+def issuer_url(endpoint: str, **values) -> str:
+    """An absolute URL for a message (SMS, e-mail), built from the configured issuer, never from the
+    request's Host header."""
+    return current().settings.server.issuer + url_for(endpoint, **values)

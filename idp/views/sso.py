@@ -1,0 +1,73 @@
+"""The browser's SSO session: the signed Flask session cookie (HttpOnly, SameSite=Lax) holds only a
+random token, and the session itself is a row (``services.sessions``), so it can be ended on the server.
+"""
+
+from __future__ import annotations
+
+from flask import g
+from flask import request
+from flask import session
+
+from ..extensions import db
+from ..models import Account
+from ..models import SsoSession
+from ..runtime import current
+from ..services import sessions
+
+
+def current_sso() -> SsoSession | None:
+    """The live SSO session of this browser, looked up once per request."""
+    if "idp_sso" not in g:
+        runtime = current()
+        token = session.get("sso")
+        g.idp_sso = sessions.find_session(
+            db.session, token, now=runtime.clock(), settings=runtime.settings.session, events=runtime.events
+        )
+        db.session.commit()
+    return g.idp_sso
+
+
+def begin_sso(account: Account, amr: list[str]) -> SsoSession:
+    """Sign the browser in. The cookie token is always new (session fixation, ASVS 3.2.1); the same
+    user signing in again keeps the session; another user's session is ended. Waiting authorization
+    requests are carried over."""
+    runtime = current()
+    now, settings = runtime.clock(), runtime.settings.session
+    previous = current_sso()
+    pending = session.get("pending", {})
+    session.clear()
+    if previous is not None and previous.account_id == account.id:
+        sso = previous
+        token = sessions.reauthenticate(db.session, sso, now=now, settings=settings, amr=amr)
+    else:
+        if previous is not None:
+            sessions.end_session(db.session, previous, now=now, events=runtime.events)
+        sso, token = sessions.start_session(
+            db.session,
+            account,
+            now=now,
+            settings=settings,
+            amr=amr,
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+    db.session.commit()
+    session["sso"] = token
+    session["pending"] = pending
+    session.permanent = True
+    g.idp_sso = sso
+    return sso
+
+
+def end_sso() -> str | None:
+    """Sign the browser out; return the sid of the session that ended, if one was live."""
+    sso = current_sso()
+    sid = None
+    if sso is not None:
+        sid = sso.sid
+        runtime = current()
+        sessions.end_session(db.session, sso, now=runtime.clock(), events=runtime.events)
+        db.session.commit()
+    session.clear()
+    g.idp_sso = None
+    return sid

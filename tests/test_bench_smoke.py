@@ -1,0 +1,99 @@
+"""The load benchmark of bench/ runs end to end: idp under gunicorn on PostgreSQL and node-oidc-provider,
+one second of wrk per workload and side, a code flow on each, and every answer a success.
+
+It checks that `make bench-load` works, not how fast anything is: no figure is compared with a
+threshold (speed is read from bench/RESULTS.md). It needs wrk and bench/node/node_modules, which
+`make test` installs (the bench-tools target), and PostgreSQL on 127.0.0.1, where the benchmark
+creates and drops a database of its own whichever database this run of the suite uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy import make_url
+from sqlalchemy import text
+
+from bench.load import WRK_WORKLOADS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _postgres_server() -> str:
+    url = os.environ.get("IDP_TEST_DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def test_bench_load_runs_both_sides_without_errors(tmp_path):
+    out = tmp_path / "results.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--duration",
+        "1",
+        "--rounds",
+        "1",
+        "--connections",
+        "16",
+        "--warmup",
+        "0",
+        "--flow-duration",
+        "1",
+        "--flow-concurrency",
+        "2",
+        "--signins",
+        "0",
+        "--bcrypt-runs",
+        "1",
+        "--bcrypt-rounds",
+        "4",
+        "--no-explain",
+        "--no-markdown",
+        "--json-out",
+        str(out),
+        "--postgres",
+        _postgres_server(),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text(encoding="utf-8"))
+
+    rows = results["wrk"]
+    assert sorted((r["workload"], r["side"]) for r in rows) == sorted(
+        (w, side) for w in WRK_WORKLOADS for side in ("idp", "node")
+    )
+    for row in rows:
+        assert row["requests"] > 0, row
+        assert row["errors_total"] == 0, row
+        assert row["cpu_s"] > 0 and row["rss_worker_max_mib"] > 0, row
+    idp_processes = {r["processes"] for r in rows if r["side"] == "idp"}
+    assert idp_processes == {3}, "gunicorn's master and its 2 workers are measured"
+
+    flows = {r["side"]: r for r in results["codeflow"]}
+    assert set(flows) == {"idp", "node"}
+    for row in flows.values():
+        assert row["flows"] >= 1 and row["errors"] == 0, row
+    assert results["bcrypt"]["rounds"] == 4
+    # The table is printed, with a row per workload.
+    for workload in WRK_WORKLOADS:
+        assert f"| {workload} | 16 |" in done.stdout
+    # Nothing is left behind: the servers' process groups are gone and the database is dropped.
+    for server in results["servers"].values():
+        assert not Path(f"/proc/{server['pid']}").exists(), server
+    engine = create_engine(_postgres_server())
+    try:
+        with engine.connect() as conn:
+            left = conn.scalar(
+                text("SELECT count(*) FROM pg_database WHERE datname = :d"), {"d": results["database"]}
+            )
+    finally:
+        engine.dispose()
+    assert left == 0
