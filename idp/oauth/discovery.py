@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import url_for
 
+from ..languages import available
 from ..runtime import settings
 from ..services import clients
 from . import keys
@@ -47,7 +48,8 @@ def provider_metadata() -> dict:
         "request_uri_parameter_supported": False,
         # select_account is accepted but means nothing with one account per browser, so it is not advertised.
         "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": ["ru"],
+        # OIDC Core §3.1.2.1 ui_locales: the pages speak these (idp.languages, views/locale.py).
+        "ui_locales_supported": available(),
         "claims_locales_supported": ["ru"],
         "authorization_response_iss_parameter_supported": True,
         # Back-Channel Logout 1.0 §2.1 and Front-Channel Logout 1.0 §3: every logout token and every

@@ -14,6 +14,7 @@ from . import admin
 from . import captcha
 from . import consent
 from . import health
+from . import locale
 from . import login
 from . import logout
 from . import oauth
@@ -32,4 +33,5 @@ BLUEPRINTS = (
     captcha.bp,
     admin.bp,
     health.bp,
+    locale.bp,
 )

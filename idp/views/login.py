@@ -24,6 +24,7 @@ from ..services import accounts
 from ..services import audit
 from ..services.selfservice import reset
 from ..services.sessions import session_clients
+from . import locale
 from .logout import LogoutForm
 from .sso import begin_sso
 from .sso import current_sso
@@ -87,6 +88,7 @@ def login():
     # The account's history in the staff console shows sign-ins; committed with the session below.
     ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)
+    locale.at_sign_in(account)
     sso = begin_sso(account, ["pwd"])
     runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
     if load_pending(authz):

@@ -4,7 +4,6 @@ history. Admins may do the same; migrants' permanent passwords are never shown o
 
 from __future__ import annotations
 
-from babel import Locale
 from flask import abort
 from flask import flash
 from flask import redirect
@@ -23,8 +22,9 @@ from wtforms.validators import Length
 
 from ... import messages
 from ...errors import AccountDataError
-from ...extensions import babel
 from ...extensions import db
+from ...languages import available
+from ...languages import name_of
 from ...models import Account
 from ...runtime import current
 from ...services import account_admin
@@ -82,15 +82,7 @@ def _account(account_id: int) -> Account:
 
 
 def _language_choices() -> list[SelectChoice]:
-    codes = ["ru"] + sorted(str(loc) for loc in babel.list_translations() if str(loc) != "ru")
-    return [SelectChoice(code, _language_name(code)) for code in codes]
-
-
-def _language_name(code: str) -> str:
-    try:
-        return Locale.parse(code).get_display_name(code).capitalize()
-    except (ValueError, TypeError):
-        return code
+    return [SelectChoice(code, name_of(code)) for code in available()]
 
 
 def _show_error(form, error: AccountDataError) -> str:
@@ -174,11 +166,12 @@ def _issued(account: Account, temporary: str, heading: str):
 
 
 def _slip(account: Account, temporary: str) -> dict:
-    """The slip's text, in Russian whatever the operator's language: the person takes it home, and the
-    sign-in page they will see is Russian (seed, «Авторизация в личном кабинете», steps 2 and 3)."""
+    """The slip's text in the account's language, whatever the operator's: the person takes it home, and
+    the sign-in page will speak that language too (the switcher's choice is saved on the account)."""
     url = settings().staff.cabinet_url
-    with force_locale("ru"):
+    with force_locale(account.locale):
         return {
+            "lang": account.locale,
             "title": _("Личный кабинет иностранного гражданина"),
             "rows": [
                 (_("Логин (№ заявления на патент)"), account.login),
@@ -224,7 +217,7 @@ def _card(
         "phone": account.phone,
         "email": account.email or "—",
         "snils": _("указан") if account.snils else _("не указан"),
-        "locale": _language_name(account.locale),
+        "locale": name_of(account.locale),
         "status": STATUS.get(account.status, account.status),
         "blocked": not account.is_active,
         "locked_until": when(account.locked_until) if account.locked_until > now else "",
