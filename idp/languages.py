@@ -4,12 +4,14 @@ installed in idp/translations (uz in Latin script, tg, ky, en). Used by the page
 
 from __future__ import annotations
 
+from babel.units import format_unit
+
 from .extensions import babel
 
 SOURCE = "ru"
 # Each language names itself, in its own script: a person who reads no Russian finds theirs.
 NAMES = {
-    "uz": "O‘zbekcha",
+    "uz": "Oʻzbekcha",  # oʻ with U+02BB, as the Uzbek catalogue writes it
     "tg": "Тоҷикӣ",
     "ky": "Кыргызча",
     "ru": "Русский",
@@ -26,6 +28,26 @@ def available() -> list[str]:
 
 def name_of(code: str) -> str:
     return NAMES.get(code, code)
+
+
+# Tajik's units in full: CLDR (Babel 2.x) has only "h", "min", "d" for tg, and abbreviations are what a
+# second-language reader stumbles on. Tajik nouns after a numeral stay singular.
+_TAJIK_UNITS = {"duration-day": "рӯз", "duration-hour": "соат", "duration-minute": "дақиқа"}
+
+
+def duration(seconds: int, language: str) -> str:
+    """A span in words, with the number's plural form, never an abbreviation: «2 часа», «15 минут»,
+    «3 дня» (ru), «24 soat» (uz), «72 hours» (en). Whole days when it is whole days, else whole hours
+    (if whole hours), else minutes."""
+    if seconds % 86400 == 0:
+        value, unit = seconds // 86400, "duration-day"
+    elif seconds % 3600 == 0:
+        value, unit = seconds // 3600, "duration-hour"
+    else:
+        value, unit = max(1, round(seconds / 60)), "duration-minute"
+    if language == "tg":
+        return f"{value} {_TAJIK_UNITS[unit]}"
+    return format_unit(value, unit, length="long", locale=language)
 
 
 def best_of(tags: str | None) -> str | None:

@@ -161,6 +161,7 @@ def _account_json(account: Account, temporary: str) -> dict:
         "sub": account.sub,
         "login": account.login,
         "phone": account.phone,
+        "locale": account.locale,
         "temporary_password": temporary,
         "temporary_password_expires_at": account.temporary_password_expires_at,
     }
@@ -172,4 +173,5 @@ def _account_lines(account: Account, temporary: str) -> list[str]:
         f"login:              {account.login}",
         f"temporary password: {temporary}   (shown once; expires {expires} UTC)",
         f"sub:                {account.sub}",
+        f"language:           {account.locale}",
     ]

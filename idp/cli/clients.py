@@ -35,6 +35,7 @@ clients_group = click.Group("clients", help="Relying parties (OAuth clients).")
 @click.option("--id-token-alg", default="RS256", type=click.Choice(list(ALGORITHMS)), show_default=True)
 @click.option("--backchannel-logout-uri", help="Where logout tokens are POSTed (OIDC Back-Channel Logout).")
 @click.option("--frontchannel-logout-uri", help="Loaded in an iframe at logout (OIDC Front-Channel Logout).")
+@click.option("--client-uri", help="The site's home page (RFC 7591 client_uri); the landing page links it.")
 @json_option
 @with_appcontext
 def clients_create(
@@ -48,6 +49,7 @@ def clients_create(
     id_token_alg,
     backchannel_logout_uri,
     frontchannel_logout_uri,
+    client_uri,
     as_json,
 ):
     """Register a relying party; prints client_id and client_secret once."""
@@ -61,6 +63,7 @@ def clients_create(
         id_token_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
+        client_uri=client_uri,
     )
     if grant_types:
         data.grant_types = list(grant_types)
@@ -134,6 +137,7 @@ def _plain(value) -> str:
 @click.option("--no-post-logout-redirect-uris", is_flag=True, help="Remove every post-logout redirect URI.")
 @click.option("--backchannel-logout-uri", help='"" removes it.')
 @click.option("--frontchannel-logout-uri", help='"" removes it.')
+@click.option("--client-uri", help='The site\'s home page (RFC 7591 client_uri); "" removes it.')
 @click.option("--scope")
 @click.option("--grant-type", "grant_types", multiple=True, help="Replaces the grant types.")
 @click.option("--trusted/--untrusted", default=None, help="First-party (no consent screen) or not.")
@@ -171,7 +175,7 @@ def _apply_changes(data: ClientInput, changes: dict) -> None:
         data.redirect_uris = list(changes["redirect_uris"])
     if changes["post_logout_redirect_uris"] or changes["no_post_logout_redirect_uris"]:
         data.post_logout_redirect_uris = list(changes["post_logout_redirect_uris"])
-    for uri in ("backchannel_logout_uri", "frontchannel_logout_uri"):
+    for uri in ("backchannel_logout_uri", "frontchannel_logout_uri", "client_uri"):
         if changes[uri] is not None:
             setattr(data, uri, changes[uri].strip() or None)
     if changes["scope"] is not None:

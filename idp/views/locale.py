@@ -24,12 +24,13 @@ from flask import redirect
 from flask import request
 from flask import session
 from flask import url_for
+from werkzeug.exceptions import HTTPException
 
+from ..extensions import db
 from ..languages import SOURCE
 from ..languages import available
 from ..languages import best_of
 from ..languages import name_of
-from ..extensions import db
 from ..oauth.pending import load_pending
 from ..runtime import current
 from .sso import current_sso
@@ -54,7 +55,11 @@ def _flow_choice() -> tuple[str | None, int]:
     endpoint = request.endpoint or ""
     now = current().clock()
     if endpoint == "oauth.authorize" or endpoint.startswith("logout."):
-        language = best_of(request.values.get("ui_locales"))
+        try:
+            values = request.values
+        except HTTPException:  # a body over the limit: this is its error page
+            values = request.args
+        language = best_of(values.get("ui_locales"))
         if language:
             return language, now
     pending_id = request.view_args.get("pending_id") if request.view_args else None

@@ -6,6 +6,7 @@ from flask import Blueprint
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -23,6 +24,7 @@ from ..runtime import current
 from ..services import accounts
 from ..services import audit
 from ..services.selfservice import reset
+from ..services.sessions import account_clients
 from ..services.sessions import session_clients
 from . import locale
 from .logout import LogoutForm
@@ -53,7 +55,19 @@ def index():
     if sso is None:
         return redirect(url_for("login.login"))
     portals = [client.client_name for client in session_clients(db.session, sso.sid)]
-    return render_template("login/index.html", account=sso.account, portals=portals, form=LogoutForm())
+    # The sites this person uses, each a link to its home page (RFC 7591 client_uri) when it has one.
+    sites = [
+        {"name": client.client_name, "url": client.client_uri}
+        for client in account_clients(db.session, sso.account_id)
+    ]
+    return render_template(
+        "login/index.html",
+        account=sso.account,
+        portals=portals,
+        sites=sites,
+        cabinet_url=current().settings.staff.cabinet_url,
+        form=LogoutForm(),
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -64,6 +78,8 @@ def login():
     if request.method != "POST":  # GET, or HEAD (a GET without the body)
         pending = load_pending(authz)
         form.login.data = dict(pending.params).get("login_hint", "")[:128] if pending else ""
+        # After an access recovery: the login it told the person, filled in (once).
+        form.login.data = session.pop("sign_in_as", "") or form.login.data
         return _page(form, authz)
     if not form.validate_on_submit():
         return _page(form, authz, messages.LOGIN_INCOMPLETE)

@@ -21,6 +21,7 @@ from .. import messages
 from ..errors import LimitError
 from ..errors import SmsDeliveryError
 from ..extensions import db
+from ..languages import duration
 from ..runtime import current
 from ..services.accounts import normalize_login
 from ..services.accounts import normalize_phone
@@ -67,7 +68,7 @@ def _submit(form: ResetForm):
     except LimitError:
         db.session.commit()  # the counts taken stay taken
         runtime.metrics.password_reset("limited")
-        return _page(form, messages.LIMIT_REACHED)
+        return _page(form, messages.LIMIT_REACHED, limited=True)
     if delivery is None:
         db.session.commit()
         runtime.metrics.password_reset("ignored")
@@ -88,24 +89,30 @@ def _submit(form: ResetForm):
 def _sms_text(temporary: str, account) -> str:
     # Cyrillic goes as UCS-2, 67 characters a segment: this text stays within two for an issuer of up to
     # 42 characters and a 24-hour temporary password (tests/flows/test_reset.py checks it).
-    hours = current().settings.passwords.temporary_ttl // 3600
+    ttl = current().settings.passwords.temporary_ttl
     login_url = selfservice.issuer_url("login.login")
     with force_locale(account.locale):
         return _(
-            "Новый пароль от личного кабинета: %(password)s. "
-            "Действует %(hours)s ч., при входе смените его: %(url)s",
+            "Новый пароль личного кабинета: %(password)s. "
+            "Действует %(duration)s, при входе смените его: %(url)s",
             password=temporary,
             url=login_url,
-            hours=hours,
+            duration=duration(ttl, account.locale),
         )
 
 
-def _page(form: ResetForm, error: str | None = None):
-    captcha.prepare(form)
+def _page(form: ResetForm, error: str | None = None, limited: bool = False):
+    """The reset form; ``limited``: the day's resets are used up, so the form is shown disabled, with
+    what to do instead (the Migration Center's contacts, the way back to the sign-in page)."""
+    if limited:
+        form.captcha_token.data = ""  # no new challenge for a form that cannot be sent
+    else:
+        captcha.prepare(form)
     return render_template(
         "reset/start.html",
         form=form,
         error=error,
+        limited=limited,
         contacts=selfservice.contacts(),
         login_url=selfservice.login_url(),
     )

@@ -318,3 +318,15 @@ def test_only_admin_names_are_reserved(app, client, make_rp):
     with app.app_context():
         kinds = {c.client_name: c.dynamically_registered for c in db.session.scalars(select(OAuth2Client))}
     assert kinds == {CABINET: False, "Личный кабинет мигранта": True}
+
+
+def test_client_uri_is_registered_and_published(app, client):
+    registered = _register(
+        client, _initial_token(app), body={**METADATA, "client_uri": "https://rp.example/"}
+    )
+    assert registered.status_code == 201, registered.get_json()
+    assert registered.get_json()["client_uri"] == "https://rp.example/"
+    bad = _register(client, _initial_token(app), body={**METADATA, "client_uri": "javascript:alert(1)"})
+    assert bad.status_code == 400
+    read = _manage(client, "GET", registered.get_json())
+    assert read.get_json()["client_uri"] == "https://rp.example/"
