@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask import url_for
 
 from ..runtime import settings
@@ -11,6 +12,10 @@ from .claims import CLAIMS_SUPPORTED
 from .claims import SCOPES_SUPPORTED
 from .grants import ALL_AUTH_METHODS
 from .grants import CONFIDENTIAL_AUTH_METHODS
+from .keys import Document
+from .keys import document
+
+_DOCUMENT = "idp.discovery_document"
 
 
 def _url(endpoint: str) -> str:
@@ -57,3 +62,12 @@ def provider_metadata() -> dict:
         "frontchannel_logout_supported": True,
         "frontchannel_logout_session_supported": True,
     }
+
+
+def metadata_document() -> Document:
+    """``provider_metadata`` as served, built on the app's first request for it: it depends on the
+    settings and the URL map only, both fixed for the app's life."""
+    built = current_app.extensions.get(_DOCUMENT)
+    if built is None:
+        built = current_app.extensions[_DOCUMENT] = document(provider_metadata())
+    return built

@@ -9,7 +9,7 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
-from flask import jsonify
+from flask import Response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -20,12 +20,13 @@ from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
 from ..oauth import keys
-from ..oauth.discovery import provider_metadata
+from ..oauth.discovery import metadata_document
 from ..oauth.errors import json_endpoint
 from ..oauth.errors import read_by_programs
 from ..oauth.interaction import ParamsRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
+from ..oauth.keys import Document
 from ..oauth.pending import PendingRequest
 from ..oauth.pending import drop_pending
 from ..oauth.pending import load_pending
@@ -152,17 +153,23 @@ def client_configuration(client_id: str):
 @bp.route("/.well-known/openid-configuration")
 @read_by_programs
 def discovery():
-    return _cacheable(jsonify(provider_metadata()))
+    return _cacheable(metadata_document())
 
 
 @bp.route("/jwks.json")
 @read_by_programs
 def jwks():
-    return _cacheable(jsonify(keys.cache().public_jwks()))
+    return _cacheable(keys.cache().jwks_document())
 
 
-def _cacheable(response):
-    response.cache_control.public = True
-    response.cache_control.max_age = current().settings.keys.jwks_max_age
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+def _cacheable(document: Document) -> Response:
+    """The document's precomputed bytes, or 304 when the client holds them already (RFC 9110 §13.1.2):
+    relying parties and caches revalidate with If-None-Match once max-age has passed."""
+    headers = {
+        "ETag": f'"{document.etag}"',
+        "Cache-Control": f"public, max-age={current().settings.keys.jwks_max_age}",
+        "Access-Control-Allow-Origin": "*",
+    }
+    if "If-None-Match" in request.headers and request.if_none_match.contains(document.etag):
+        return Response(status=304, headers=headers)
+    return Response(document.body, mimetype="application/json", headers=headers)
