@@ -25,6 +25,7 @@ from joserfc.jwk import KeySet
 
 from ..runtime import settings
 from . import keys
+from .subjects import subject
 
 JWT_ALG = "RS256"
 
@@ -120,8 +121,9 @@ class JWTAccessTokens(JWTBearerTokenGenerator):
     def get_extra_claims(self, client, grant_type, user, scope):
         claims: dict = {}
         if user is not None:
-            # RFC 9068 §2.2: the subject identifier of the resource owner (authlib would use the row id).
-            claims["sub"] = user.sub
+            # RFC 9068 §2.2: the subject identifier of the resource owner, as the client knows it (pairwise
+            # or public, OIDC Core §8).
+            claims["sub"] = subject(user, client)
         binding = current_binding()
         if binding is not None and binding.jkt:
             # RFC 9449 §6.1: the thumbprint of the key the token is bound to.
