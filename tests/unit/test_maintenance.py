@@ -9,14 +9,14 @@ from idp.models import CaptchaUse
 from idp.models import DailyCounter
 from idp.models import InitialAccessToken
 from idp.models import PasswordChangeFlow
+from idp.models import PushedRequest
 from idp.models import RecoveryFlow
 from idp.models import ResetFlow
 from idp.models import SsoSession
-from idp.models import PushedRequest
 from idp.models import StaffSession
-from idp.models import UsedJti
 from idp.models import StaffUser
 from idp.models import Token
+from idp.models import UsedJti
 from idp.services import sessions
 from idp.services.maintenance import CAPTCHA_RETENTION
 from idp.services.maintenance import purge_expired
