@@ -1,7 +1,7 @@
 """sso_sessions.last_ip: the address a session was last seen from («Мой профиль», issue 14)
 
 Revision ID: f4a8d2c61b57
-Revises: e2b7c4d9a1f3
+Revises: f4a8d2c61b07
 Create Date: 2026-12-07 12:50:00.000000
 
 The account page shows each live session's device (from the user agent kept at sign-in) and its
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f4a8d2c61b57'
-down_revision = 'e2b7c4d9a1f3'
+down_revision = 'f4a8d2c61b07'
 branch_labels = None
 depends_on = None
 
