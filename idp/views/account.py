@@ -215,7 +215,7 @@ def confirm():
             now=now,
             settings=runtime.settings.passwords,
             lockout=runtime.settings.login,
-            pending=reset,
+            pending=reset.Pending(runtime.settings.server.secret_key),
         )
     except InvalidCredentialsError:
         db.session.commit()  # the failure counts towards the lock, as at sign-in
