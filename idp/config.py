@@ -634,6 +634,29 @@ class StaffSettings:
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """[account]: the migrant's own page «Мой профиль» (/account)."""
+
+    step_up_age: int = option(
+        300,
+        "ending sessions or taking back access asks for the password again when it was last typed "
+        "longer ago than this, seconds",
+        check=_at_least(60, 86400),
+    )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """[audit]: the audit log (read in the console at /admin/audit)."""
+
+    retention_days: int = option(
+        1095,
+        "`idp purge` deletes audit events older than this many days; 0 keeps them for ever",
+        check=_at_least(0, 36500),
+    )
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """[metrics]: who may read GET /metrics (Prometheus text format)."""
 
@@ -690,6 +713,8 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     contacts: ContactsSettings = field(default_factory=ContactsSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
+    account: AccountSettings = field(default_factory=AccountSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
