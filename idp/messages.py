@@ -83,6 +83,9 @@ def password_reason(reason: str, min_length: int, *, staff: bool = False) -> str
 
 LOGIN_INCOMPLETE = _l("Введите логин и пароль.")
 LOGIN_FAILED = _l("Неверный логин или пароль.")
+# The same words whatever the login: the waits count per address (services.signin_throttle).
+SIGN_IN_WAIT = _l("Слишком много неудачных попыток входа. Попробуйте снова через %(seconds)s с.")
+SIGN_IN_CAPTCHA = _l("Чтобы войти, введите также код с картинки.")
 STAFF_LOGIN_INCOMPLETE = _l("Введите имя пользователя, пароль и код.")
 # One message whatever was wrong: the username, the password, the code, a replayed code, a lock.
 STAFF_LOGIN_FAILED = _l("Неверное имя пользователя, пароль или код.")
@@ -213,6 +216,12 @@ CLI_CLIENT_ERRORS = {
     ("name", "required"): "name is required (at most 100 characters)",
     ("grant_types", "unknown"): "grant types are missing or not supported (see --help)",
     ("grant_types", "public_client_credentials"): "a public client cannot use client_credentials",
+    ("auth_method", "needs_new_secret"): (
+        "this authentication method needs a new client secret (issue one first)"
+    ),
+    ("jwks", "required"): "private_key_jwt needs the client's keys: --jwks or --jwks-uri",
+    ("jwks", "both"): "give either --jwks or --jwks-uri, not both (RFC 7591 §2)",
+    ("jwks", "invalid"): "the JWK Set must hold 1 to 20 public keys (no private or symmetric ones)",
     ("scope", "unknown"): "scopes are missing or not supported (see scopes_supported in discovery)",
     ("redirect_uris", "required"): "at least one redirect URI is needed",
     ("name", "reserved"): "an admin registered a client of that name (or one that looks the same)",

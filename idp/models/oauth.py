@@ -19,6 +19,11 @@ from ..extensions import db
 from .account import Account
 from .client import OAuth2Client
 
+# The one authentication context class of this provider (OIDC Core §2 acr): the person signed in with a
+# login and a password (a temporary password replaced at once counts the same). Advertised in discovery
+# (acr_values_supported) and put in every ID token; README "Authentication context".
+ACR_PASSWORD = "urn:idp:acr:password"
+
 
 class AuthorizationCode(Model, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
@@ -44,6 +49,8 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     created_at: Mapped[int] = mapped_column(Integer, nullable=False)
     expires_at: Mapped[int] = mapped_column(Integer, nullable=False)
     used_at: Mapped[int | None] = mapped_column(Integer)
+    # The claims request parameter (OIDC Core §5.5), as JSON {"id_token": [names], "userinfo": [names]}.
+    claims: Mapped[str | None] = mapped_column(Text)
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -57,8 +64,8 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     def get_auth_time(self) -> int:
         return self.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str:
+        return ACR_PASSWORD
 
     def get_amr(self) -> list[str]:
         return self.amr.split()
@@ -89,6 +96,16 @@ class Token(Model, TokenMixin):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[str | None] = mapped_column(String(64))
+    # Inherited from the code (or the rotated refresh token): the claims request parameter, as JSON.
+    claims: Mapped[str | None] = mapped_column(Text)
+    # DPoP (RFC 9449 §6.1): the JWK SHA-256 thumbprint (RFC 7638) of the key the access and refresh
+    # tokens are bound to; None for bearer tokens.
+    jkt: Mapped[str | None] = mapped_column(String(64))
+    # RFC 9068: the jti of a JWT access token (its digest is access_token_hash, as for opaque ones).
+    jti: Mapped[str | None] = mapped_column(String(64))
+    # RFC 8707: the resource a token was issued for, when one was named (or the aud of a JWT); introspection
+    # reports it as aud, and a refresh without resource keeps it. None: the client is the audience.
+    audience: Mapped[str | None] = mapped_column(Text)
 
     # -- authlib TokenMixin --
     def check_client(self, client: OAuth2Client) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
-from ..config import OAuthSettings
+from ..config import Settings
 from ..crypto import digest
 from ..crypto import new_secret
 from ..extensions import db
@@ -21,6 +21,8 @@ from ..runtime import current
 from ..runtime import settings
 from ..services.sessions import revoke_tokens
 from . import client_cache
+from .access_tokens import JWTAccessTokens
+from .access_tokens import current_binding
 
 
 def query_client(client_id) -> OAuth2Client | None:
@@ -38,16 +40,28 @@ def query_client(client_id) -> OAuth2Client | None:
     return client
 
 
-def create_token_generator(settings: OAuthSettings) -> BearerTokenGenerator:
+def _opaque_token() -> str:
+    # 288 bits from the OS in 48 characters; authlib's generate_token draws each character with its own
+    # SystemRandom call (0.2 ms a token, issue 12).
+    return new_secret(36)
+
+
+def create_token_generator(settings: Settings) -> BearerTokenGenerator:
     def expires_in(client, grant_type):
-        return client.lifetime("access_token_ttl", settings.access_token_ttl)
+        return client.lifetime("access_token_ttl", settings.oauth.access_token_ttl)
 
-    def access_token(*args, **kwargs):
-        # 288 bits from the OS in 48 characters; authlib's generate_token draws each character with its
-        # own SystemRandom call (0.2 ms a token, issue 12).
-        return new_secret(36)
+    def access_token(client, grant_type, user, scope):
+        if client.access_token_format == "jwt":
+            # RFC 9068; authlib's generator reads the expiry from the same function (expires_in).
+            return jwt_tokens.access_token_generator(client, grant_type, user, scope)
+        return _opaque_token()
 
-    return _OfflineAwareGenerator(access_token, access_token, expires_in)
+    jwt_tokens = JWTAccessTokens(settings.server.issuer, expires_in)
+
+    def refresh_token(*args, **kwargs):
+        return _opaque_token()
+
+    return _OfflineAwareGenerator(access_token, refresh_token, expires_in)
 
 
 class _OfflineAwareGenerator(BearerTokenGenerator):
@@ -59,7 +73,12 @@ class _OfflineAwareGenerator(BearerTokenGenerator):
         wanted = include_refresh_token and (
             grant_type == "refresh_token" or "offline_access" in scope_to_list(scope)
         )
-        return super().__call__(grant_type, client, user, scope, expires_in, wanted)
+        token = super().__call__(grant_type, client, user, scope, expires_in, wanted)
+        binding = current_binding()
+        if binding is not None and binding.jkt:
+            # RFC 9449 §5: a DPoP-bound access token is of type DPoP.
+            token["token_type"] = "DPoP"
+        return token
 
 
 # Compiled once per set of columns (SQLAlchemy's statement cache), not per token.
@@ -82,7 +101,14 @@ def save_token(token: dict, request) -> None:
         "scope": token.get("scope", ""),
         "issued_at": now,
         "expires_in": token["expires_in"],
+        "audience": None,
+        "jkt": None,
+        "jti": None,
+        "claims": None,
     }
+    binding = current_binding()
+    if binding is not None:
+        row.update(audience=binding.stored_audience, jkt=binding.jkt, jti=binding.jti)
     parent = request.refresh_token
     code = request.authorization_code
     if parent is not None and isinstance(parent, Token):
@@ -91,6 +117,7 @@ def save_token(token: dict, request) -> None:
             sid=parent.sid,
             auth_time=parent.auth_time,
             amr=parent.amr,
+            claims=parent.claims,
             auth_code_id=parent.auth_code_id,
             rotated_from=parent.id,
             # RFC 9700 §4.14.2: rotation does not extend the family's lifetime.
@@ -100,7 +127,9 @@ def save_token(token: dict, request) -> None:
         ttl = request.client.lifetime("refresh_token_ttl", settings().oauth.refresh_token_ttl)
         row.update(family_id=new_secret(24), refresh_expires_at=now + ttl if refresh else None)
         if code is not None:
-            row.update(auth_code_id=code.id, sid=code.sid, auth_time=code.auth_time, amr=code.amr)
+            row.update(
+                auth_code_id=code.id, sid=code.sid, auth_time=code.auth_time, amr=code.amr, claims=code.claims
+            )
     # The code's or the old refresh token's claim (still pending in the session) commits with it.
     db.session.flush()
     db.session.connection().execute(_INSERT_TOKEN, row)
@@ -109,7 +138,8 @@ def save_token(token: dict, request) -> None:
 
 
 def find_token(token_string, hint: str | None = None) -> Token | None:
-    if not isinstance(token_string, str) or not token_string or len(token_string) > 512:
+    # 4096: a JWT access token (RFC 9068) is some 900 characters; an opaque one 64.
+    if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
         return None
     hashed = digest(token_string)
     if hint == "access_token":
@@ -125,11 +155,10 @@ def find_live_token(token_string, hint: str | None = None) -> Token | None:
     """``find_token`` for the endpoints that use a token (introspection, UserInfo), in one statement:
     the token's account comes with it, and a token whose client is disabled or gone is not found.
 
-    The account stays in the session's identity map (held by the token), so ``Token.get_user()`` and
-    ``session.get(Account, ...)`` answer from it without a query. The client check is here, in the
-    database, because clients are cached per process for ``[oauth] client_cache_ttl``: a token issued
-    in that window to a client just disabled elsewhere is refused where it is used."""
-    if not isinstance(token_string, str) or not token_string or len(token_string) > 512:
+    The client check is here, in the database, because clients are cached per process for
+    ``[oauth] client_cache_ttl``: a token issued in that window to a client just disabled elsewhere is
+    refused where it is used."""
+    if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
         return None
     hashed = digest(token_string)
     if hint == "access_token":
@@ -159,6 +188,11 @@ def account_of(token: Token) -> Account | None:
     if hasattr(token, _LOADED_ACCOUNT):
         return getattr(token, _LOADED_ACCOUNT)
     return token.get_user()
+
+
+def client_of(token: Token) -> OAuth2Client | None:
+    """The token's client, from the client cache (``Token.get_client`` queries it)."""
+    return query_client(token.client_id)
 
 
 def digest_matches_refresh(token: Token, presented) -> bool:

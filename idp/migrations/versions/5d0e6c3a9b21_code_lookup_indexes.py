@@ -1,7 +1,7 @@
 """authorization_codes: indexes for the nonce replay check and for the session's relying parties
 
 Revision ID: 5d0e6c3a9b21
-Revises: e2b7c4d9a1f3
+Revises: f4a8d2c61b90
 Create Date: 2026-12-07 13:00:00.000000
 
 Issue 12: with a day of codes (what ``idp purge`` keeps, 300,000 rows at the expected peak) both lookups
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5d0e6c3a9b21'
-down_revision = 'e2b7c4d9a1f3'
+down_revision = 'f4a8d2c61b90'
 branch_labels = None
 depends_on = None
 
