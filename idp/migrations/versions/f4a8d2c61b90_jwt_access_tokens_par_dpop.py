@@ -2,7 +2,7 @@
 on tokens, the sealed secret of client_secret_jwt clients
 
 Revision ID: f4a8d2c61b90
-Revises: f4a8d2c61b07
+Revises: f4a8d2c61b57
 Create Date: 2026-12-07 13:00:00.000000
 
 * used_jtis: a client assertion's jti (RFC 7523 §3) and a DPoP proof's jti (RFC 9449 §11.1) are accepted
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f4a8d2c61b90'
-down_revision = 'f4a8d2c61b07'
+down_revision = 'f4a8d2c61b57'
 branch_labels = None
 depends_on = None
 
