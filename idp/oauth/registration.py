@@ -51,6 +51,8 @@ PUBLISHED_METADATA = (
     "scope",
     "token_endpoint_auth_method",
     "id_token_signed_response_alg",
+    "subject_type",
+    "sector_identifier_uri",
 )
 # RFC 7591 §3.2.2: invalid_redirect_uri is for redirection URIs; a bad logout URI is invalid_client_metadata.
 _REDIRECT_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
@@ -175,6 +177,7 @@ class ClientRegistrationEndpoint(_MetadataMixin, _ClientRegistrationEndpoint):
                 request.client_input,
                 limits=settings().oauth,
                 outbound_policy=outbound_policy(),
+                fetch=clients.sector_fetch(current().outbound),
             )
         except ClientDataError as error:
             raise _metadata_error(error) from error
@@ -248,6 +251,7 @@ class ClientConfigurationEndpoint(_MetadataMixin, _ClientConfigurationEndpoint):
                 request.client_input,
                 limits=settings().oauth,
                 outbound_policy=outbound_policy(),
+                fetch=clients.sector_fetch(current().outbound),
             )
         except ClientDataError as error:
             raise _metadata_error(error) from error

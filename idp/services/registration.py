@@ -134,4 +134,6 @@ def client_input(metadata: dict) -> ClientInput:
         id_token_alg=_string(metadata, "id_token_signed_response_alg", "RS256") or "RS256",
         auth_method=method,
         dynamic=True,
+        subject_type=_string(metadata, "subject_type", "public") or "public",
+        sector_identifier_uri=_string(metadata, "sector_identifier_uri", None),
     )
