@@ -369,11 +369,36 @@ class PasswordsSettings:
 
 @dataclass(frozen=True)
 class LoginSettings:
-    """[login]: the failure counter and lock (migrants and staff alike) and the sign-in rate limit."""
+    """[login]: escalation against guessing (``services.signin_throttle``: captcha, then growing waits),
+    the hard lock at NIST's ceiling, and the sign-in rate limit; migrants and staff alike."""
 
-    max_failures: int = option(10, "failed sign-ins in a row before an account is locked", check=_at_least(3))
-    lockout: int = option(900, "how long such a lock lasts, seconds", check=_at_least(60))
+    max_failures: int = option(
+        100,
+        "failed sign-ins in a row before the account is locked (NIST SP 800-63B-4 §3.2.2: at most 100)",
+        check=_at_least(3, 100),
+    )
+    lockout: int = option(86400, "how long such a lock lasts, seconds", check=_at_least(60))
     rate_limit: str = option("30/minute", "sign-in POSTs allowed per client IP", check=_rate)
+    captcha_after: int = option(
+        3, "failed sign-ins to one login after which its sign-in needs the captcha", check=_at_least(1, 50)
+    )
+    ip_captcha_after: int = option(
+        10, "failed sign-ins from one IP after which its sign-ins need the captcha", check=_at_least(1, 1000)
+    )
+    delay_after: int = option(
+        10,
+        "failed sign-ins from one IP (or for one login from one IP) after which each makes it wait",
+        check=_at_least(2, 1000),
+    )
+    max_delay: int = option(900, "longest such wait, seconds", check=_at_least(1, 86400))
+    failure_window: int = option(
+        3600, "how long failures count for the captcha and the waits, seconds", check=_at_least(60, 604800)
+    )
+    totp_failures: int = option(
+        5,
+        "wrong authenticator codes after a right staff password before the staff lock",
+        check=_at_least(1, 20),
+    )
 
 
 @dataclass(frozen=True)

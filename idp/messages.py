@@ -83,6 +83,9 @@ def password_reason(reason: str, min_length: int, *, staff: bool = False) -> str
 
 LOGIN_INCOMPLETE = _l("Введите логин и пароль.")
 LOGIN_FAILED = _l("Неверный логин или пароль.")
+# The same words whatever the login: the waits count per address (services.signin_throttle).
+SIGN_IN_WAIT = _l("Слишком много неудачных попыток входа. Попробуйте снова через %(seconds)s с.")
+SIGN_IN_CAPTCHA = _l("Чтобы войти, введите также код с картинки.")
 STAFF_LOGIN_INCOMPLETE = _l("Введите имя пользователя, пароль и код.")
 # One message whatever was wrong: the username, the password, the code, a replayed code, a lock.
 STAFF_LOGIN_FAILED = _l("Неверное имя пользователя, пароль или код.")
