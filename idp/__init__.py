@@ -14,6 +14,7 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
+from . import notifications
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -35,6 +36,7 @@ from .runtime import EXTENSION
 from .runtime import Clock
 from .runtime import Runtime
 from .runtime import system_clock
+from .services import notices
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
@@ -92,6 +94,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         count=metrics.backchannel_delivery,
     )
     metrics.read_at_scrape(logout.outbox_gauges)
+    # Takeover notices by SMS and e-mail (services.notices); informational, so a few attempts suffice.
+    runtime.outbox.register(notices.KIND, notifications.deliver, max_attempts=5)
     runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
     # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).
     runtime.background = Background(app)

@@ -232,6 +232,12 @@ CLI_CLIENT_ERRORS = {
     ("name", "required"): "name is required (at most 100 characters)",
     ("grant_types", "unknown"): "grant types are missing or not supported (see --help)",
     ("grant_types", "public_client_credentials"): "a public client cannot use client_credentials",
+    ("auth_method", "needs_new_secret"): (
+        "this authentication method needs a new client secret (issue one first)"
+    ),
+    ("jwks", "required"): "private_key_jwt needs the client's keys: --jwks or --jwks-uri",
+    ("jwks", "both"): "give either --jwks or --jwks-uri, not both (RFC 7591 §2)",
+    ("jwks", "invalid"): "the JWK Set must hold 1 to 20 public keys (no private or symmetric ones)",
     ("scope", "unknown"): "scopes are missing or not supported (see scopes_supported in discovery)",
     ("redirect_uris", "required"): "at least one redirect URI is needed",
     ("name", "reserved"): "an admin registered a client of that name (or one that looks the same)",
