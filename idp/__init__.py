@@ -14,6 +14,7 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
+from . import notifications
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -25,16 +26,20 @@ from .extensions import limiter
 from .extensions import migrate
 from .headers import add_security_headers
 from .headers import refuse_long_query
+from .lean import CookieSessionInterface
+from .lean import skip_limiter_where_unlimited
 from .metrics import Counted
 from .metrics import Metrics
 from .oauth import init_oauth
 from .oauth import logout
+from .oauth.client_cache import ClientCache
 from .oauth.keys import KeyCache
 from .observability import init_request_observation
 from .runtime import EXTENSION
 from .runtime import Clock
 from .runtime import Runtime
 from .runtime import system_clock
+from .services import notices
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
@@ -69,6 +74,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         default_translation_directories=os.path.join(PACKAGE, "translations"),
     )
     limiter.init_app(app)
+    skip_limiter_where_unlimited(app)
+    app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
     # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
     metrics = Metrics()
@@ -78,6 +85,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         sms=Counted(make_sender(settings.sms), metrics.sms),
         mailer=Counted(make_mailer(settings.mail), metrics.email),
         keys=KeyCache(clock, settings.keys.cache_ttl),
+        clients=ClientCache(settings.oauth.client_cache_ttl),
         events=EventBus(),
         # Every request the provider itself makes (back-channel logout, ...) goes through this one client.
         outbound=client_from_settings(settings),
@@ -93,6 +101,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         count=metrics.backchannel_delivery,
     )
     metrics.read_at_scrape(logout.outbox_gauges)
+    # Takeover notices by SMS and e-mail (services.notices); informational, so a few attempts suffice.
+    runtime.outbox.register(notices.KIND, notifications.deliver, max_attempts=5)
     runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
     # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).
     runtime.background = Background(app)

@@ -49,11 +49,13 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # ok: signed in with the account's own password; temporary: with a temporary one (an operator's or
     # an SMS reset's), which must be changed at once; locked: refused because the account is locked
-    # (or this failure locked it); wrong: every other refusal (unknown login, wrong password, blocked).
+    # (or this failure locked it); wrong: every other refusal (unknown login, wrong password, blocked);
+    # wait: refused unchecked, the address must wait; captcha: refused unchecked, the captcha was owed
+    # and not solved ([login], services.signin_throttle).
     "idp_sign_ins": (
         "Migrants' sign-in attempts by outcome",
         "outcome",
-        ("ok", "temporary", "wrong", "locked"),
+        ("ok", "temporary", "wrong", "locked", "wait", "captcha"),
     ),
     # sent: a temporary password went out by SMS; ignored: nothing matched (the page says the same);
     # limited: a daily limit refused it; failed: the SMS gateway did not take it (nothing changed).

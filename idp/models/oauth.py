@@ -6,6 +6,7 @@ import time
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from authlib.oauth2.rfc6749 import TokenMixin
 from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -18,9 +19,19 @@ from ..extensions import db
 from .account import Account
 from .client import OAuth2Client
 
+# The one authentication context class of this provider (OIDC Core §2 acr): the person signed in with a
+# login and a password (a temporary password replaced at once counts the same). Advertised in discovery
+# (acr_values_supported) and put in every ID token; README "Authentication context".
+ACR_PASSWORD = "urn:idp:acr:password"
+
 
 class AuthorizationCode(Model, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
+    # The nonce replay check (oauth.grants.OpenIDCode.exists_nonce) looks codes up by nonce; a day of codes
+    # is kept (``idp purge``), 300,000 rows at the expected peak, so without an index every sign-in with a
+    # nonce scans them all (issue 12). A hash index on PostgreSQL: equality is all it serves, and a
+    # B-tree would refuse a nonce longer than a third of a page.
+    __table_args__ = (Index("ix_authorization_codes_nonce", "nonce", postgresql_using="hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -31,12 +42,15 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     nonce: Mapped[str | None] = mapped_column(Text)
     auth_time: Mapped[int] = mapped_column(Integer, nullable=False)
     amr: Mapped[str] = mapped_column(String(64), nullable=False, default="pwd")
-    sid: Mapped[str | None] = mapped_column(String(64))
+    # The session's relying parties (services.sessions.session_clients: the landing page, logout).
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[int] = mapped_column(Integer, nullable=False)
     expires_at: Mapped[int] = mapped_column(Integer, nullable=False)
     used_at: Mapped[int | None] = mapped_column(Integer)
+    # The claims request parameter (OIDC Core §5.5), as JSON {"id_token": [names], "userinfo": [names]}.
+    claims: Mapped[str | None] = mapped_column(Text)
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -50,8 +64,8 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     def get_auth_time(self) -> int:
         return self.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str:
+        return ACR_PASSWORD
 
     def get_amr(self) -> list[str]:
         return self.amr.split()
@@ -82,6 +96,16 @@ class Token(Model, TokenMixin):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[str | None] = mapped_column(String(64))
+    # Inherited from the code (or the rotated refresh token): the claims request parameter, as JSON.
+    claims: Mapped[str | None] = mapped_column(Text)
+    # DPoP (RFC 9449 §6.1): the JWK SHA-256 thumbprint (RFC 7638) of the key the access and refresh
+    # tokens are bound to; None for bearer tokens.
+    jkt: Mapped[str | None] = mapped_column(String(64))
+    # RFC 9068: the jti of a JWT access token (its digest is access_token_hash, as for opaque ones).
+    jti: Mapped[str | None] = mapped_column(String(64))
+    # RFC 8707: the resource a token was issued for, when one was named (or the aud of a JWT); introspection
+    # reports it as aud, and a refresh without resource keeps it. None: the client is the audience.
+    audience: Mapped[str | None] = mapped_column(Text)
 
     # -- authlib TokenMixin --
     def check_client(self, client: OAuth2Client) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
-from flask import jsonify
+from flask import Response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -21,12 +21,15 @@ from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
 from ..oauth import keys
-from ..oauth.discovery import provider_metadata
+from ..oauth import response_modes
+from ..oauth.cors import add_cors_headers
+from ..oauth.discovery import metadata_document
 from ..oauth.errors import json_endpoint
 from ..oauth.errors import read_by_programs
 from ..oauth.interaction import ParamsRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
+from ..oauth.keys import Document
 from ..oauth.pending import PendingRequest
 from ..oauth.pending import drop_pending
 from ..oauth.pending import load_pending
@@ -37,6 +40,7 @@ from ..services.consents import find_consent
 from .sso import current_sso
 
 bp = Blueprint("oauth", __name__)
+bp.after_request(add_cors_headers)
 
 STEP_ENDPOINTS = {
     Step.LOGIN: "login.login",
@@ -62,7 +66,9 @@ def resume(pending_id: str):
 
 
 def proceed(pending: PendingRequest):
-    oauth_request = ParamsRequest(request.method, request.url, request.headers, MultiDict(pending.params))
+    params = MultiDict(pending.params)
+    oauth_request = ParamsRequest(request.method, request.url, request.headers, params)
+    mode = response_modes.requested(params)
     sso = current_sso()
     try:
         grant = authorization.get_consent_grant(request=oauth_request, end_user=sso)
@@ -75,20 +81,23 @@ def proceed(pending: PendingRequest):
             raise InvalidRequestError("Authorization request too large.", redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         drop_pending(pending.id)
-        return error_response(error)
+        return error_response(error, mode)
     if step is Step.ISSUE:
         drop_pending(pending.id)
-        return authorization.create_authorization_response(request=oauth_request, grant_user=sso, grant=grant)
+        response = authorization.create_authorization_response(
+            request=oauth_request, grant_user=sso, grant=grant
+        )
+        return response_modes.deliver(response, mode)
     save_pending(pending)
     return redirect(url_for(STEP_ENDPOINTS[step], authz=pending.id))
 
 
-def error_response(error: OAuth2Error):
-    """Redirect to the client only when authlib validated its redirect_uri (RFC 6749 §4.1.2.1);
-    otherwise explain on our own page."""
+def error_response(error: OAuth2Error, mode: str = response_modes.QUERY):
+    """Send the error to the client, in the response mode it asked for, only when authlib validated its
+    redirect_uri (RFC 6749 §4.1.2.1); otherwise explain on our own page."""
     response = authorization.error_redirect(error)
     if response is not None:
-        return response
+        return response_modes.deliver(response, mode)
     explanation = messages.OAUTH_ERRORS.get(error.error, messages.OAUTH_ERROR_DEFAULT)
     return render_template("oauth/error.html", error=error.error, explanation=explanation), 400
 
@@ -152,17 +161,30 @@ def client_configuration(client_id: str):
 @bp.route("/.well-known/openid-configuration")
 @read_by_programs
 def discovery():
-    return _cacheable(jsonify(provider_metadata()))
+    return _cacheable(metadata_document())
+
+
+@bp.route("/.well-known/oauth-authorization-server")
+@read_by_programs
+def authorization_server_metadata_document():
+    # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
+    # (discovery.authorization_server_metadata: the same document).
+    return _cacheable(metadata_document())
 
 
 @bp.route("/jwks.json")
 @read_by_programs
 def jwks():
-    return _cacheable(jsonify(keys.cache().public_jwks()))
+    return _cacheable(keys.cache().jwks_document())
 
 
-def _cacheable(response):
-    response.cache_control.public = True
-    response.cache_control.max_age = current().settings.keys.jwks_max_age
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+def _cacheable(document: Document) -> Response:
+    """The document's precomputed bytes, or 304 when the client holds them already (RFC 9110 §13.1.2):
+    relying parties and caches revalidate with If-None-Match once max-age has passed."""
+    headers = {
+        "ETag": f'"{document.etag}"',
+        "Cache-Control": f"public, max-age={current().settings.keys.jwks_max_age}",
+    }
+    if "If-None-Match" in request.headers and request.if_none_match.contains(document.etag):
+        return Response(status=304, headers=headers)
+    return Response(document.body, mimetype="application/json", headers=headers)
