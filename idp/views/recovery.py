@@ -213,7 +213,7 @@ def _new_password(flow, action: str):
         return _password_page(form, action)
     runtime = current()
     try:
-        recovery.complete(
+        account = recovery.complete(
             db.session,
             flow,
             form.new.data,
