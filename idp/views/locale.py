@@ -20,6 +20,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask import after_this_request
 from flask import current_app
+from flask import has_request_context
 from flask import redirect
 from flask import request
 from flask import session
@@ -134,7 +135,10 @@ def choose():
 
 
 def switcher_context() -> dict:
-    """What base.html needs to draw the switcher."""
+    """What base.html needs to draw the switcher (nothing for a template rendered outside a request: an
+    e-mail the outbox sends)."""
+    if not has_request_context():
+        return {}
     # Back to the same page, with the pending authorization it belongs to, but no other parameter: a
     # query may carry what must not be copied into the page (id_token_hint, a code in a mistyped URL).
     target = request.path
