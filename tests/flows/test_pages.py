@@ -71,7 +71,7 @@ def test_the_landing_page_links_to_the_sites_the_person_uses(app, browser, accou
     sign_in_for_tokens(browser, account, with_home)
     sign_in_for_tokens(browser, account, without_home)
     page = html.unescape(browser.get("/").get_data(as_text=True))
-    sites = page[page.index('<ul class="portals sites">') :]
+    sites = page[page.index('<ul class="sites">') :]
     sites = sites[: sites.index("</ul>")]
     assert '<li><a href="https://cabinet.example/">Личный кабинет</a></li>' in sites
     assert "<li>Справочная</li>" in sites

@@ -107,7 +107,7 @@ def test_landing_page_lists_the_sites_of_this_session(app, browser, account, mak
     assert "В этом сеансе вы вошли на сайты" in page
     # «Ваши сайты» lists every site the person uses, the other session's too, each linked to its
     # client_uri when it has one.
-    yours = page[page.index('<ul class="portals sites">') :]
+    yours = page[page.index('<ul class="sites">') :]
     yours = yours[: yours.index("</ul>")]
     assert re.findall(r"<li>(?:<a [^>]*>)?([^<]*)", yours) == [
         "Личный кабинет",

@@ -59,7 +59,7 @@ class AccountForm(FlaskForm):
     phone = StringField(_l("Телефон из заявления"), validators=[InputRequired(), Length(max=32)])
     email = StringField(_l("Электронная почта (если есть)"), validators=[Length(max=254)])
     snils = StringField(_l("СНИЛС (если есть)"), validators=[Length(max=20)])
-    locale = SelectField(_l("Язык писем и СМС"))
+    locale = SelectField(_l("Язык писем и СМС"), default="ru")
 
 
 class LoginChangeForm(FlaskForm):
