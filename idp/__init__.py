@@ -38,8 +38,10 @@ from .runtime import system_clock
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
+from .services.selfservice import reset
 from .services.sms import make_sender
 from .views import BLUEPRINTS
+from .views import reset as reset_view
 from .views.errors import register_error_handlers
 from .views.locale import select_locale
 
@@ -92,6 +94,12 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         count=metrics.backchannel_delivery,
     )
     metrics.read_at_scrape(logout.outbox_gauges)
+    # The reset SMS: made and sent by the outbox, so the reset page answers at once (issue 10).
+    runtime.outbox.register(
+        reset.KIND,
+        reset.SmsDelivery(runtime.sms, settings, clock, reset_view.sms_text),
+        max_attempts=3,
+    )
     runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
     # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).
     runtime.background = Background(app)

@@ -67,7 +67,7 @@ def answers(monkeypatch):
 
 @pytest.fixture
 def outbox(live_server):
-    with outbox_reader(settings_of(live_server.app).sms.file_path) as read:
+    with outbox_reader(settings_of(live_server.app).sms.file_path, live_server.app) as read:
         yield read
 
 
