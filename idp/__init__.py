@@ -14,6 +14,7 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
+from . import notifications
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -35,6 +36,7 @@ from .runtime import EXTENSION
 from .runtime import Clock
 from .runtime import Runtime
 from .runtime import system_clock
+from .services import notices
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
@@ -94,6 +96,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         count=metrics.backchannel_delivery,
     )
     metrics.read_at_scrape(logout.outbox_gauges)
+    # Takeover notices by SMS and e-mail (services.notices); informational, so a few attempts suffice.
+    runtime.outbox.register(notices.KIND, notifications.deliver, max_attempts=5)
     # The reset SMS: made and sent by the outbox, so the reset page answers at once (issue 10).
     runtime.outbox.register(
         reset.KIND,

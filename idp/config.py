@@ -266,6 +266,73 @@ class KeysSettings:
     )
 
 
+def _audience(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        return "must be empty or an absolute http(s) URI without a fragment"
+    return None
+
+
+@dataclass(frozen=True)
+class AccessTokensSettings:
+    """[access_tokens]: JWT access tokens (RFC 9068) of the clients registered for them."""
+
+    audience: str = option(
+        "",
+        "aud of a JWT access token requested without a resource indicator (RFC 8707); empty = the issuer",
+        check=_audience,
+    )
+
+
+@dataclass(frozen=True)
+class ClientAuthSettings:
+    """[client_auth]: client assertions of private_key_jwt and client_secret_jwt (RFC 7523, OIDC Core §9)."""
+
+    assertion_max_lifetime: int = option(
+        3600,
+        "longest a client assertion may still be valid when it arrives (exp - now), seconds",
+        check=_at_least(30, 86400),
+    )
+    jwks_cache_ttl: int = option(
+        300,
+        "how long a client's JWK Set fetched from its jwks_uri is kept, seconds",
+        check=_at_least(0, 86400),
+    )
+
+
+@dataclass(frozen=True)
+class ParSettings:
+    """[par]: pushed authorization requests (RFC 9126)."""
+
+    enabled: bool = option(True, "serve /par and advertise it in discovery")
+    request_uri_ttl: int = option(
+        60, "how long a pushed request's request_uri may be used, seconds", check=_at_least(5, 600)
+    )
+    required: bool = option(
+        False, "every client must push its authorization requests (require_pushed_authorization_requests)"
+    )
+
+
+@dataclass(frozen=True)
+class DpopSettings:
+    """[dpop]: sender-constrained tokens with DPoP (RFC 9449)."""
+
+    enabled: bool = option(True, "accept DPoP proofs and advertise dpop_signing_alg_values_supported")
+    iat_window: int = option(
+        60,
+        "how far a proof's iat may be from the provider's clock, either way, seconds",
+        check=_at_least(5, 600),
+    )
+    require_nonce: bool = option(
+        False, "every proof must carry a DPoP-Nonce the provider issued (RFC 9449 §8)"
+    )
+    nonce_lifetime: int = option(
+        300, "how long a DPoP-Nonce is accepted after it was issued, seconds", check=_at_least(30, 3600)
+    )
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """[session]: the migrants' SSO session."""
@@ -566,6 +633,29 @@ class StaffSettings:
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """[account]: the migrant's own page «Мой профиль» (/account)."""
+
+    step_up_age: int = option(
+        300,
+        "ending sessions or taking back access asks for the password again when it was last typed "
+        "longer ago than this, seconds",
+        check=_at_least(60, 86400),
+    )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """[audit]: the audit log (read in the console at /admin/audit)."""
+
+    retention_days: int = option(
+        1095,
+        "`idp purge` deletes audit events older than this many days; 0 keeps them for ever",
+        check=_at_least(0, 36500),
+    )
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """[metrics]: who may read GET /metrics (Prometheus text format)."""
 
@@ -597,6 +687,19 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class SubjectsSettings:
+    """[subjects]: pairwise subject identifiers (OIDC Core §8.1) for clients registered with
+    subject_type pairwise."""
+
+    pairwise_key: str = option(
+        "",
+        "HMAC key of pairwise subs; empty: derived from [server] secret_key; changing either changes "
+        "every pairwise sub",
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every section, validated. Built once by ``create_app``; its sections are handed down."""
 
@@ -604,6 +707,10 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     oauth: OAuthSettings = field(default_factory=OAuthSettings)
     keys: KeysSettings = field(default_factory=KeysSettings)
+    access_tokens: AccessTokensSettings = field(default_factory=AccessTokensSettings)
+    client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
+    par: ParSettings = field(default_factory=ParSettings)
+    dpop: DpopSettings = field(default_factory=DpopSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     logout: LogoutSettings = field(default_factory=LogoutSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
@@ -618,8 +725,11 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     contacts: ContactsSettings = field(default_factory=ContactsSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
+    account: AccountSettings = field(default_factory=AccountSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    subjects: SubjectsSettings = field(default_factory=SubjectsSettings)
 
 
 # Derived from the declarations above: section name -> its dataclass, and section -> key -> Option.

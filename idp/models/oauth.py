@@ -91,6 +91,14 @@ class Token(Model, TokenMixin):
     amr: Mapped[str | None] = mapped_column(String(64))
     # Inherited from the code (or the rotated refresh token): the claims request parameter, as JSON.
     claims: Mapped[str | None] = mapped_column(Text)
+    # DPoP (RFC 9449 §6.1): the JWK SHA-256 thumbprint (RFC 7638) of the key the access and refresh
+    # tokens are bound to; None for bearer tokens.
+    jkt: Mapped[str | None] = mapped_column(String(64))
+    # RFC 9068: the jti of a JWT access token (its digest is access_token_hash, as for opaque ones).
+    jti: Mapped[str | None] = mapped_column(String(64))
+    # RFC 8707: the resource a token was issued for, when one was named (or the aud of a JWT); introspection
+    # reports it as aud, and a refresh without resource keeps it. None: the client is the audience.
+    audience: Mapped[str | None] = mapped_column(Text)
 
     # -- authlib TokenMixin --
     def check_client(self, client: OAuth2Client) -> bool:

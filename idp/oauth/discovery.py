@@ -8,12 +8,17 @@ from flask import url_for
 from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
+from ..services import subjects
 from . import keys
 from . import response_modes
 from .claims import CLAIMS_SUPPORTED
 from .claims import SCOPES_SUPPORTED
+from .client_auth import ASYMMETRIC_ALGORITHMS
+from .client_auth import HMAC_ALGORITHMS
 from .grants import ALL_AUTH_METHODS
 from .grants import CONFIDENTIAL_AUTH_METHODS
+
+ASSERTION_ALGORITHMS = ASYMMETRIC_ALGORITHMS + HMAC_ALGORITHMS
 
 
 def _url(endpoint: str) -> str:
@@ -38,11 +43,16 @@ def provider_metadata() -> dict:
         # OAuth 2.0 Form Post Response Mode (idp/oauth/response_modes.py).
         "response_modes_supported": list(response_modes.SUPPORTED),
         "grant_types_supported": list(clients.GRANT_TYPES),
-        "subject_types_supported": ["public"],
+        # OIDC Core §8: per client (README "Pairwise subjects").
+        "subject_types_supported": list(subjects.SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
         "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        # RFC 8414 §2: present because private_key_jwt and client_secret_jwt are (idp/oauth/client_auth.py).
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED
         + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid"],

@@ -157,8 +157,11 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "exp": expires_at,
             "iat": token.issued_at,
             "iss": settings().server.issuer,
-            "aud": token.client_id,
+            # RFC 8707: the resource it was issued for (a JWT's aud); otherwise the client.
+            "aud": token.audience or token.client_id,
         }
+        if token.jti:
+            payload["jti"] = token.jti
         if account is not None:
             payload["sub"] = subject(account, token.get_client())
         return payload

@@ -9,7 +9,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
-from ..config import OAuthSettings
+from ..config import Settings
 from ..crypto import digest
 from ..crypto import new_secret
 from ..extensions import db
@@ -18,6 +18,8 @@ from ..models import Token
 from ..runtime import current
 from ..runtime import settings
 from ..services.sessions import revoke_tokens
+from .access_tokens import JWTAccessTokens
+from .access_tokens import current_binding
 
 
 def query_client(client_id) -> OAuth2Client | None:
@@ -28,14 +30,22 @@ def query_client(client_id) -> OAuth2Client | None:
     return client if client is not None and client.enabled else None
 
 
-def create_token_generator(settings: OAuthSettings) -> BearerTokenGenerator:
+def create_token_generator(settings: Settings) -> BearerTokenGenerator:
     def expires_in(client, grant_type):
-        return client.lifetime("access_token_ttl", settings.access_token_ttl)
+        return client.lifetime("access_token_ttl", settings.oauth.access_token_ttl)
 
-    def access_token(*args, **kwargs):
+    def access_token(client, grant_type, user, scope):
+        if client.access_token_format == "jwt":
+            # RFC 9068; authlib's generator reads the expiry from the same function (expires_in).
+            return jwt_tokens.access_token_generator(client, grant_type, user, scope)
         return generate_token(48)
 
-    return _OfflineAwareGenerator(access_token, access_token, expires_in)
+    jwt_tokens = JWTAccessTokens(settings.server.issuer, expires_in)
+
+    def refresh_token(*args, **kwargs):
+        return generate_token(48)
+
+    return _OfflineAwareGenerator(access_token, refresh_token, expires_in)
 
 
 class _OfflineAwareGenerator(BearerTokenGenerator):
@@ -47,7 +57,12 @@ class _OfflineAwareGenerator(BearerTokenGenerator):
         wanted = include_refresh_token and (
             grant_type == "refresh_token" or "offline_access" in scope_to_list(scope)
         )
-        return super().__call__(grant_type, client, user, scope, expires_in, wanted)
+        token = super().__call__(grant_type, client, user, scope, expires_in, wanted)
+        binding = current_binding()
+        if binding is not None and binding.jkt:
+            # RFC 9449 §5: a DPoP-bound access token is of type DPoP.
+            token["token_type"] = "DPoP"
+        return token
 
 
 def save_token(token: dict, request) -> None:
@@ -64,6 +79,9 @@ def save_token(token: dict, request) -> None:
         issued_at=now,
         expires_in=token["expires_in"],
     )
+    binding = current_binding()
+    if binding is not None:
+        row.audience, row.jkt, row.jti = binding.stored_audience, binding.jkt, binding.jti
     parent = request.refresh_token
     code = request.authorization_code
     if parent is not None and isinstance(parent, Token):
@@ -91,7 +109,8 @@ def save_token(token: dict, request) -> None:
 
 
 def find_token(token_string, hint: str | None = None) -> Token | None:
-    if not isinstance(token_string, str) or not token_string or len(token_string) > 512:
+    # 4096: a JWT access token (RFC 9068) is some 900 characters; an opaque one 64.
+    if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
         return None
     hashed = digest(token_string)
     if hint == "access_token":

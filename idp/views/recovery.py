@@ -31,7 +31,6 @@ from ..errors import CodeMismatchError
 from ..errors import DeliveryError
 from ..errors import FlowExpiredError
 from ..errors import LimitError
-from ..errors import MailDeliveryError
 from ..errors import PasswordPolicyError
 from ..errors import RecoveryInputError
 from ..errors import ResendLimitError
@@ -216,7 +215,7 @@ def _new_password(flow, action: str):
         return _password_page(form, action)
     runtime = current()
     try:
-        account = recovery.complete(
+        recovery.complete(
             db.session,
             flow,
             form.new.data,
@@ -234,7 +233,6 @@ def _new_password(flow, action: str):
         return _expired()
     db.session.commit()
     runtime.metrics.recovery("completed")
-    _notify_changed(account)
     session.pop("recovery_flow", None)
     flash(_("Пароль изменён. Войдите с новым паролем."))
     return redirect(selfservice.login_url())
@@ -249,33 +247,6 @@ def _password_page(form: NewPasswordForm, action: str, error: str | None = None)
         rules=selfservice.password_rules(),
         login_url=selfservice.login_url(),
     )
-
-
-def _notify_changed(account: Account) -> None:
-    """«Ваш пароль изменён…» to the contacts on file. Informational: a failure is logged, not shown,
-    and does not undo the change."""
-    with force_locale(account.locale):
-        text = _(
-            "Ваш пароль от личного кабинета иностранного гражданина изменён. "
-            "Если это были не вы, обратитесь в Миграционный центр."
-        )
-        subject = _("Ваш пароль изменён")
-    try:
-        current().sms.send(account.phone, text)
-    except SmsDeliveryError:
-        log.warning("password-changed SMS not delivered")
-    if account.email:
-        try:
-            current().mailer.send(
-                Mail(
-                    to=account.email,
-                    subject=subject,
-                    text=text,
-                    html=render_template("recovery/mail_changed.html", text=text),
-                )
-            )
-        except MailDeliveryError:
-            log.warning("password-changed e-mail not delivered")
 
 
 def _expired():

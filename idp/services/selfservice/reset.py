@@ -55,6 +55,7 @@ from ...models.reset import SENT
 from ...models.reset import USED
 from ...models.reset import VOID
 from .. import audit
+from .. import notices
 from .. import outbox
 from .. import passwords
 from ..sms import SmsSender
@@ -187,6 +188,8 @@ def redeem(db: Session, account: Account, password: str, now: int, *, key: str) 
     account.password_changed_at = now
     account.updated_at = now
     flow.state, flow.done_at = USED, now
+    # The SMS password became the account's: warn the person, in case the phone is no longer theirs.
+    notices.notify(db, account, notices.PASSWORD_RESET, now=now)
     db.flush()
     return flow.expires_at
 
