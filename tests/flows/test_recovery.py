@@ -26,8 +26,8 @@ from idp.models import AuditEvent
 from idp.models import DailyCounter
 from idp.models import RecoveryFlow
 from idp.models import ResetFlow
-from idp.services import captcha
 from idp.runtime import of
+from idp.services import captcha
 
 from ..conftest import CAPTCHA_ANSWER as ANSWER
 from ..conftest import PASSWORD
