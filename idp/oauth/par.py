@@ -103,12 +103,14 @@ def resolve(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]
     from /par, the pushed ones (claimed now, once); otherwise those given."""
     values = MultiDict(params)
     request_uri = values.get("request_uri")
-    if request_uri is None or not settings().par.enabled:
-        # Without PAR, the grant refuses request_uri (request objects are not supported).
+    ours = isinstance(request_uri, str) and request_uri.startswith(URN_PREFIX)
+    if not ours or not settings().par.enabled:
+        # Not one of ours (a request object by reference, RFC 9101): the grant refuses it
+        # (request_uri_not_supported, to the client's redirect URI).
         return params, False
     client_id = values.get("client_id")
-    if not isinstance(request_uri, str) or not request_uri.startswith(URN_PREFIX) or not client_id:
-        raise InvalidRequestURIError("'request_uri' is not one issued here, or 'client_id' is missing.")
+    if not client_id:
+        raise InvalidRequestURIError("'client_id' is missing beside 'request_uri'.")
     now = current().clock()
     row = db.session.scalar(
         select(PushedRequest).filter_by(request_uri_hash=digest(request_uri[len(URN_PREFIX) :]))
