@@ -688,6 +688,19 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class SubjectsSettings:
+    """[subjects]: pairwise subject identifiers (OIDC Core §8.1) for clients registered with
+    subject_type pairwise."""
+
+    pairwise_key: str = option(
+        "",
+        "HMAC key of pairwise subs; empty: derived from [server] secret_key; changing either changes "
+        "every pairwise sub",
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every section, validated. Built once by ``create_app``; its sections are handed down."""
 
@@ -717,6 +730,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    subjects: SubjectsSettings = field(default_factory=SubjectsSettings)
 
 
 # Derived from the declarations above: section name -> its dataclass, and section -> key -> Option.

@@ -114,6 +114,14 @@ def _apply_protocol_options(data: ClientInput, changes: dict) -> None:
 @click.option("--id-token-alg", default="RS256", type=click.Choice(list(ALGORITHMS)), show_default=True)
 @click.option("--backchannel-logout-uri", help="Where logout tokens are POSTed (OIDC Back-Channel Logout).")
 @click.option("--frontchannel-logout-uri", help="Loaded in an iframe at logout (OIDC Front-Channel Logout).")
+@click.option(
+    "--subject-type",
+    default="public",
+    type=click.Choice(["public", "pairwise"]),
+    show_default=True,
+    help="pairwise: a sub of its own per sector (OIDC Core §8.1).",
+)
+@click.option("--sector-identifier-uri", help="JSON list of the redirect URIs; its host is the sector.")
 @_protocol_options(create=True)
 @json_option
 @with_appcontext
@@ -128,6 +136,8 @@ def clients_create(
     id_token_alg,
     backchannel_logout_uri,
     frontchannel_logout_uri,
+    subject_type,
+    sector_identifier_uri,
     as_json,
     **protocol,
 ):
@@ -142,6 +152,8 @@ def clients_create(
         id_token_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
+        subject_type=subject_type,
+        sector_identifier_uri=sector_identifier_uri or None,
     )
     if grant_types:
         data.grant_types = list(grant_types)
@@ -153,6 +165,7 @@ def clients_create(
             data,
             limits=settings().oauth,
             outbound_policy=runtime().outbound.policy,
+            fetch=client_service.sector_fetch(runtime().outbound),
             sealing_key=client_secrets.sealing_key(settings().server.secret_key),
         )
     emit(as_json, client_json(client, secret), client_lines(client, secret))
@@ -221,6 +234,8 @@ def _plain(value) -> str:
 @click.option("--grant-type", "grant_types", multiple=True, help="Replaces the grant types.")
 @click.option("--trusted/--untrusted", default=None, help="First-party (no consent screen) or not.")
 @click.option("--id-token-alg", type=click.Choice(list(ALGORITHMS)))
+@click.option("--subject-type", type=click.Choice(["public", "pairwise"]))
+@click.option("--sector-identifier-uri", help='"" removes it.')
 @click.option(
     "--access-token-ttl", type=int, help="Seconds, shorter than [oauth]'s; 0 removes the client's own."
 )
@@ -244,6 +259,7 @@ def clients_update(client_id, as_json, **changes):
             data,
             limits=settings().oauth,
             outbound_policy=runtime().outbound.policy,
+            fetch=client_service.sector_fetch(runtime().outbound),
         )
     emit(as_json, _client_state(client), [f"{client.client_id}: updated"])
 
@@ -266,6 +282,10 @@ def _apply_changes(data: ClientInput, changes: dict) -> None:
         data.trusted = changes["trusted"]
     if changes["id_token_alg"] is not None:
         data.id_token_alg = changes["id_token_alg"]
+    if changes["subject_type"] is not None:
+        data.subject_type = changes["subject_type"]
+    if changes["sector_identifier_uri"] is not None:
+        data.sector_identifier_uri = changes["sector_identifier_uri"].strip() or None
     for key in client_service.LIFETIMES:
         if changes[key] is not None:
             data.lifetimes[key] = changes[key] or None

@@ -84,6 +84,16 @@ class OAuth2Client(Model, ClientMixin):
     def id_token_signed_response_alg(self) -> str:
         return self.client_metadata.get("id_token_signed_response_alg") or "RS256"
 
+    @property
+    def subject_type(self) -> str:
+        # OIDC Core §8: public unless registered pairwise.
+        return self.client_metadata.get("subject_type") or "public"
+
+    @property
+    def sector_identifier_uri(self) -> str | None:
+        # OIDC Registration §2.
+        return self.client_metadata.get("sector_identifier_uri")
+
     # -- RFC 7523 / OIDC Core §9 client authentication by JWT --
     @property
     def jwks(self) -> dict | None:

@@ -8,6 +8,7 @@ from flask import url_for
 from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
+from ..services import subjects
 from . import keys
 from . import response_modes
 from .claims import CLAIMS_SUPPORTED
@@ -54,7 +55,8 @@ def provider_metadata() -> dict:
         # OAuth 2.0 Form Post Response Mode (idp/oauth/response_modes.py).
         "response_modes_supported": list(response_modes.SUPPORTED),
         "grant_types_supported": list(clients.GRANT_TYPES),
-        "subject_types_supported": ["public"],
+        # OIDC Core §8: per client (README "Pairwise subjects").
+        "subject_types_supported": list(subjects.SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
         "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,

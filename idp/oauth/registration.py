@@ -52,6 +52,8 @@ PUBLISHED_METADATA = (
     "scope",
     "token_endpoint_auth_method",
     "id_token_signed_response_alg",
+    "subject_type",
+    "sector_identifier_uri",
     "jwks",
     "jwks_uri",
     "access_token_format",
@@ -187,6 +189,7 @@ class ClientRegistrationEndpoint(_MetadataMixin, _ClientRegistrationEndpoint):
                 request.client_input,
                 limits=settings().oauth,
                 outbound_policy=outbound_policy(),
+                fetch=clients.sector_fetch(current().outbound),
                 sealing_key=sealing_key(),
             )
         except ClientDataError as error:
@@ -261,6 +264,7 @@ class ClientConfigurationEndpoint(_MetadataMixin, _ClientConfigurationEndpoint):
                 request.client_input,
                 limits=settings().oauth,
                 outbound_policy=outbound_policy(),
+                fetch=clients.sector_fetch(current().outbound),
             )
         except ClientDataError as error:
             raise _metadata_error(error) from error

@@ -15,6 +15,7 @@ Per-client lifetimes live in ``client_metadata`` (``access_token_ttl``, ``id_tok
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from urllib.parse import urlsplit
@@ -40,9 +41,12 @@ from . import audit
 from . import client_names
 from . import client_secrets
 from . import outbound
+from . import subjects
 from .keys import ALGORITHMS
 from .net import is_loopback
 from .outbound import OutboundPolicy
+from .outbound_http import OutboundClient
+from .outbound_http import OutboundError
 from .sessions import revoke_tokens
 
 # What this provider supports, in the order pages and discovery list them.
@@ -68,6 +72,8 @@ LIFETIMES = ("access_token_ttl", "id_token_ttl", "refresh_token_ttl")
 MIN_LIFETIME = 60
 MAX_URIS = 20
 MAX_NAME = 100
+# GETs a sector_identifier_uri and returns the body (sector_fetch); raises OutboundError.
+SectorFetch = Callable[[str], bytes]
 
 
 @dataclass
@@ -89,6 +95,10 @@ class ClientInput:
     lifetimes: dict[str, int | None] = field(default_factory=dict)
     # Registered by the client itself (RFC 7591) rather than by an admin (console, CLI).
     dynamic: bool = False
+    # OIDC Core §8: "public" or "pairwise" (services.subjects); a pairwise client's sector is the host of
+    # sector_identifier_uri, or of its redirect URIs.
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
     # private_key_jwt: the client's public keys, given (RFC 7591 §2 "jwks") or fetched ("jwks_uri").
     jwks: dict | None = None
     jwks_uri: str | None = None
@@ -189,6 +199,41 @@ def check(
         value = data.lifetimes.get(key)
         if value is not None and not MIN_LIFETIME <= value <= getattr(limits, key):
             raise ClientDataError(key, "range")
+    if data.sector_identifier_uri:
+        # The provider fetches it: the outbound rules apply (OIDC Registration §5 requires https).
+        check_redirect_uri(
+            data.sector_identifier_uri, "sector_identifier_uri", outbound_policy=outbound_policy
+        )
+    subjects.check_pairwise(data.subject_type, data.redirect_uris, data.sector_identifier_uri)
+
+
+def verify_sector(data: ClientInput, fetch: SectorFetch | None) -> None:
+    """OIDC Registration §5: fetch ``sector_identifier_uri`` and check that it lists every redirect URI.
+    ``fetch`` GETs a URL under the outbound rules and returns the body (``outbound_http``); without it
+    (a caller that cannot make requests) such a registration is refused."""
+    uri = data.sector_identifier_uri
+    if not uri:
+        return
+    if fetch is None:
+        raise ClientDataError("sector_identifier_uri", "sector_unreachable", uri)
+    try:
+        body = fetch(uri)
+    except OutboundError as error:
+        raise ClientDataError("sector_identifier_uri", "sector_unreachable", uri) from error
+    subjects.check_sector_document(body, data.redirect_uris, uri)
+
+
+def sector_fetch(client: OutboundClient) -> SectorFetch:
+    """A ``fetch`` for ``verify_sector`` through the provider's outbound client (deadline, size cap,
+    address checks); anything but 200 is unreachable."""
+
+    def fetch(uri: str) -> bytes:
+        response = client.get(uri, headers={"Accept": "application/json"})
+        if response.status != 200:
+            raise OutboundError(f"HTTP {response.status}")
+        return response.body
+
+    return fetch
 
 
 def _check_keys(data: ClientInput, outbound_policy: OutboundPolicy) -> None:
@@ -241,6 +286,9 @@ def _metadata(data: ClientInput) -> dict:
             frontchannel_logout_uri=data.frontchannel_logout_uri, frontchannel_logout_session_required=True
         )
     metadata.update({key: data.lifetimes[key] for key in LIFETIMES if data.lifetimes.get(key) is not None})
+    metadata["subject_type"] = data.subject_type
+    if data.sector_identifier_uri:
+        metadata["sector_identifier_uri"] = data.sector_identifier_uri
     # Kept only when set, so a client that uses none of these reads as before.
     if data.jwks is not None:
         metadata["jwks"] = data.jwks
@@ -282,13 +330,16 @@ def create_client(
     limits: OAuthSettings,
     now: int,
     outbound_policy: OutboundPolicy = outbound.STRICT,
+    fetch: SectorFetch | None = None,
     sealing_key: bytes | None = None,
 ) -> tuple[OAuth2Client, str | None]:
     """Register a client; return it and its secret in clear (None for a public client and a
     private_key_jwt one), shown once. ``data.dynamic``: registered by the client itself (RFC 7591), not
-    by an admin; the consent page says which. ``sealing_key`` (``client_secrets.sealing_key``) seals the
-    secret of a client_secret_jwt client, which needs it in clear to verify its assertions."""
+    by an admin; the consent page says which. ``fetch``: how to read a ``sector_identifier_uri``
+    (``sector_fetch``). ``sealing_key`` (``client_secrets.sealing_key``) seals the secret of a
+    client_secret_jwt client, which needs it in clear to verify its assertions."""
     check(data, limits, outbound_policy=outbound_policy)
+    verify_sector(data, fetch)
     if data.dynamic:
         _check_name_free(db, data)
     secret = new_secret(32) if data.method in SECRET_AUTH_METHODS else None
@@ -323,11 +374,18 @@ def create(
     *,
     limits: OAuthSettings,
     outbound_policy: OutboundPolicy = outbound.STRICT,
+    fetch: SectorFetch | None = None,
     sealing_key: bytes | None = None,
 ) -> tuple[OAuth2Client, str | None]:
     """``create_client`` on behalf of someone (a staff member, a registering client, a command), audited."""
     client, secret = create_client(
-        db, data, limits=limits, now=ctx.now, outbound_policy=outbound_policy, sealing_key=sealing_key
+        db,
+        data,
+        limits=limits,
+        now=ctx.now,
+        outbound_policy=outbound_policy,
+        fetch=fetch,
+        sealing_key=sealing_key,
     )
     record_created(db, ctx, client)
     return client, secret
@@ -355,6 +413,8 @@ def input_of(client: OAuth2Client) -> ClientInput:
         auth_method=client.token_endpoint_auth_method,
         lifetimes={key: metadata.get(key) for key in LIFETIMES},
         dynamic=client.dynamically_registered,
+        subject_type=client.subject_type,
+        sector_identifier_uri=client.sector_identifier_uri,
         jwks=client.jwks,
         jwks_uri=client.jwks_uri,
         access_token_format=client.access_token_format,
@@ -372,12 +432,14 @@ def update_client(
     *,
     limits: OAuthSettings,
     outbound_policy: OutboundPolicy = outbound.STRICT,
+    fetch: SectorFetch | None = None,
 ) -> None:
     """Replace the client's data. Public or confidential stays as registered: turning one into the other
     would need a secret made or thrown away, so that is a new registration. So does who registered it."""
     if data.public != client.is_public:
         raise ClientDataError("public", "fixed")
     check(data, limits, outbound_policy=outbound_policy)
+    verify_sector(data, fetch)
     if data.method == "client_secret_jwt" and not client.secret_sealed:
         # The secret exists as a digest only: the switch needs a new secret, sealed (rotate_secret).
         raise ClientDataError("auth_method", "needs_new_secret")
@@ -462,6 +524,8 @@ def _summary(client: OAuth2Client) -> dict:
         "scope": metadata.get("scope", ""),
         "public": client.is_public,
         "trusted": client.trusted,
+        "subject_type": client.subject_type,
+        "sector_identifier_uri": client.sector_identifier_uri,
         **{
             key: metadata[key]
             for key in (

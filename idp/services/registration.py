@@ -134,6 +134,8 @@ def client_input(metadata: dict) -> ClientInput:
         id_token_alg=_string(metadata, "id_token_signed_response_alg", "RS256") or "RS256",
         auth_method=method,
         dynamic=True,
+        subject_type=_string(metadata, "subject_type", "public") or "public",
+        sector_identifier_uri=_string(metadata, "sector_identifier_uri", None),
         jwks=_object(metadata, "jwks"),
         jwks_uri=_string(metadata, "jwks_uri", None),
         access_token_format=_string(metadata, "access_token_format", "opaque") or "opaque",
