@@ -9,8 +9,8 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
+from flask import Response
 from flask import abort
-from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -24,13 +24,13 @@ from ..oauth import keys
 from ..oauth import par
 from ..oauth import response_modes
 from ..oauth.cors import add_cors_headers
-from ..oauth.discovery import authorization_server_metadata
-from ..oauth.discovery import provider_metadata
+from ..oauth.discovery import metadata_document
 from ..oauth.errors import json_endpoint
 from ..oauth.errors import read_by_programs
 from ..oauth.interaction import ParamsRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
+from ..oauth.keys import Document
 from ..oauth.pending import PendingRequest
 from ..oauth.pending import drop_pending
 from ..oauth.pending import load_pending
@@ -181,23 +181,30 @@ def client_configuration(client_id: str):
 @bp.route("/.well-known/openid-configuration")
 @read_by_programs
 def discovery():
-    return _cacheable(jsonify(provider_metadata()))
+    return _cacheable(metadata_document())
 
 
 @bp.route("/.well-known/oauth-authorization-server")
 @read_by_programs
 def authorization_server_metadata_document():
-    # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's.
-    return _cacheable(jsonify(authorization_server_metadata()))
+    # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
+    # (discovery.authorization_server_metadata: the same document).
+    return _cacheable(metadata_document())
 
 
 @bp.route("/jwks.json")
 @read_by_programs
 def jwks():
-    return _cacheable(jsonify(keys.cache().public_jwks()))
+    return _cacheable(keys.cache().jwks_document())
 
 
-def _cacheable(response):
-    response.cache_control.public = True
-    response.cache_control.max_age = current().settings.keys.jwks_max_age
-    return response
+def _cacheable(document: Document) -> Response:
+    """The document's precomputed bytes, or 304 when the client holds them already (RFC 9110 §13.1.2):
+    relying parties and caches revalidate with If-None-Match once max-age has passed."""
+    headers = {
+        "ETag": f'"{document.etag}"',
+        "Cache-Control": f"public, max-age={current().settings.keys.jwks_max_age}",
+    }
+    if "If-None-Match" in request.headers and request.if_none_match.contains(document.etag):
+        return Response(status=304, headers=headers)
+    return Response(document.body, mimetype="application/json", headers=headers)
