@@ -26,10 +26,13 @@ from .extensions import limiter
 from .extensions import migrate
 from .headers import add_security_headers
 from .headers import refuse_long_query
+from .lean import CookieSessionInterface
+from .lean import skip_limiter_where_unlimited
 from .metrics import Counted
 from .metrics import Metrics
 from .oauth import init_oauth
 from .oauth import logout
+from .oauth.client_cache import ClientCache
 from .oauth.keys import KeyCache
 from .observability import init_request_observation
 from .runtime import EXTENSION
@@ -72,6 +75,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         default_translation_directories=os.path.join(PACKAGE, "translations"),
     )
     limiter.init_app(app)
+    skip_limiter_where_unlimited(app)
+    app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
     # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
     metrics = Metrics()
@@ -81,6 +86,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         sms=Counted(make_sender(settings.sms), metrics.sms),
         mailer=Counted(make_mailer(settings.mail), metrics.email),
         keys=KeyCache(clock, settings.keys.cache_ttl),
+        clients=ClientCache(settings.oauth.client_cache_ttl),
         events=EventBus(),
         # Every request the provider itself makes (back-channel logout, ...) goes through this one client.
         outbound=client_from_settings(settings),

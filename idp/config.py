@@ -246,6 +246,12 @@ class OAuthSettings:
         "fresh pair (its answer was lost), seconds; 0 = never (RFC 9700 §4.14.2)",
         check=_at_least(0, 300),
     )
+    client_cache_ttl: int = option(
+        5,
+        "how long each process keeps a client it read, seconds; a change made in the process (console, "
+        "CLI, registration) drops it at once, one made elsewhere is seen within this; 0 = read every time",
+        check=_at_least(0, 60),
+    )
 
 
 @dataclass(frozen=True)
