@@ -84,7 +84,7 @@ def _record(engine) -> tuple[list, Callable[[], None]]:
 
 def _table_rows(conn) -> dict[str, int]:
     rows = conn.execute(text("SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r'"))
-    return {name: count for name, count in rows}
+    return dict(rows.tuples().all())
 
 
 def _findings(plan: str, table_rows: dict[str, int]) -> list[str]:
