@@ -31,6 +31,17 @@ def _url(endpoint: str) -> str:
     return settings().server.issuer + url_for(endpoint)
 
 
+def _par_metadata() -> dict:
+    # RFC 9126 §5: only when /par is served.
+    par = settings().par
+    if not par.enabled:
+        return {}
+    return {
+        "pushed_authorization_request_endpoint": _url("oauth.par_endpoint"),
+        "require_pushed_authorization_requests": par.required,
+    }
+
+
 def provider_metadata() -> dict:
     return {
         "issuer": settings().server.issuer,
@@ -41,6 +52,7 @@ def provider_metadata() -> dict:
         "end_session_endpoint": _url("logout.end_session"),
         "revocation_endpoint": _url("oauth.revoke"),
         "introspection_endpoint": _url("oauth.introspect"),
+        **_par_metadata(),
         # RFC 8414 §2: open to holders of an initial access token from an admin (RFC 7591 §3), not to all.
         "registration_endpoint": _url("oauth.register"),
         "scopes_supported": SCOPES_SUPPORTED,
