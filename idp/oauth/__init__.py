@@ -38,6 +38,7 @@ from .grants import OpenIDCode
 from .grants import OpenIDRefreshToken
 from .grants import RefreshTokenGrant
 from .grants import S256CodeChallenge
+from .par import PushedAuthorizationEndpoint
 from .registration import ClientConfigurationEndpoint
 from .registration import ClientRegistrationEndpoint
 from .storage import create_token_generator
@@ -109,6 +110,7 @@ def init_oauth(app) -> None:
     server.register_client_auth_method("client_secret_jwt", ClientSecretJWT())
     server.register_extension(Issuer())
     server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(PushedAuthorizationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(EndSessionEndpoint)
     # RFC 7591 / RFC 7592, each request authorised by a token an admin issued: registration is not open.
