@@ -51,6 +51,7 @@ def accounts_create(login, phone, surname, given_name, middle_name, email, snils
             db.session,
             cli_context(),
             settings=settings().passwords,
+            sms_countries=settings().sms.allowed_country_codes,
             login=login,
             phone=phone,
             surname=surname,
