@@ -10,6 +10,7 @@ from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import lazyload
 
 from ..config import Settings
 from ..crypto import digest
@@ -158,6 +159,8 @@ def _live_token_query(condition):
         .join(OAuth2Client, and_(OAuth2Client.client_id == Token.client_id, OAuth2Client.enabled))
         .outerjoin(Account, Account.id == Token.account_id)
         .where(condition)
+        # The account's owed password change (joined by default, for the pages) is read only if used.
+        .options(lazyload(Account.password_change))
     )
 
 
