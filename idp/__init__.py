@@ -43,8 +43,10 @@ from .services import notices
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
+from .services.selfservice import reset
 from .services.sms import make_sender
 from .views import BLUEPRINTS
+from .views import reset as reset_view
 from .views.errors import register_error_handlers
 from .views.locale import select_locale
 from .views.locale import switcher_context
@@ -103,6 +105,12 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     metrics.read_at_scrape(logout.outbox_gauges)
     # Takeover notices by SMS and e-mail (services.notices); informational, so a few attempts suffice.
     runtime.outbox.register(notices.KIND, notifications.deliver, max_attempts=5)
+    # The reset SMS: made and sent by the outbox, so the reset page answers at once (issue 10).
+    runtime.outbox.register(
+        reset.KIND,
+        reset.SmsDelivery(runtime.sms, settings, clock, reset_view.sms_text),
+        max_attempts=3,
+    )
     runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
     # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).
     runtime.background = Background(app)

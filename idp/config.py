@@ -545,11 +545,10 @@ class LimitsSettings:
         "alert is logged",
         check=_at_least(1),
     )
-    response_floor_ms: int = option(
-        1500,
-        "every answer of the reset and recovery forms takes at least this long, milliseconds, so "
-        "timing tells nothing",
-        check=_at_least(0, 30000),
+    form_rate_limit: str = option(
+        "10/minute;60/hour",
+        "POSTs of the anonymous reset and recovery forms per client IP, checked before the captcha",
+        check=_rate,
     )
 
 
@@ -746,6 +745,11 @@ SCHEMA: dict[str, dict[str, Option]] = {
 }
 # Sections renamed since an earlier release: still read, with a warning naming the new one.
 MOVED = {"reset": "limits"}
+# Keys removed since an earlier release: still accepted, ignored with a warning saying why.
+RETIRED = {
+    ("limits", "response_floor_ms"): "answers no longer wait: the reset SMS goes through the outbox "
+    "(README, Upgrading)",
+}
 
 # Values used when no configuration file is given: `make run` on a fresh machine.
 DEVELOPMENT_PRESET: dict[str, dict[str, Any]] = {
@@ -768,6 +772,9 @@ def _merge(target: dict, source: dict, origin: str) -> None:
         if not isinstance(values, dict):
             raise ConfigError(f"{origin}: [{given}] must be a table")
         for key, value in values.items():
+            if (section, key) in RETIRED:
+                log.warning("%s: [%s] %s is no longer used: %s", origin, given, key, RETIRED[section, key])
+                continue
             if key not in SCHEMA[section]:
                 raise ConfigError(f"{origin}: unknown key [{given}] {key}")
             if (section, key) in seen:

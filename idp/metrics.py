@@ -94,7 +94,7 @@ SCRAPE_GAUGES = {
     "idp_backchannel_logout_oldest_age_seconds": "Age of the oldest pending back-channel logout delivery",
 }
 # Request latency buckets, seconds: a page or token answer is ~10 ms, a sign-in ~0.3 s of bcrypt, the
-# reset and recovery forms answer in [limits] response_floor_ms (1.5 s).
+# reset and recovery forms answer at once (their messages go through the outbox or are sent inline).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 ScrapeReader = Callable[[], dict[str, float]]

@@ -79,7 +79,7 @@ def make_config(**sections) -> dict:
         "database": {"url": DATABASE_URL},
         "passwords": {"bcrypt_rounds": 4},
         "login": {"rate_limit": "1000/minute"},
-        "limits": {"response_floor_ms": 0},
+        "limits": {"form_rate_limit": "1000/minute"},
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)

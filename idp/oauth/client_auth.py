@@ -45,7 +45,7 @@ HMAC_ALGORITHMS = ["HS256"]
 # A key id missing from a cached JWK Set refetches it, but not more often than this, seconds.
 REFETCH_INTERVAL = 10
 # The endpoints that accept client authentication; an assertion may name any of them as aud.
-_AUTHENTICATING_ENDPOINTS = ("oauth.token", "oauth.introspect", "oauth.revoke", "oauth.par")
+_AUTHENTICATING_ENDPOINTS = ("oauth.token", "oauth.introspect", "oauth.revoke", "oauth.par_endpoint")
 
 
 class _Assertion(JWTBearerClientAssertion):

@@ -11,6 +11,7 @@ from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
 from ..services import subjects
+from . import dpop
 from . import keys
 from . import response_modes
 from .claims import CLAIMS_SUPPORTED
@@ -32,6 +33,17 @@ def _url(endpoint: str) -> str:
     return settings().server.issuer + url_for(endpoint)
 
 
+def _par_metadata() -> dict:
+    # RFC 9126 §5: only when /par is served.
+    par = settings().par
+    if not par.enabled:
+        return {}
+    return {
+        "pushed_authorization_request_endpoint": _url("oauth.par_endpoint"),
+        "require_pushed_authorization_requests": par.required,
+    }
+
+
 def provider_metadata() -> dict:
     return {
         "issuer": settings().server.issuer,
@@ -42,6 +54,9 @@ def provider_metadata() -> dict:
         "end_session_endpoint": _url("logout.end_session"),
         "revocation_endpoint": _url("oauth.revoke"),
         "introspection_endpoint": _url("oauth.introspect"),
+        **_par_metadata(),
+        # RFC 9449 §5.1: only when DPoP proofs are accepted.
+        **({"dpop_signing_alg_values_supported": list(dpop.ALGORITHMS)} if settings().dpop.enabled else {}),
         # RFC 8414 §2: open to holders of an initial access token from an admin (RFC 7591 §3), not to all.
         "registration_endpoint": _url("oauth.register"),
         "scopes_supported": SCOPES_SUPPORTED,

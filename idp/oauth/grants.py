@@ -61,11 +61,26 @@ def _active_account(account_id: int | None) -> Account | None:
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
+    # The redirect_uri this grant's request was validated for (a grant object serves one request).
+    _validated: str | None = None
+
     def validate_authorization_request(self):
+        # authlib's create_authorization_response validates again the grant that get_consent_grant has
+        # just validated in the same request: the nonce query and every check twice (issue 12). Once is
+        # enough; a grant is built afresh for each request, so nothing is carried across requests.
+        if self._validated is not None:
+            return self._validated
         redirect_uri = super().validate_authorization_request()
         refuse_unsupported_parameters(self, redirect_uri)
         response_modes.validate(self, redirect_uri)
         claims_request(self, redirect_uri)
+        if not getattr(self.request, "pushed", False) and _par_required(self.request.client):
+            raise InvalidRequestError(
+                "This client must push its authorization requests to the PAR endpoint (RFC 9126).",
+                redirect_uri=redirect_uri,
+                state=self.request.payload.state,
+            )
+        self._validated = redirect_uri
         return redirect_uri
 
     @staticmethod
@@ -138,6 +153,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code):
         return _active_account(authorization_code.account_id)
+
+
+def _par_required(client) -> bool:
+    # RFC 9126 §5-6: for every client ([par] required) or for this one.
+    par = settings().par
+    return par.enabled and (par.required or client.require_pushed_authorization_requests)
 
 
 def _session_ended(sid: str | None) -> bool:

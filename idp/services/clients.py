@@ -189,11 +189,6 @@ def check(
     if data.method not in AUTH_METHODS or (data.method == "none") != data.public:
         raise ClientDataError("auth_method", "unknown")
     _check_keys(data, outbound_policy)
-    # Not served yet (PAR, DPoP land next): refused rather than stored and ignored.
-    if data.require_par:
-        raise ClientDataError("require_pushed_authorization_requests", "unknown")
-    if data.dpop_bound:
-        raise ClientDataError("dpop_bound_access_tokens", "unknown")
     if data.access_token_format not in ACCESS_TOKEN_FORMATS:
         raise ClientDataError("access_token_format", "unknown")
     if len(data.resources) > MAX_URIS:

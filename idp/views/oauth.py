@@ -10,6 +10,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
 from flask import Response
+from flask import abort
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -20,7 +21,9 @@ from .. import messages
 from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
+from ..oauth import dpop
 from ..oauth import keys
+from ..oauth import par
 from ..oauth import response_modes
 from ..oauth.cors import add_cors_headers
 from ..oauth.discovery import metadata_document
@@ -54,7 +57,12 @@ STEP_ENDPOINTS = {
 def authorize():
     # OIDC Core §3.1.2.1: GET and POST both carry the request; a POST is form-encoded by the relying
     # party, not a form of ours (so no CSRF token).
-    return proceed(new_pending(list(request.values.items(multi=True))))
+    try:
+        # RFC 9126 §4: a request_uri from /par stands for the pushed parameters, and only those.
+        params, pushed = par.resolve(list(request.values.items(multi=True)))
+    except OAuth2Error as error:
+        return error_response(error)
+    return proceed(new_pending(params, pushed=pushed))
 
 
 @bp.route("/authorize/continue/<pending_id>")
@@ -68,6 +76,7 @@ def resume(pending_id: str):
 def proceed(pending: PendingRequest):
     params = MultiDict(pending.params)
     oauth_request = ParamsRequest(request.method, request.url, request.headers, params)
+    oauth_request.pushed = pending.pushed
     mode = response_modes.requested(params)
     sso = current_sso()
     try:
@@ -108,6 +117,7 @@ def parked_grant(pending_id: str):
     if pending is None:
         return None, None
     oauth_request = ParamsRequest("GET", request.url, request.headers, MultiDict(pending.params))
+    oauth_request.pushed = pending.pushed
     try:
         return pending, authorization.get_consent_grant(request=oauth_request, end_user=current_sso())
     except OAuth2Error:
@@ -118,14 +128,26 @@ def parked_grant(pending_id: str):
 @csrf.exempt
 @json_endpoint
 def token():
-    return authorization.create_token_response()
+    # RFC 9449 §8: with nonces required, every answer hands the client the next one.
+    return dpop.attach_nonce(authorization.create_token_response())
+
+
+@bp.route("/par", methods=["POST"])
+@csrf.exempt
+@json_endpoint
+def par_endpoint():
+    """Pushed authorization requests (RFC 9126); the path is discovery's
+    pushed_authorization_request_endpoint."""
+    if not current().settings.par.enabled:
+        abort(404)
+    return authorization.create_endpoint_response("pushed_authorization")
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 @json_endpoint
 def userinfo():
-    return authorization.create_endpoint_response("userinfo")
+    return dpop.attach_nonce(authorization.create_endpoint_response("userinfo"))
 
 
 @bp.route("/revoke", methods=["POST"])
@@ -139,7 +161,7 @@ def revoke():
 @csrf.exempt
 @json_endpoint
 def introspect():
-    return authorization.create_endpoint_response("introspection")
+    return dpop.attach_nonce(authorization.create_endpoint_response("introspection"))
 
 
 @bp.route("/register", methods=["POST"])
