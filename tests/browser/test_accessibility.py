@@ -67,7 +67,8 @@ RUN_AXE = """async (tags) => {
   const result = await axe.run(document, options);
   return result.violations.map(v => ({
     id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').split('\\n')[1]),
+    nodes: v.nodes.slice(0, 3)
+      .map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').split('\\n')[1]),
   }));
 }"""
 SMALL_CONTROLS = """(min) => Array.from(document.querySelectorAll(
