@@ -79,9 +79,7 @@ SMALL_CONTROLS = """(min) => Array.from(document.querySelectorAll(
 
 
 def _cookies(session: requests.Session, url: str) -> list[dict]:
-    return [
-        {"name": c.name, "value": c.value, "url": url} for c in session.cookies if c.name != "idp_lang"
-    ]
+    return [{"name": c.name, "value": c.value, "url": url} for c in session.cookies if c.name != "idp_lang"]
 
 
 def _signed_in_migrant(url: str, account: dict) -> requests.Session:
@@ -165,7 +163,7 @@ def test_every_page_passes_axe_in_every_language_at_360_and_1280_px(chromium, ev
                 for path in paths:
                     target = _consent_url(url, everything["rp"]) if path == "consent" else url + path
                     page.goto(target)
-                    where = f"[{language} {width}px {who}] {path} -> {page.url[len(url):]}"
+                    where = f"[{language} {width}px {who}] {path} -> {page.url[len(url) :]}"
                     assert page.evaluate("document.documentElement.lang") == language, where
                     _check(page, where, problems)
                     visited += 1
