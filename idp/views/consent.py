@@ -64,7 +64,8 @@ def consent():
         return redirect(url_for("oauth.resume", pending_id=authz))
     form = ConsentForm()
     if form.validate_on_submit():
-        if form.deny.data:
+        # Only an explicit «Разрешить» allows (issue 10): a POST with neither button, or both, denies.
+        if form.deny.data or not form.allow.data:
             drop_pending(authz)
             response = authorization.create_authorization_response(
                 request=grant.request, grant_user=None, grant=grant
