@@ -14,6 +14,7 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
+from . import logs
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -50,6 +51,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     """Build the app. ``config`` is a ``{section: {key: value}}`` mapping applied over the TOML file;
     ``clock`` replaces the wall clock (tests)."""
     settings = config_module.load_config(config)
+    # First, so that what the rest of the start-up logs is formatted and masked (idp.logs).
+    logs.configure(settings.logging)
     # Templates and static files are inside the package. The instance folder is IDP_INSTANCE_PATH, or
     # Flask's default: instance/ next to a checkout, <venv>/var/idp-instance for an installed wheel.
     app = Flask(__name__, instance_path=os.environ.get("IDP_INSTANCE_PATH") or None)
