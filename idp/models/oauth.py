@@ -18,6 +18,11 @@ from ..extensions import db
 from .account import Account
 from .client import OAuth2Client
 
+# The one authentication context class of this provider (OIDC Core §2 acr): the person signed in with a
+# login and a password (a temporary password replaced at once counts the same). Advertised in discovery
+# (acr_values_supported) and put in every ID token; README "Authentication context".
+ACR_PASSWORD = "urn:idp:acr:password"
+
 
 class AuthorizationCode(Model, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
@@ -37,6 +42,8 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     created_at: Mapped[int] = mapped_column(Integer, nullable=False)
     expires_at: Mapped[int] = mapped_column(Integer, nullable=False)
     used_at: Mapped[int | None] = mapped_column(Integer)
+    # The claims request parameter (OIDC Core §5.5), as JSON {"id_token": [names], "userinfo": [names]}.
+    claims: Mapped[str | None] = mapped_column(Text)
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -50,8 +57,8 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     def get_auth_time(self) -> int:
         return self.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str:
+        return ACR_PASSWORD
 
     def get_amr(self) -> list[str]:
         return self.amr.split()
@@ -82,6 +89,8 @@ class Token(Model, TokenMixin):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[str | None] = mapped_column(String(64))
+    # Inherited from the code (or the rotated refresh token): the claims request parameter, as JSON.
+    claims: Mapped[str | None] = mapped_column(Text)
 
     # -- authlib TokenMixin --
     def check_client(self, client: OAuth2Client) -> bool:

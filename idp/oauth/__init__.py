@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
-from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
@@ -27,6 +26,7 @@ from ..runtime import settings
 from .endpoints import BearerTokenValidator
 from .endpoints import EndSessionEndpoint
 from .endpoints import IntrospectionEndpoint
+from .endpoints import ResourceProtector
 from .endpoints import RevocationEndpoint
 from .endpoints import UserInfoEndpoint
 from .grants import AuthorizationCodeGrant

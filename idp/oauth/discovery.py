@@ -1,12 +1,15 @@
-"""OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414). Lists what works, and nothing else."""
+"""OpenID Provider metadata (OIDC Discovery 1.0 §3) and OAuth 2.0 Authorization Server Metadata
+(RFC 8414). Lists what works, and nothing else."""
 
 from __future__ import annotations
 
 from flask import url_for
 
+from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
 from . import keys
+from . import response_modes
 from .claims import CLAIMS_SUPPORTED
 from .claims import SCOPES_SUPPORTED
 from .grants import ALL_AUTH_METHODS
@@ -32,7 +35,8 @@ def provider_metadata() -> dict:
         "registration_endpoint": _url("oauth.register"),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        # OAuth 2.0 Form Post Response Mode (idp/oauth/response_modes.py).
+        "response_modes_supported": list(response_modes.SUPPORTED),
         "grant_types_supported": list(clients.GRANT_TYPES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
@@ -42,11 +46,14 @@ def provider_metadata() -> dict:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED
         + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid"],
-        "claims_parameter_supported": False,
+        # OIDC Core §5.5: honoured for the ID token and UserInfo (idp/oauth/claims.py).
+        "claims_parameter_supported": True,
+        # OIDC Core §2: the one context class, password sign-in (README "Authentication context").
+        "acr_values_supported": [ACR_PASSWORD],
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        # select_account is accepted but means nothing with one account per browser, so it is not advertised.
-        "prompt_values_supported": ["none", "login", "consent"],
+        # select_account shows the sign-in page again, where the person continues as anyone they like.
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["ru"],
         "claims_locales_supported": ["ru"],
         "authorization_response_iss_parameter_supported": True,
@@ -57,3 +64,9 @@ def provider_metadata() -> dict:
         "frontchannel_logout_supported": True,
         "frontchannel_logout_session_supported": True,
     }
+
+
+def authorization_server_metadata() -> dict:
+    """RFC 8414 §2: the same document. Its OpenID members are registered metadata too (RFC 8414 §7.1.2
+    lists OIDC Discovery's), so an OAuth-only client reads what it knows and ignores the rest."""
+    return provider_metadata()

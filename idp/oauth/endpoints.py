@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from authlib.consts import default_json_headers
+from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
+from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750 import InsufficientScopeError
@@ -12,6 +14,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from flask import request as flask_request
 
 from ..extensions import db
 from ..models import Account
@@ -19,9 +22,12 @@ from ..runtime import current
 from ..runtime import settings
 from . import keys
 from . import storage
+from .claims import loaded
+from .claims import requested_claims
 from .claims import user_info
 from .grants import ALL_AUTH_METHODS
 from .grants import CONFIDENTIAL_AUTH_METHODS
+from .subjects import subject
 
 
 class _InsufficientScopeError(InsufficientScopeError):
@@ -33,6 +39,34 @@ class _InsufficientScopeError(InsufficientScopeError):
         # RFC 6750 §3: an error response MUST carry WWW-Authenticate (authlib sends none for this one).
         challenge = f'Bearer error="{self.error}", scope="{" ".join(self.scopes)}"'
         return super().get_headers() + [("WWW-Authenticate", challenge)]
+
+
+class ResourceProtector(_ResourceProtector):
+    """authlib's, plus the bearer token in a form-encoded body (RFC 6750 §2.2), which relying parties
+    that cannot set headers (an HTML form, some SDKs) use at UserInfo. authlib reads the Authorization
+    header only."""
+
+    def parse_request_authorization(self, request):
+        in_body = _form_body_token()
+        if in_body is None:
+            return super().parse_request_authorization(request)
+        if request.headers.get("Authorization"):
+            # RFC 6750 §3.1: a request that "uses more than one method for including an access token"
+            # is an invalid_request.
+            raise InvalidRequestError("The access token was sent in more than one way.")
+        return self.get_token_validator("bearer"), in_body
+
+
+def _form_body_token() -> str | None:
+    # RFC 6750 §2.2: only a single-part application/x-www-form-urlencoded body, and never with GET.
+    if flask_request.method == "GET" or flask_request.mimetype != "application/x-www-form-urlencoded":
+        return None
+    values = flask_request.form.getlist("access_token")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequestError("Repeated 'access_token' parameter.")
+    return values[0]
 
 
 class BearerTokenValidator(_BearerTokenValidator):
@@ -126,7 +160,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "aud": token.client_id,
         }
         if account is not None:
-            payload["sub"] = account.sub
+            payload["sub"] = subject(account, token.get_client())
         return payload
 
 
@@ -135,7 +169,14 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return settings().server.issuer
 
     def generate_user_info(self, user, scope):
-        return user_info(user, scope)
+        # authlib passes the user and the scope only; the sub (pairwise per client) and the claims asked
+        # for with the claims parameter (OIDC Core §5.5) need the token the resource protector has just
+        # validated for this request.
+        token = current_token._get_current_object()
+        result = user_info(user, scope)
+        result.update(requested_claims(user, scope, loaded(token.claims, "userinfo")))
+        result["sub"] = subject(user, token.get_client())
+        return result
 
     def resolve_private_key(self):
         return keys.cache().signing_key("RS256")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from authlib.oauth2.rfc6749 import AccessDeniedError
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import InvalidScopeError
@@ -31,12 +32,16 @@ from ..extensions import db
 from ..models import Account
 from ..models import AuthorizationCode
 from ..models import SsoSession
+from ..models.oauth import ACR_PASSWORD
 from ..runtime import current
 from ..runtime import settings
 from ..services import clients
+from . import claims
 from . import keys
+from . import response_modes
 from . import storage
 from .claims import UserInfo
+from .subjects import subject
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def validate_authorization_request(self):
         redirect_uri = super().validate_authorization_request()
         refuse_unsupported_parameters(self, redirect_uri)
+        response_modes.validate(self, redirect_uri)
+        claims_request(self, redirect_uri)
         return redirect_uri
 
     @staticmethod
@@ -88,6 +95,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 sid=sso.sid,
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
+                claims=claims.stored(
+                    claims.granted_claims(
+                        claims.parse_claims_request(data.get("claims")), request.client.scope
+                    )
+                ),
                 created_at=now,
                 expires_at=now + settings().oauth.code_ttl,
             )
@@ -145,6 +157,21 @@ def refuse_unsupported_parameters(grant, redirect_uri: str) -> None:
         raise RegistrationNotSupportedError(redirect_uri=redirect_uri, state=state)
 
 
+def claims_request(grant, redirect_uri: str) -> dict:
+    """The ``claims`` parameter (OIDC Core §5.5), checked: malformed is an invalid_request, an essential
+    ``acr`` this provider cannot meet fails the authentication (§5.5.1.1)."""
+    state = grant.request.payload.state
+    try:
+        parsed = claims.parse_claims_request(grant.request.payload.data.get("claims"))
+    except claims.ClaimsRequestError as error:
+        raise InvalidRequestError(str(error), redirect_uri=redirect_uri, state=state) from error
+    if claims.acr_refused(parsed, ACR_PASSWORD):
+        raise AccessDeniedError(
+            "The requested authentication context is not available.", redirect_uri=redirect_uri, state=state
+        )
+    return parsed
+
+
 class S256CodeChallenge(CodeChallenge):
     """PKCE with S256 only; public clients must send it with the authorization request."""
 
@@ -186,15 +213,25 @@ class _IdTokenClaims:
         return {"alg": alg, "typ": "JWT", "kid": keys.cache().signing_key(alg).kid}
 
     def get_authorization_code_claims(self, authorization_code):
-        claims = super().get_authorization_code_claims(authorization_code)
+        # The code (or, on refresh, the token's session: _SessionClaims) knows the account and the client,
+        # so sub — pairwise or not — and the individually requested claims are added here.
+        result = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
-            claims["sid"] = authorization_code.sid
-        return claims
+            result["sid"] = authorization_code.sid
+        account = db.session.get(Account, authorization_code.account_id)
+        client = storage.query_client(authorization_code.client_id)
+        # OIDC Core §5.5: claims asked for in the ID token by the claims parameter (within the scopes the
+        # client is registered for, and consented to with them).
+        names = claims.loaded(authorization_code.claims, "id_token")
+        result.update(claims.requested_claims(account, authorization_code.scope, names))
+        result["sub"] = subject(account, client)
+        return result
 
     def generate_user_info(self, user, scope):
         # OIDC Core §5.4: with an access token issued, profile claims come from UserInfo; the ID token
-        # carries only the subject, which keeps personal data out of tokens that travel and get logged.
-        return UserInfo(sub=user.sub)
+        # carries only the subject (added with the code's claims above), which keeps personal data out of
+        # tokens that travel and get logged, unless the claims parameter asks for them there.
+        return UserInfo()
 
 
 class OpenIDCode(_IdTokenClaims, _OpenIDCode):
@@ -270,6 +307,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 class _SessionClaims:
     def __init__(self, token):
         self.sid, self.auth_time, self.amr = token.sid, token.auth_time, token.amr
+        self.account_id, self.client_id = token.account_id, token.client_id
+        self.scope, self.claims = token.scope, token.claims
 
     def get_nonce(self):
         return None
@@ -278,7 +317,7 @@ class _SessionClaims:
         return self.auth_time
 
     def get_acr(self):
-        return None
+        return ACR_PASSWORD
 
     def get_amr(self):
         return self.amr.split() if self.amr else []

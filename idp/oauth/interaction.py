@@ -13,7 +13,6 @@ import enum
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Payload
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
@@ -25,6 +24,7 @@ from ..models import Consent
 from ..models import SsoSession
 from ..runtime import settings
 from . import keys
+from .claims import consent_scope
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
 
@@ -137,7 +137,9 @@ def _needs_login(grant, sso: SsoSession | None, prompts: set[str], started_at: i
         return True
     if fresh:
         return False
-    if "login" in prompts:
+    # select_account (OIDC Core §3.1.2.1): a browser holds one account's session, so choosing an account
+    # is signing in again, with this account or another one.
+    if "login" in prompts or "select_account" in prompts:
         return True
     return max_age is not None and now - sso.auth_time > max_age
 
@@ -149,4 +151,4 @@ def _needs_consent(grant, consent: Consent | None, prompts: set[str], started_at
         return consent is None or consent.granted_at < started_at
     if consent is None:
         return True
-    return not set(scope_to_list(grant.request.scope) or []) <= set(consent.scope.split())
+    return not set(consent_scope(grant).split()) <= set(consent.scope.split())

@@ -67,11 +67,12 @@ def save_token(token: dict, request) -> None:
     parent = request.refresh_token
     code = request.authorization_code
     if parent is not None and isinstance(parent, Token):
-        row.family_id, row.sid, row.auth_time, row.amr = (
+        row.family_id, row.sid, row.auth_time, row.amr, row.claims = (
             parent.family_id,
             parent.sid,
             parent.auth_time,
             parent.amr,
+            parent.claims,
         )
         row.auth_code_id = parent.auth_code_id
         row.rotated_from = parent.id
@@ -83,6 +84,7 @@ def save_token(token: dict, request) -> None:
         row.refresh_expires_at = now + ttl if refresh else None
         if code is not None:
             row.auth_code_id, row.sid, row.auth_time, row.amr = code.id, code.sid, code.auth_time, code.amr
+            row.claims = code.claims
     db.session.add(row)
     db.session.commit()
     current().metrics.token_issued(request.payload.grant_type)

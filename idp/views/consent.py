@@ -17,6 +17,8 @@ from wtforms import SubmitField
 
 from ..extensions import authorization
 from ..extensions import db
+from ..oauth import response_modes
+from ..oauth.claims import consent_scope
 from ..oauth.pending import drop_pending
 from ..runtime import current
 from ..services.consents import grant_consent
@@ -64,15 +66,16 @@ def consent():
     if form.validate_on_submit():
         if form.deny.data:
             drop_pending(authz)
-            return authorization.create_authorization_response(
+            response = authorization.create_authorization_response(
                 request=grant.request, grant_user=None, grant=grant
             )
+            return response_modes.deliver(response, response_modes.requested(grant.request.payload.data))
         grant_consent(
-            db.session, sso.account_id, grant.client.client_id, grant.request.scope, now=current().clock()
+            db.session, sso.account_id, grant.client.client_id, consent_scope(grant), now=current().clock()
         )
         db.session.commit()
         return redirect(url_for("oauth.resume", pending_id=authz))
-    labels = [SCOPE_LABELS[s] for s in scope_to_list(grant.request.scope) or [] if s in SCOPE_LABELS]
+    labels = [SCOPE_LABELS[s] for s in scope_to_list(consent_scope(grant)) or [] if s in SCOPE_LABELS]
     client, host = grant.client, _shown_host(grant.redirect_uri)
     return render_template(
         "consent/consent.html",

@@ -20,6 +20,9 @@ from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
 from ..oauth import keys
+from ..oauth import response_modes
+from ..oauth.cors import add_cors_headers
+from ..oauth.discovery import authorization_server_metadata
 from ..oauth.discovery import provider_metadata
 from ..oauth.errors import json_endpoint
 from ..oauth.errors import read_by_programs
@@ -36,6 +39,7 @@ from ..services.consents import find_consent
 from .sso import current_sso
 
 bp = Blueprint("oauth", __name__)
+bp.after_request(add_cors_headers)
 
 STEP_ENDPOINTS = {
     Step.LOGIN: "login.login",
@@ -61,7 +65,9 @@ def resume(pending_id: str):
 
 
 def proceed(pending: PendingRequest):
-    oauth_request = ParamsRequest(request.method, request.url, request.headers, MultiDict(pending.params))
+    params = MultiDict(pending.params)
+    oauth_request = ParamsRequest(request.method, request.url, request.headers, params)
+    mode = response_modes.requested(params)
     sso = current_sso()
     try:
         grant = authorization.get_consent_grant(request=oauth_request, end_user=sso)
@@ -74,20 +80,23 @@ def proceed(pending: PendingRequest):
             raise InvalidRequestError("Authorization request too large.", redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         drop_pending(pending.id)
-        return error_response(error)
+        return error_response(error, mode)
     if step is Step.ISSUE:
         drop_pending(pending.id)
-        return authorization.create_authorization_response(request=oauth_request, grant_user=sso, grant=grant)
+        response = authorization.create_authorization_response(
+            request=oauth_request, grant_user=sso, grant=grant
+        )
+        return response_modes.deliver(response, mode)
     save_pending(pending)
     return redirect(url_for(STEP_ENDPOINTS[step], authz=pending.id))
 
 
-def error_response(error: OAuth2Error):
-    """Redirect to the client only when authlib validated its redirect_uri (RFC 6749 §4.1.2.1);
-    otherwise explain on our own page."""
+def error_response(error: OAuth2Error, mode: str = response_modes.QUERY):
+    """Send the error to the client, in the response mode it asked for, only when authlib validated its
+    redirect_uri (RFC 6749 §4.1.2.1); otherwise explain on our own page."""
     response = authorization.error_redirect(error)
     if response is not None:
-        return response
+        return response_modes.deliver(response, mode)
     return render_template(
         "oauth/error.html", error=error.error, description=error.get_error_description()
     ), 400
@@ -155,6 +164,13 @@ def discovery():
     return _cacheable(jsonify(provider_metadata()))
 
 
+@bp.route("/.well-known/oauth-authorization-server")
+@read_by_programs
+def authorization_server_metadata_document():
+    # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's.
+    return _cacheable(jsonify(authorization_server_metadata()))
+
+
 @bp.route("/jwks.json")
 @read_by_programs
 def jwks():
@@ -164,5 +180,4 @@ def jwks():
 def _cacheable(response):
     response.cache_control.public = True
     response.cache_control.max_age = current().settings.keys.jwks_max_age
-    response.headers["Access-Control-Allow-Origin"] = "*"
     return response

@@ -151,13 +151,17 @@ def test_authlib_relying_party_journey(live_server, account, make_rp, public):
     )
     assert refreshed_claims["sub"] == claims["sub"] and "nonce" not in refreshed_claims
     assert _bearer(http, meta["userinfo_endpoint"], refreshed["access_token"]).status_code == 200
+    # The rotated token is used in its turn, which ends the grace of the first ([oauth] refresh_grace:
+    # a retry of a lost token response; tests/oauth/test_refresh.py).
+    latest = rp.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
+    assert latest["refresh_token"] not in (first_refresh, refreshed["refresh_token"])
     with pytest.raises(OAuthError) as replay:
         rp.refresh_token(meta["token_endpoint"], refresh_token=first_refresh)
     assert replay.value.error == "invalid_grant"
-    # ...and, being a replay, it ends the whole family (RFC 9700 §4.14.2), the rotated token too.
-    assert _bearer(http, meta["userinfo_endpoint"], refreshed["access_token"]).status_code == 401
+    # ...and, being a replay, it ends the whole family (RFC 9700 §4.14.2), the newest token too.
+    assert _bearer(http, meta["userinfo_endpoint"], latest["access_token"]).status_code == 401
     with pytest.raises(OAuthError) as dead:
-        rp.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
+        rp.refresh_token(meta["token_endpoint"], refresh_token=latest["refresh_token"])
     assert dead.value.error == "invalid_grant"
 
     # The RP starts over; the user's session at the provider makes it silent.
