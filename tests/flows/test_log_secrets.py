@@ -280,7 +280,13 @@ def test_a_whole_journey_at_debug_logs_json_lines_and_no_secret(served, gateway,
     output = captured.err + captured.out
 
     # Every line is one JSON object with the fields a log collector relies on.
-    lines = [json.loads(line) for line in captured.err.splitlines() if line.strip()]
+    lines, not_json = [], []
+    for text in captured.err.splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            not_json.append(text)
+    assert not not_json, "\n".join(not_json[:20])
     assert len(lines) > 50, captured.err[:2000]
     for line in lines:
         assert {"time", "level", "logger", "message", "request_id"} <= line.keys(), line
