@@ -38,6 +38,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -188,6 +190,37 @@ def configure(settings) -> None:
     root.setLevel(level)
     for name, floor in HELD.items():
         logging.getLogger(name).setLevel(max(floor, level))
+
+
+@contextmanager
+def held(name: str = "idp.config") -> Iterator[list[logging.LogRecord]]:
+    """Keep what logger ``name`` logs inside the block (reading the configuration, before ``[logging]``
+    is known) for ``replay`` once ``configure`` has run, so those lines too come out formatted (JSON)."""
+    logger = logging.getLogger(name)
+    records: list[logging.LogRecord] = []
+    collector = _Collector(records)
+    propagate = logger.propagate
+    logger.addHandler(collector)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = propagate
+
+
+def replay(records: list[logging.LogRecord]) -> None:
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+
+
+class _Collector(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def adopt(logger: logging.Logger) -> None:

@@ -326,7 +326,8 @@ def test_a_logout_at_b_is_delivered_after_both_hosts_restart(two_hosts, account)
     assert logout.status_code == 302 and logout.headers["Location"].startswith("https://rp.example/bye")
     [message] = _wait(
         "a failed first attempt",
-        lambda: [r for r in _outbox(two_hosts) if r.id not in before and r.attempts >= 1],
+        # (an attempt counts when it claims the row; its error is written when it has failed)
+        lambda: [r for r in _outbox(two_hosts) if r.id not in before and r.last_error],
         timeout=15,
     )
     assert message.status == "pending" and message.last_error, (message.status, message.last_error)
@@ -461,4 +462,28 @@ def test_a_database_outage_gives_503s_then_recovers_without_a_restart(two_hosts,
         f"POST /login 503 with the Russian page at both, /readyz 503 at both; after PostgreSQL was started "
         f"again /token answered 200 at A after {recovered['a']:.2f} s and at B after {recovered['b']:.2f} s "
         f"({after['a'].count(503)} + {after['b'].count(503)} more 503s meanwhile), no 500, no restart"
+    )
+
+
+# -- the hosts' logs: [logging] format = "json" under gunicorn --------------------------------------------
+
+
+def test_every_line_the_hosts_wrote_is_json_with_a_request_id(two_hosts):
+    counts = {}
+    for host in two_hosts.hosts:
+        lines = []
+        for log in sorted(host.instance.glob("server-*.log")):
+            for text in log.read_text(encoding="utf-8").splitlines():
+                try:
+                    lines.append(json.loads(text))
+                except json.JSONDecodeError:
+                    pytest.fail(f"host {host.name} wrote a line that is not JSON: {text[:300]}")
+        assert all({"time", "level", "logger", "message", "request_id"} <= line.keys() for line in lines)
+        access = [line for line in lines if line["logger"] == "gunicorn.access"]
+        # Each access line has the id the client got (X-Request-Id), no query string.
+        assert access and all(line["request_id"] and "?" not in line["path"] for line in access)
+        counts[host.name] = (len(lines), len(access))
+    print(
+        f"\n[two hosts] log lines, all JSON: A {counts['a'][0]} ({counts['a'][1]} access), "
+        f"B {counts['b'][0]} ({counts['b'][1]} access)"
     )

@@ -189,3 +189,19 @@ def test_gunicorn_error_lines_in_json(capsys):
     logger.error("Worker failed with token=abc")
     [line] = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
     assert line["logger"] == "gunicorn.error" and line["message"] == "Worker failed with token=<redacted>"
+
+
+def test_warnings_of_reading_the_configuration_come_out_in_the_chosen_format(capsys):
+    capsys.readouterr()
+    create_app(
+        {
+            "server": {"environment": "production", "secret_key": "s" * 40},
+            "database": {"url": "sqlite://"},
+            "captcha": {"enabled": False},
+            "logging": {"format": "json"},
+        }
+    )
+    lines = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
+    assert any(
+        line["logger"] == "idp.config" and "[captcha] enabled = false" in line["message"] for line in lines
+    )
