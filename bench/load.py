@@ -74,7 +74,9 @@ NODE_DIR = BENCH / "node"
 LUA = BENCH / "wrk" / "request.lua"
 VENV_BIN = Path(sys.executable).parent
 
-SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
+# "production" is ``idp serve --production`` itself (idp/serving.py: gunicorn gthread, its access log
+# and metrics), with [server] threads = --threads; the others start a bare server on the same app.
+SERVERS = ("production", "gunicorn-sync", "gunicorn-gthread", "granian")
 WRK_WORKLOADS = ("discovery", "jwks", "token", "introspection", "userinfo")
 STORED = "introspection-stored"
 # Port 9 is "discard": nothing listens there, and the flow never requests the redirect URI anyway.
@@ -103,6 +105,18 @@ def free_port() -> int:
 def idp_server_command(server: str, workers: int, threads: int, port: int) -> list[str]:
     """How idp is served: the one place to change when ``idp serve --production`` exists."""
     bind = f"127.0.0.1:{port}"
+    if server == "production":
+        return [
+            str(VENV_BIN / "idp"),
+            "serve",
+            "--production",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
     if server == "gunicorn-sync":
         return [
             str(VENV_BIN / "gunicorn"),
@@ -155,7 +169,8 @@ def idp_server_command(server: str, workers: int, threads: int, port: int) -> li
 
 def server_version(server: str) -> str:
     name = "granian" if server == "granian" else "gunicorn"
-    return f"{name} {importlib.metadata.version(name)}"
+    version = f"{name} {importlib.metadata.version(name)}"
+    return f"idp serve --production: {version} gthread" if server == "production" else version
 
 
 @dataclass
@@ -240,7 +255,9 @@ def drop_database(database_url: str) -> None:
         engine.dispose()
 
 
-def write_config(path: Path, *, issuer: str, database_url: str, redis_url: str, bcrypt_rounds: int) -> None:
+def write_config(
+    path: Path, *, issuer: str, database_url: str, redis_url: str, bcrypt_rounds: int, threads: int = 4
+) -> None:
     """A production configuration; the two departures from the defaults are explained inline."""
     path.write_text(
         "\n".join(
@@ -249,6 +266,7 @@ def write_config(path: Path, *, issuer: str, database_url: str, redis_url: str, 
                 'environment = "production"',
                 f'issuer = "{issuer}"',
                 f'secret_key = "{secrets.token_urlsafe(48)}"',
+                f"threads = {threads}",
                 "[database]",
                 f'url = "{database_url}"',
                 "[rate_limits]",
@@ -856,7 +874,7 @@ def explain_markdown(explained: dict | None) -> list[str]:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", choices=SERVERS, default="gunicorn-sync")
+    parser.add_argument("--server", choices=SERVERS, default="production")
     parser.add_argument("--workers", type=int, default=2, help="idp worker processes (default 2)")
     parser.add_argument(
         "--threads", type=int, default=4, help="threads per worker for gunicorn-gthread and granian"
@@ -967,6 +985,7 @@ def main(argv: list[str] | None = None) -> dict:
             database_url=database_url,
             redis_url=args.redis,
             bcrypt_rounds=args.bcrypt_rounds,
+            threads=args.threads,
         )
         env = {**os.environ, "IDP_CONFIG": str(config_path), "IDP_INSTANCE_PATH": str(tmp / "instance")}
         os.environ.update({"IDP_CONFIG": env["IDP_CONFIG"], "IDP_INSTANCE_PATH": env["IDP_INSTANCE_PATH"]})
@@ -1211,7 +1230,7 @@ def report(results: dict, args, write_json: bool = True) -> dict:
         name = (
             "RESULTS"
             + (f"-scale-{args.scale}" if args.scale else "")
-            + (f"-{args.server}" if args.server != "gunicorn-sync" else "")
+            + (f"-{args.server}" if args.server != "production" else "")
         )
         md_path = args.markdown_out or BENCH / f"{name}.md"
         md_path.write_text(text_out, encoding="utf-8")

@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
 from . import logs
+from . import notifications
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -26,21 +27,27 @@ from .extensions import limiter
 from .extensions import migrate
 from .headers import add_security_headers
 from .headers import refuse_long_query
+from .lean import CookieSessionInterface
+from .lean import skip_limiter_where_unlimited
 from .metrics import Counted
 from .metrics import Metrics
 from .oauth import init_oauth
 from .oauth import logout
+from .oauth.client_cache import ClientCache
 from .oauth.keys import KeyCache
 from .observability import init_request_observation
 from .runtime import EXTENSION
 from .runtime import Clock
 from .runtime import Runtime
 from .runtime import system_clock
+from .services import notices
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
+from .services.selfservice import reset
 from .services.sms import make_sender
 from .views import BLUEPRINTS
+from .views import reset as reset_view
 from .views.errors import register_error_handlers
 from .views.locale import select_locale
 
@@ -74,6 +81,8 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         default_translation_directories=os.path.join(PACKAGE, "translations"),
     )
     limiter.init_app(app)
+    skip_limiter_where_unlimited(app)
+    app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
     # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
     metrics = Metrics()
@@ -83,6 +92,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         sms=Counted(make_sender(settings.sms), metrics.sms),
         mailer=Counted(make_mailer(settings.mail), metrics.email),
         keys=KeyCache(clock, settings.keys.cache_ttl),
+        clients=ClientCache(settings.oauth.client_cache_ttl),
         events=EventBus(),
         # Every request the provider itself makes (back-channel logout, ...) goes through this one client.
         outbound=client_from_settings(settings),
@@ -98,6 +108,14 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         count=metrics.backchannel_delivery,
     )
     metrics.read_at_scrape(logout.outbox_gauges)
+    # Takeover notices by SMS and e-mail (services.notices); informational, so a few attempts suffice.
+    runtime.outbox.register(notices.KIND, notifications.deliver, max_attempts=5)
+    # The reset SMS: made and sent by the outbox, so the reset page answers at once (issue 10).
+    runtime.outbox.register(
+        reset.KIND,
+        reset.SmsDelivery(runtime.sms, settings, clock, reset_view.sms_text),
+        max_attempts=3,
+    )
     runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
     # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).
     runtime.background = Background(app)

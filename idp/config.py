@@ -246,6 +246,12 @@ class OAuthSettings:
         "fresh pair (its answer was lost), seconds; 0 = never (RFC 9700 §4.14.2)",
         check=_at_least(0, 300),
     )
+    client_cache_ttl: int = option(
+        5,
+        "how long each process keeps a client it read, seconds; a change made in the process (console, "
+        "CLI, registration) drops it at once, one made elsewhere is seen within this; 0 = read every time",
+        check=_at_least(0, 60),
+    )
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,73 @@ class KeysSettings:
         "how long each process keeps the signing keys it loaded before reading them again, seconds; "
         "a rotation on any host is published everywhere within it",
         check=_at_least(1, 300),
+    )
+
+
+def _audience(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        return "must be empty or an absolute http(s) URI without a fragment"
+    return None
+
+
+@dataclass(frozen=True)
+class AccessTokensSettings:
+    """[access_tokens]: JWT access tokens (RFC 9068) of the clients registered for them."""
+
+    audience: str = option(
+        "",
+        "aud of a JWT access token requested without a resource indicator (RFC 8707); empty = the issuer",
+        check=_audience,
+    )
+
+
+@dataclass(frozen=True)
+class ClientAuthSettings:
+    """[client_auth]: client assertions of private_key_jwt and client_secret_jwt (RFC 7523, OIDC Core §9)."""
+
+    assertion_max_lifetime: int = option(
+        3600,
+        "longest a client assertion may still be valid when it arrives (exp - now), seconds",
+        check=_at_least(30, 86400),
+    )
+    jwks_cache_ttl: int = option(
+        300,
+        "how long a client's JWK Set fetched from its jwks_uri is kept, seconds",
+        check=_at_least(0, 86400),
+    )
+
+
+@dataclass(frozen=True)
+class ParSettings:
+    """[par]: pushed authorization requests (RFC 9126)."""
+
+    enabled: bool = option(True, "serve /par and advertise it in discovery")
+    request_uri_ttl: int = option(
+        60, "how long a pushed request's request_uri may be used, seconds", check=_at_least(5, 600)
+    )
+    required: bool = option(
+        False, "every client must push its authorization requests (require_pushed_authorization_requests)"
+    )
+
+
+@dataclass(frozen=True)
+class DpopSettings:
+    """[dpop]: sender-constrained tokens with DPoP (RFC 9449)."""
+
+    enabled: bool = option(True, "accept DPoP proofs and advertise dpop_signing_alg_values_supported")
+    iat_window: int = option(
+        60,
+        "how far a proof's iat may be from the provider's clock, either way, seconds",
+        check=_at_least(5, 600),
+    )
+    require_nonce: bool = option(
+        False, "every proof must carry a DPoP-Nonce the provider issued (RFC 9449 §8)"
+    )
+    nonce_lifetime: int = option(
+        300, "how long a DPoP-Nonce is accepted after it was issued, seconds", check=_at_least(30, 3600)
     )
 
 
@@ -369,11 +442,36 @@ class PasswordsSettings:
 
 @dataclass(frozen=True)
 class LoginSettings:
-    """[login]: the failure counter and lock (migrants and staff alike) and the sign-in rate limit."""
+    """[login]: escalation against guessing (``services.signin_throttle``: captcha, then growing waits),
+    the hard lock at NIST's ceiling, and the sign-in rate limit; migrants and staff alike."""
 
-    max_failures: int = option(10, "failed sign-ins in a row before an account is locked", check=_at_least(3))
-    lockout: int = option(900, "how long such a lock lasts, seconds", check=_at_least(60))
+    max_failures: int = option(
+        100,
+        "failed sign-ins in a row before the account is locked (NIST SP 800-63B-4 §3.2.2: at most 100)",
+        check=_at_least(3, 100),
+    )
+    lockout: int = option(86400, "how long such a lock lasts, seconds", check=_at_least(60))
     rate_limit: str = option("30/minute", "sign-in POSTs allowed per client IP", check=_rate)
+    captcha_after: int = option(
+        3, "failed sign-ins to one login after which its sign-in needs the captcha", check=_at_least(1, 50)
+    )
+    ip_captcha_after: int = option(
+        10, "failed sign-ins from one IP after which its sign-ins need the captcha", check=_at_least(1, 1000)
+    )
+    delay_after: int = option(
+        10,
+        "failed sign-ins from one IP (or for one login from one IP) after which each makes it wait",
+        check=_at_least(2, 1000),
+    )
+    max_delay: int = option(900, "longest such wait, seconds", check=_at_least(1, 86400))
+    failure_window: int = option(
+        3600, "how long failures count for the captcha and the waits, seconds", check=_at_least(60, 604800)
+    )
+    totp_failures: int = option(
+        5,
+        "wrong authenticator codes after a right staff password before the staff lock",
+        check=_at_least(1, 20),
+    )
 
 
 @dataclass(frozen=True)
@@ -447,11 +545,10 @@ class LimitsSettings:
         "alert is logged",
         check=_at_least(1),
     )
-    response_floor_ms: int = option(
-        1500,
-        "every answer of the reset and recovery forms takes at least this long, milliseconds, so "
-        "timing tells nothing",
-        check=_at_least(0, 30000),
+    form_rate_limit: str = option(
+        "10/minute;60/hour",
+        "POSTs of the anonymous reset and recovery forms per client IP, checked before the captcha",
+        check=_rate,
     )
 
 
@@ -542,6 +639,29 @@ class StaffSettings:
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """[account]: the migrant's own page «Мой профиль» (/account)."""
+
+    step_up_age: int = option(
+        300,
+        "ending sessions or taking back access asks for the password again when it was last typed "
+        "longer ago than this, seconds",
+        check=_at_least(60, 86400),
+    )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """[audit]: the audit log (read in the console at /admin/audit)."""
+
+    retention_days: int = option(
+        1095,
+        "`idp purge` deletes audit events older than this many days; 0 keeps them for ever",
+        check=_at_least(0, 36500),
+    )
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """[metrics]: who may read GET /metrics (Prometheus text format)."""
 
@@ -577,6 +697,19 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class SubjectsSettings:
+    """[subjects]: pairwise subject identifiers (OIDC Core §8.1) for clients registered with
+    subject_type pairwise."""
+
+    pairwise_key: str = option(
+        "",
+        "HMAC key of pairwise subs; empty: derived from [server] secret_key; changing either changes "
+        "every pairwise sub",
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every section, validated. Built once by ``create_app``; its sections are handed down."""
 
@@ -584,6 +717,10 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     oauth: OAuthSettings = field(default_factory=OAuthSettings)
     keys: KeysSettings = field(default_factory=KeysSettings)
+    access_tokens: AccessTokensSettings = field(default_factory=AccessTokensSettings)
+    client_auth: ClientAuthSettings = field(default_factory=ClientAuthSettings)
+    par: ParSettings = field(default_factory=ParSettings)
+    dpop: DpopSettings = field(default_factory=DpopSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     logout: LogoutSettings = field(default_factory=LogoutSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
@@ -598,8 +735,11 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     contacts: ContactsSettings = field(default_factory=ContactsSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
+    account: AccountSettings = field(default_factory=AccountSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    subjects: SubjectsSettings = field(default_factory=SubjectsSettings)
 
 
 # Derived from the declarations above: section name -> its dataclass, and section -> key -> Option.
@@ -609,6 +749,11 @@ SCHEMA: dict[str, dict[str, Option]] = {
 }
 # Sections renamed since an earlier release: still read, with a warning naming the new one.
 MOVED = {"reset": "limits"}
+# Keys removed since an earlier release: still accepted, ignored with a warning saying why.
+RETIRED = {
+    ("limits", "response_floor_ms"): "answers no longer wait: the reset SMS goes through the outbox "
+    "(README, Upgrading)",
+}
 
 # Values used when no configuration file is given: `make run` on a fresh machine.
 DEVELOPMENT_PRESET: dict[str, dict[str, Any]] = {
@@ -631,6 +776,9 @@ def _merge(target: dict, source: dict, origin: str) -> None:
         if not isinstance(values, dict):
             raise ConfigError(f"{origin}: [{given}] must be a table")
         for key, value in values.items():
+            if (section, key) in RETIRED:
+                log.warning("%s: [%s] %s is no longer used: %s", origin, given, key, RETIRED[section, key])
+                continue
             if key not in SCHEMA[section]:
                 raise ConfigError(f"{origin}: unknown key [{given}] {key}")
             if (section, key) in seen:

@@ -122,7 +122,15 @@ class ResendLimitError(IdpError):
 
 
 class DeliveryError(IdpError):
-    """A message was not accepted for delivery; the caller changes nothing and says «попробуйте позже»."""
+    """A message was not accepted for delivery; the caller changes nothing and says «попробуйте позже».
+
+    ``unknown``: no definite answer came (a timeout, a dropped connection, a garbled reply): the message
+    may well arrive, so whatever it carries stays valid and every limit it counted against stays counted
+    (issue 10: "unknown is not failed"); only a definite refusal gives the allowance back."""
+
+    def __init__(self, message: str = "", *, unknown: bool = False):
+        super().__init__(message)
+        self.unknown = unknown
 
 
 class SmsDeliveryError(DeliveryError):

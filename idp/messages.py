@@ -83,6 +83,9 @@ def password_reason(reason: str, min_length: int, *, staff: bool = False) -> str
 
 LOGIN_INCOMPLETE = _l("Введите логин и пароль.")
 LOGIN_FAILED = _l("Неверный логин или пароль.")
+# The same words whatever the login: the waits count per address (services.signin_throttle).
+SIGN_IN_WAIT = _l("Слишком много неудачных попыток входа. Попробуйте снова через %(seconds)s с.")
+SIGN_IN_CAPTCHA = _l("Чтобы войти, введите также код с картинки.")
 STAFF_LOGIN_INCOMPLETE = _l("Введите имя пользователя, пароль и код.")
 # One message whatever was wrong: the username, the password, the code, a replayed code, a lock.
 STAFF_LOGIN_FAILED = _l("Неверное имя пользователя, пароль или код.")
@@ -145,6 +148,16 @@ CLIENT_ERRORS = {
     ("name", "reserved"): _l(
         "Такое название (или похожее до неразличимости) у клиента, зарегистрированного администратором."
     ),
+    ("subject_type", "unknown"): _l("Выберите public или pairwise."),
+    ("sector_identifier_uri", "required"): _l(
+        "Адреса возврата на разных хостах: для pairwise укажите sector_identifier_uri."
+    ),
+}
+# OIDC Registration §5: the document at sector_identifier_uri (services.subjects).
+CLIENT_SECTOR_ERRORS = {
+    "sector_document": _l("По адресу %(uri)s не JSON-массив адресов."),
+    "sector_mismatch": _l("В списке по адресу %(uri)s есть не все адреса возврата клиента."),
+    "sector_unreachable": _l("Не удалось получить список по адресу %(uri)s."),
 }
 CLIENT_URI_ERROR = _l(
     "Адрес %(uri)s не подходит: нужен https (http — только на 127.0.0.1, ::1 или localhost), без «#»."
@@ -184,6 +197,8 @@ def client_error(error: ClientDataError, *, max_uris: int, max_lifetime: int) ->
         return CLIENT_OUTBOUND_ERRORS[reason] % {"uri": value, "network": network}
     if reason == "origin":
         return CLIENT_ORIGIN_ERROR % {"uri": value}
+    if reason in CLIENT_SECTOR_ERRORS:
+        return CLIENT_SECTOR_ERRORS[reason] % {"uri": value}
     if reason == "too_many":
         return CLIENT_TOO_MANY % {"n": max_uris}
     if reason == "range":
@@ -198,6 +213,7 @@ CLI_CLIENT_FIELDS = {
     "post_logout_redirect_uris": "post-logout redirect URI",
     "backchannel_logout_uri": "back-channel logout URI",
     "frontchannel_logout_uri": "front-channel logout URI",
+    "sector_identifier_uri": "sector identifier URI",
 }
 CLI_CLIENT_REASONS = {
     "uri_syntax": "is not a URL",
@@ -208,14 +224,25 @@ CLI_CLIENT_REASONS = {
     "range": "must be at least 60 seconds and at most [oauth]'s",
     "fixed": "public or confidential is fixed at registration",
     "unknown": "has a value that is not supported",
+    "sector_document": "is not a JSON array of URIs",
+    "sector_mismatch": "does not list every redirect URI of the client",
+    "sector_unreachable": "could not be fetched",
 }
 CLI_CLIENT_ERRORS = {
     ("name", "required"): "name is required (at most 100 characters)",
     ("grant_types", "unknown"): "grant types are missing or not supported (see --help)",
     ("grant_types", "public_client_credentials"): "a public client cannot use client_credentials",
+    ("auth_method", "needs_new_secret"): (
+        "this authentication method needs a new client secret (issue one first)"
+    ),
+    ("jwks", "required"): "private_key_jwt needs the client's keys: --jwks or --jwks-uri",
+    ("jwks", "both"): "give either --jwks or --jwks-uri, not both (RFC 7591 §2)",
+    ("jwks", "invalid"): "the JWK Set must hold 1 to 20 public keys (no private or symmetric ones)",
     ("scope", "unknown"): "scopes are missing or not supported (see scopes_supported in discovery)",
     ("redirect_uris", "required"): "at least one redirect URI is needed",
     ("name", "reserved"): "an admin registered a client of that name (or one that looks the same)",
+    ("sector_identifier_uri", "required"): "pairwise with redirect URIs on several hosts needs "
+    "--sector-identifier-uri",
 }
 
 

@@ -49,11 +49,13 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # ok: signed in with the account's own password; temporary: with a temporary one (an operator's or
     # an SMS reset's), which must be changed at once; locked: refused because the account is locked
-    # (or this failure locked it); wrong: every other refusal (unknown login, wrong password, blocked).
+    # (or this failure locked it); wrong: every other refusal (unknown login, wrong password, blocked);
+    # wait: refused unchecked, the address must wait; captcha: refused unchecked, the captcha was owed
+    # and not solved ([login], services.signin_throttle).
     "idp_sign_ins": (
         "Migrants' sign-in attempts by outcome",
         "outcome",
-        ("ok", "temporary", "wrong", "locked"),
+        ("ok", "temporary", "wrong", "locked", "wait", "captcha"),
     ),
     # sent: a temporary password went out by SMS; ignored: nothing matched (the page says the same);
     # limited: a daily limit refused it; failed: the SMS gateway did not take it (nothing changed).
@@ -92,7 +94,7 @@ SCRAPE_GAUGES = {
     "idp_backchannel_logout_oldest_age_seconds": "Age of the oldest pending back-channel logout delivery",
 }
 # Request latency buckets, seconds: a page or token answer is ~10 ms, a sign-in ~0.3 s of bcrypt, the
-# reset and recovery forms answer in [limits] response_floor_ms (1.5 s).
+# reset and recovery forms answer at once (their messages go through the outbox or are sent inline).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 ScrapeReader = Callable[[], dict[str, float]]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .background import Background
     from .events import EventBus
     from .metrics import Metrics
+    from .oauth.client_cache import ClientCache
     from .oauth.keys import KeyCache
     from .services.mail import MailSender
     from .services.outbound_http import OutboundClient
@@ -49,6 +50,7 @@ class Runtime:
     sms: SmsSender
     mailer: MailSender
     keys: KeyCache
+    clients: ClientCache
     events: EventBus
     outbound: OutboundClient
     outbox: Kinds

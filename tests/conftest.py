@@ -22,6 +22,7 @@ from idp.models.password import DONE
 from idp.runtime import of
 from idp.services import accounts
 from idp.services import captcha
+from idp.services import client_secrets
 from idp.services import clients
 from idp.services import keys
 
@@ -55,6 +56,8 @@ TABLES = [
     "captcha_uses",
     "daily_counters",
     "tokens",
+    "used_jtis",
+    "pushed_requests",
     "authorization_codes",
     "consents",
     "sso_sessions",
@@ -76,7 +79,7 @@ def make_config(**sections) -> dict:
         "database": {"url": DATABASE_URL},
         "passwords": {"bcrypt_rounds": 4},
         "login": {"rate_limit": "1000/minute"},
-        "limits": {"response_floor_ms": 0},
+        "limits": {"form_rate_limit": "1000/minute"},
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
@@ -238,6 +241,7 @@ def _create_client(app, **overrides):
             limits=settings_of(app).oauth,
             now=_now(),
             outbound_policy=of(app).outbound.policy,
+            sealing_key=client_secrets.sealing_key(settings_of(app).server.secret_key),
         )
         db.session.commit()
         return {"client_id": client.client_id, "client_secret": secret, **client.client_metadata}

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+from idp.runtime import of
+
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 _CAPTCHA_TOKEN = re.compile(r'name="captcha_token" type="hidden" value="([^"]+)"')
 _CAPTCHA_IMAGE = re.compile(r'<img id="captcha-image" src="([^"]+)"')
@@ -65,14 +67,35 @@ def captcha_fields(client, html: str, answer: str | None, load_image: bool = Tru
     return fields
 
 
+def drain_outbox(app, timeout: float = 15.0) -> None:
+    """Deliver every due outbox message, and wait for those a running background loop (a live server's)
+    holds, until none is pending or ``timeout`` seconds have passed."""
+    from idp.extensions import db
+    from idp.models.outbox import PENDING
+    from idp.models.outbox import OutboxMessage
+
+    deadline = time.monotonic() + timeout
+    while True:
+        of(app).background.deliver_due()
+        with app.app_context():
+            pending = db.session.query(OutboxMessage).filter_by(status=PENDING).count()
+            db.session.remove()
+        if not pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 @contextmanager
-def outbox_reader(path: str | Path) -> Iterator[Callable[[], list[dict]]]:
+def outbox_reader(path: str | Path, app=None) -> Iterator[Callable[[], list[dict]]]:
     """``read()``: the messages a file backend wrote to the JSON-lines file ``path`` inside the block,
-    oldest first. The file is removed on the way in and on the way out."""
+    oldest first. The file is removed on the way in and on the way out. With ``app``, the durable outbox
+    delivers what is due first (the reset SMS leaves from it), as a server's background loop would."""
     path = Path(path)
     path.unlink(missing_ok=True)
 
     def read() -> list[dict]:
+        if app is not None:
+            drain_outbox(app)
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

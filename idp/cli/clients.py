@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask.cli import with_appcontext
 
@@ -11,6 +13,7 @@ from .. import messages
 from ..errors import ClientDataError
 from ..extensions import db
 from ..models import OAuth2Client
+from ..services import client_secrets
 from ..services import clients as client_service
 from ..services.clients import ClientInput
 from ..services.keys import ALGORITHMS
@@ -24,6 +27,82 @@ from .common import settings
 clients_group = click.Group("clients", help="Relying parties (OAuth clients).")
 
 
+def _protocol_options(create: bool):
+    """The options of the protocol features (README "Connecting a relying party"), on create and update."""
+
+    def decorate(command):
+        flag_default = False if create else None
+        options = [
+            click.option(
+                "--auth-method",
+                type=click.Choice(list(client_service.CONFIDENTIAL_AUTH_METHODS)),
+                help="Token endpoint authentication of a confidential client (default client_secret_basic).",
+            ),
+            click.option(
+                "--jwks",
+                "jwks_file",
+                type=click.File("r", encoding="utf-8"),
+                help="private_key_jwt: a file with the client's public JWK Set ('-' reads stdin).",
+            ),
+            click.option(
+                "--jwks-uri", help='private_key_jwt: where the client publishes its JWK Set ("" removes).'
+            ),
+            click.option(
+                "--access-token-format",
+                type=click.Choice(list(client_service.ACCESS_TOKEN_FORMATS)),
+                help="opaque (default) or jwt (RFC 9068).",
+            ),
+            click.option(
+                "--resource",
+                "resources",
+                multiple=True,
+                help="A resource indicator (RFC 8707) the client may ask tokens for; repeat for more.",
+            ),
+            click.option(
+                "--require-par/--no-require-par",
+                default=flag_default,
+                help="Authorization requests only through /par (RFC 9126).",
+            ),
+            click.option(
+                "--dpop-bound/--no-dpop-bound",
+                default=flag_default,
+                help="Access tokens only bound to a DPoP key (RFC 9449).",
+            ),
+        ]
+        if not create:
+            options.append(
+                click.option("--no-resources", is_flag=True, help="Remove every resource indicator.")
+            )
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _apply_protocol_options(data: ClientInput, changes: dict) -> None:
+    if changes.get("auth_method"):
+        data.auth_method = changes["auth_method"]
+    if changes.get("jwks_file") is not None:
+        try:
+            data.jwks = json.load(changes["jwks_file"])
+        except ValueError as error:
+            raise click.BadParameter("not a JSON document", param_hint="--jwks") from error
+        data.jwks_uri = None
+    if changes.get("jwks_uri") is not None:
+        data.jwks_uri = changes["jwks_uri"].strip() or None
+        if data.jwks_uri:
+            data.jwks = None
+    if changes.get("access_token_format"):
+        data.access_token_format = changes["access_token_format"]
+    if changes.get("resources") or changes.get("no_resources"):
+        data.resources = list(changes.get("resources") or [])
+    if changes.get("require_par") is not None:
+        data.require_par = changes["require_par"]
+    if changes.get("dpop_bound") is not None:
+        data.dpop_bound = changes["dpop_bound"]
+
+
 @clients_group.command("create")
 @click.option("--name", required=True)
 @click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
@@ -35,6 +114,15 @@ clients_group = click.Group("clients", help="Relying parties (OAuth clients).")
 @click.option("--id-token-alg", default="RS256", type=click.Choice(list(ALGORITHMS)), show_default=True)
 @click.option("--backchannel-logout-uri", help="Where logout tokens are POSTed (OIDC Back-Channel Logout).")
 @click.option("--frontchannel-logout-uri", help="Loaded in an iframe at logout (OIDC Front-Channel Logout).")
+@click.option(
+    "--subject-type",
+    default="public",
+    type=click.Choice(["public", "pairwise"]),
+    show_default=True,
+    help="pairwise: a sub of its own per sector (OIDC Core §8.1).",
+)
+@click.option("--sector-identifier-uri", help="JSON list of the redirect URIs; its host is the sector.")
+@_protocol_options(create=True)
 @json_option
 @with_appcontext
 def clients_create(
@@ -48,7 +136,10 @@ def clients_create(
     id_token_alg,
     backchannel_logout_uri,
     frontchannel_logout_uri,
+    subject_type,
+    sector_identifier_uri,
     as_json,
+    **protocol,
 ):
     """Register a relying party; prints client_id and client_secret once."""
     data = ClientInput(
@@ -61,9 +152,12 @@ def clients_create(
         id_token_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
+        subject_type=subject_type,
+        sector_identifier_uri=sector_identifier_uri or None,
     )
     if grant_types:
         data.grant_types = list(grant_types)
+    _apply_protocol_options(data, protocol)
     with committed(ClientDataError, messages.cli_client_error):
         client, secret = client_service.create(
             db.session,
@@ -71,6 +165,8 @@ def clients_create(
             data,
             limits=settings().oauth,
             outbound_policy=runtime().outbound.policy,
+            fetch=client_service.sector_fetch(runtime().outbound),
+            sealing_key=client_secrets.sealing_key(settings().server.secret_key),
         )
     emit(as_json, client_json(client, secret), client_lines(client, secret))
 
@@ -138,6 +234,8 @@ def _plain(value) -> str:
 @click.option("--grant-type", "grant_types", multiple=True, help="Replaces the grant types.")
 @click.option("--trusted/--untrusted", default=None, help="First-party (no consent screen) or not.")
 @click.option("--id-token-alg", type=click.Choice(list(ALGORITHMS)))
+@click.option("--subject-type", type=click.Choice(["public", "pairwise"]))
+@click.option("--sector-identifier-uri", help='"" removes it.')
 @click.option(
     "--access-token-ttl", type=int, help="Seconds, shorter than [oauth]'s; 0 removes the client's own."
 )
@@ -145,6 +243,7 @@ def _plain(value) -> str:
 @click.option(
     "--refresh-token-ttl", type=int, help="Seconds, shorter than [oauth]'s; 0 removes the client's own."
 )
+@_protocol_options(create=False)
 @json_option
 @with_appcontext
 def clients_update(client_id, as_json, **changes):
@@ -160,6 +259,7 @@ def clients_update(client_id, as_json, **changes):
             data,
             limits=settings().oauth,
             outbound_policy=runtime().outbound.policy,
+            fetch=client_service.sector_fetch(runtime().outbound),
         )
     emit(as_json, _client_state(client), [f"{client.client_id}: updated"])
 
@@ -182,9 +282,14 @@ def _apply_changes(data: ClientInput, changes: dict) -> None:
         data.trusted = changes["trusted"]
     if changes["id_token_alg"] is not None:
         data.id_token_alg = changes["id_token_alg"]
+    if changes["subject_type"] is not None:
+        data.subject_type = changes["subject_type"]
+    if changes["sector_identifier_uri"] is not None:
+        data.sector_identifier_uri = changes["sector_identifier_uri"].strip() or None
     for key in client_service.LIFETIMES:
         if changes[key] is not None:
             data.lifetimes[key] = changes[key] or None
+    _apply_protocol_options(data, changes)
 
 
 @clients_group.command("delete")

@@ -17,6 +17,8 @@ from .oauth import Consent
 from .oauth import Token
 from .outbox import OutboxMessage
 from .password import PasswordChangeFlow
+from .protocol import PushedRequest
+from .protocol import UsedJti
 from .recovery import RecoveryFlow
 from .registration import InitialAccessToken
 from .registration import RegistrationAccessToken
@@ -36,6 +38,7 @@ __all__ = [
     "OAuth2Client",
     "OutboxMessage",
     "PasswordChangeFlow",
+    "PushedRequest",
     "RecoveryFlow",
     "RegistrationAccessToken",
     "ResetFlow",
@@ -44,4 +47,5 @@ __all__ = [
     "StaffSession",
     "StaffUser",
     "Token",
+    "UsedJti",
 ]

@@ -57,6 +57,10 @@ class Account(OwesPasswordChange, Model):
         self.surname_folded = fold_name(value)
         return value
 
+    def get_user_id(self) -> str:
+        # authlib's user protocol (RFC 9068 generator, introspection): the public subject, never the row id.
+        return self.sub
+
     @property
     def is_active(self) -> bool:
         return self.status == STATUS_ACTIVE

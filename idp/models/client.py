@@ -10,6 +10,7 @@ from sqlalchemy import JSON
 from sqlalchemy import Boolean
 from sqlalchemy import Integer
 from sqlalchemy import String
+from sqlalchemy import Text
 from sqlalchemy import false
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -26,6 +27,9 @@ class OAuth2Client(Model, ClientMixin):
     # SHA-256 of a 256-bit random secret: a fast hash is right for secrets of that entropy, and bcrypt
     # would put ~250 ms on every token request.
     secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # client_secret_jwt (OIDC Core §9) verifies an HMAC keyed with the secret itself, so for such a client
+    # the secret is also kept sealed (AES-256-GCM under a key from [server] secret_key); None otherwise.
+    secret_sealed: Mapped[str | None] = mapped_column(Text)
     client_id_issued_at: Mapped[int] = mapped_column(Integer, nullable=False)
     client_secret_expires_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     client_metadata: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
@@ -80,6 +84,43 @@ class OAuth2Client(Model, ClientMixin):
     def id_token_signed_response_alg(self) -> str:
         return self.client_metadata.get("id_token_signed_response_alg") or "RS256"
 
+    @property
+    def subject_type(self) -> str:
+        # OIDC Core §8: public unless registered pairwise.
+        return self.client_metadata.get("subject_type") or "public"
+
+    @property
+    def sector_identifier_uri(self) -> str | None:
+        # OIDC Registration §2.
+        return self.client_metadata.get("sector_identifier_uri")
+
+    # -- RFC 7523 / OIDC Core §9 client authentication by JWT --
+    @property
+    def jwks(self) -> dict | None:
+        return self.client_metadata.get("jwks")
+
+    @property
+    def jwks_uri(self) -> str | None:
+        return self.client_metadata.get("jwks_uri")
+
+    # -- RFC 9068 / RFC 8707: "opaque" (a random string) or "jwt"; the resource indicators it may ask for --
+    @property
+    def access_token_format(self) -> str:
+        return self.client_metadata.get("access_token_format") or "opaque"
+
+    @property
+    def allowed_resources(self) -> list[str]:
+        return self.client_metadata.get("allowed_resources", [])
+
+    # -- RFC 9126 §6 and RFC 9449 §5.2 client metadata --
+    @property
+    def require_pushed_authorization_requests(self) -> bool:
+        return bool(self.client_metadata.get("require_pushed_authorization_requests"))
+
+    @property
+    def dpop_bound_access_tokens(self) -> bool:
+        return bool(self.client_metadata.get("dpop_bound_access_tokens"))
+
     def lifetime(self, name: str, default: int) -> int:
         """A token lifetime (``access_token_ttl``, ``id_token_ttl``, ``refresh_token_ttl``): the client's
         own when an admin set one, never longer than the configured ``default``."""
@@ -114,11 +155,16 @@ class OAuth2Client(Model, ClientMixin):
         return hmac.compare_digest(digest(client_secret), self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        # A confidential client may send its secret either way (RFC 6749 §2.3.1); a public client
-        # authenticates with "none" only, which still lets it revoke its own tokens (RFC 7009 §2.1).
+        # A confidential client with a secret may send it either way (RFC 6749 §2.3.1); a public client
+        # authenticates with "none" only, which still lets it revoke its own tokens (RFC 7009 §2.1). A
+        # client registered for a JWT assertion (private_key_jwt, client_secret_jwt) uses that one only:
+        # the point of registering it is that a shared secret in a request is no longer accepted.
         if self.is_public:
             return method == "none"
-        return method in ("client_secret_basic", "client_secret_post")
+        registered = self.token_endpoint_auth_method
+        if registered in ("client_secret_basic", "client_secret_post"):
+            return method in ("client_secret_basic", "client_secret_post")
+        return method == registered
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type in self.response_types

@@ -1,7 +1,7 @@
 """Password resets by SMS (``services.selfservice.reset``): a new temporary password that waits beside
 the current one, so a stranger who knows the login and phone cannot lock the owner out.
 
-    (request) ──limits, a match, the SMS sent──▶ sent ──its password signs in──▶ used
+    (request) ──limits, a match──▶ queued ──the outbox sends the SMS──▶ sent ──its password signs in──▶ used
                                                   └──the old password signs in, a newer reset,
                                                      a password change, an operator──▶ void
 
@@ -17,7 +17,9 @@ from sqlalchemy.orm import mapped_column
 
 from ..extensions import Model
 
-SENT, USED, VOID = "sent", "used", "void"
+# queued: asked for, its SMS not yet made (the outbox makes the password when it sends, so no password
+# waits in the outbox); sent: its password works.
+QUEUED, SENT, USED, VOID = "queued", "sent", "used", "void"
 
 
 class ResetFlow(Model):
@@ -28,7 +30,7 @@ class ResetFlow(Model):
         ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
     )
     state: Mapped[str] = mapped_column(String(10), nullable=False, default=SENT)
-    # bcrypt of the temporary password the SMS carried.
+    # The keyed digest (services.selfservice.reset) of the password the SMS carried; "" while queued.
     password_hash: Mapped[str] = mapped_column(String(80), nullable=False)
     created_at: Mapped[int] = mapped_column(Integer, nullable=False)
     expires_at: Mapped[int] = mapped_column(Integer, nullable=False, index=True)

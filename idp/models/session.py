@@ -25,6 +25,8 @@ class SsoSession(SessionMixin, Model):
     )
     auth_time: Mapped[int] = mapped_column(Integer, nullable=False)
     amr: Mapped[str] = mapped_column(String(64), nullable=False, default="pwd")
+    # The address of the latest request (``ip`` is the one it began at): the account page's "place".
+    last_ip: Mapped[str | None] = mapped_column(String(45))
 
     account: Mapped[Account] = relationship(lazy="joined")
 

@@ -23,6 +23,9 @@ from flask import redirect
 
 from ..runtime import of
 from ..runtime import settings
+from .access_tokens import TokenBinding
+from .client_auth import ClientSecretJWT
+from .client_auth import PrivateKeyJWT
 from .endpoints import BearerTokenValidator
 from .endpoints import EndSessionEndpoint
 from .endpoints import IntrospectionEndpoint
@@ -35,6 +38,7 @@ from .grants import OpenIDCode
 from .grants import OpenIDRefreshToken
 from .grants import RefreshTokenGrant
 from .grants import S256CodeChallenge
+from .par import PushedAuthorizationEndpoint
 from .registration import ClientConfigurationEndpoint
 from .registration import ClientRegistrationEndpoint
 from .storage import create_token_generator
@@ -93,15 +97,20 @@ def authenticate_client_secret_basic(query_client, request):
 def init_oauth(app) -> None:
     server = AuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
-    server.register_token_generator("default", create_token_generator(of(app).settings.oauth))
+    server.register_token_generator("default", create_token_generator(of(app).settings))
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_grant(
-        AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False)]
+        AuthorizationCodeGrant,
+        [S256CodeChallenge(required=True), OpenIDCode(require_nonce=False), TokenBinding()],
     )
-    server.register_grant(RefreshTokenGrant, [OpenIDRefreshToken()])
-    server.register_grant(ClientCredentialsGrant)
+    server.register_grant(RefreshTokenGrant, [OpenIDRefreshToken(), TokenBinding()])
+    server.register_grant(ClientCredentialsGrant, [TokenBinding()])
+    # RFC 7523 §2.2 client assertions (OIDC Core §9).
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    server.register_client_auth_method("client_secret_jwt", ClientSecretJWT())
     server.register_extension(Issuer())
     server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(PushedAuthorizationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(EndSessionEndpoint)
     # RFC 7591 / RFC 7592, each request authorised by a token an admin issued: registration is not open.

@@ -67,6 +67,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         refuse_unsupported_parameters(self, redirect_uri)
         response_modes.validate(self, redirect_uri)
         claims_request(self, redirect_uri)
+        if not getattr(self.request, "pushed", False) and _par_required(self.request.client):
+            raise InvalidRequestError(
+                "This client must push its authorization requests to the PAR endpoint (RFC 9126).",
+                redirect_uri=redirect_uri,
+                state=self.request.payload.state,
+            )
         return redirect_uri
 
     @staticmethod
@@ -139,6 +145,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code):
         return _active_account(authorization_code.account_id)
+
+
+def _par_required(client) -> bool:
+    # RFC 9126 §5-6: for every client ([par] required) or for this one.
+    par = settings().par
+    return par.enabled and (par.required or client.require_pushed_authorization_requests)
 
 
 def _session_ended(sid: str | None) -> bool:

@@ -25,6 +25,7 @@ from ..models import SsoSession
 from ..runtime import settings
 from . import keys
 from .claims import consent_scope
+from .subjects import subject
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
 
@@ -130,7 +131,7 @@ def _needs_login(grant, sso: SsoSession | None, prompts: set[str], started_at: i
     if sso is None:
         return True
     fresh = sso.auth_time >= started_at
-    if hinted is not None and hinted != sso.account.sub:
+    if hinted is not None and hinted != subject(sso.account, grant.client):
         if fresh:
             # The user signed in, but as someone else than the RP asked for.
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)

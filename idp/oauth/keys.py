@@ -10,6 +10,7 @@ relying party's JWKS before it signs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -28,6 +29,20 @@ from ..services import keys as key_service
 ALGORITHMS = key_service.ALGORITHMS
 
 
+@dataclass(frozen=True)
+class Document:
+    """A JSON document served as it is (discovery, JWKS): its bytes and their strong ETag, built once
+    and not per request (issue 12)."""
+
+    body: bytes
+    etag: str  # without the quotes (RFC 9110 §8.8.3's opaque-tag is quoted on the wire)
+
+
+def document(data: dict) -> Document:
+    body = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+    return Document(body, hashlib.sha256(body).hexdigest()[:32])
+
+
 def _import(row: SigningKey) -> RSAKey | ECKey:
     data = json.loads(row.private_jwk)
     return RSAKey.import_key(data) if row.alg == "RS256" else ECKey.import_key(data)
@@ -42,17 +57,28 @@ class KeyCache:
     ttl: int = 30
     _loaded_at: float = 0.0
     _rows: list[tuple[str, int, RSAKey | ECKey]] = field(default_factory=list)
+    # The public JWKS of ``_rows`` as served, built when the rows are (re)loaded.
+    _jwks: Document | None = None
 
     def _keys(self) -> list[tuple[str, int, RSAKey | ECKey]]:
         if time.monotonic() - self._loaded_at > self.ttl or not self._rows:
             rows = key_service.published(db.session, now=self.clock())
             self._rows = [(row.alg, row.activates_at, _import(row)) for row in rows]
+            self._jwks = None
             self._loaded_at = time.monotonic()
         return self._rows
 
     def forget(self) -> None:
         """Drop the cache (after a rotation or retirement in this process)."""
         self._rows = []
+        self._jwks = None
+
+    def jwks_document(self) -> Document:
+        """The JWKS as served: bytes and ETag, rebuilt only when the keys are reloaded."""
+        self._keys()
+        if self._jwks is None:
+            self._jwks = document(self.public_jwks())
+        return self._jwks
 
     def signing_key(self, alg: str) -> RSAKey | ECKey:
         """The newest active key for ``alg`` (RS256 or ES256)."""

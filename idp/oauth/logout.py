@@ -34,6 +34,7 @@ from ..services import logout as delivery
 from ..services import outbox
 from ..services import sessions
 from . import keys
+from .subjects import subject
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # §2.4: exp SHOULD be short (the spec suggests at most two minutes); the token is used at once.
@@ -89,7 +90,7 @@ class BackchannelLogout:
                 claims = {
                     "iss": self.issuer,
                     "aud": client.client_id,
-                    "sub": account.sub,
+                    "sub": subject(account, client),
                     "sid": ended.sid,
                     # Kept from the first attempt to the last: a repeat (at-least-once delivery) is
                     # recognisable by the relying party (§2.6 step 8).

@@ -25,18 +25,24 @@ class PendingRequest:
     id: str
     params: list[tuple[str, str]]
     started_at: int
+    # Came through a pushed authorization request (RFC 9126); kept in the signed session, never a parameter.
+    pushed: bool = False
 
     def fits(self) -> bool:
         return sum(len(k) + len(v) for k, v in self.params) <= MAX_PENDING_BYTES
 
 
-def new_pending(params: list[tuple[str, str]]) -> PendingRequest:
-    return PendingRequest(id=new_secret(12), params=params, started_at=current().clock())
+def new_pending(params: list[tuple[str, str]], *, pushed: bool = False) -> PendingRequest:
+    return PendingRequest(id=new_secret(12), params=params, started_at=current().clock(), pushed=pushed)
 
 
 def save_pending(pending: PendingRequest) -> None:
     stored = dict(session.get("pending", {}))
-    stored[pending.id] = {"params": pending.params, "started_at": pending.started_at}
+    stored[pending.id] = {
+        "params": pending.params,
+        "started_at": pending.started_at,
+        "pushed": pending.pushed,
+    }
     newest = sorted(stored.items(), key=lambda item: item[1]["started_at"])[-MAX_PENDING:]
     session["pending"] = dict(newest)
 
@@ -51,7 +57,9 @@ def load_pending(pending_id: str) -> PendingRequest | None:
         drop_pending(pending_id)
         return None
     params = [tuple(p) for p in item["params"]]
-    return PendingRequest(id=pending_id, params=params, started_at=item["started_at"])
+    return PendingRequest(
+        id=pending_id, params=params, started_at=item["started_at"], pushed=bool(item.get("pushed"))
+    )
 
 
 def drop_pending(pending_id: str) -> None:

@@ -33,6 +33,7 @@ from ..models import OAuth2Client
 from ..runtime import current
 from ..runtime import settings
 from ..services import audit
+from ..services import client_secrets
 from ..services import clients
 from ..services import registration
 from ..services.outbound import OutboundPolicy
@@ -51,6 +52,14 @@ PUBLISHED_METADATA = (
     "scope",
     "token_endpoint_auth_method",
     "id_token_signed_response_alg",
+    "subject_type",
+    "sector_identifier_uri",
+    "jwks",
+    "jwks_uri",
+    "access_token_format",
+    "allowed_resources",
+    "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",
 )
 # RFC 7591 §3.2.2: invalid_redirect_uri is for redirection URIs; a bad logout URI is invalid_client_metadata.
 _REDIRECT_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
@@ -72,6 +81,11 @@ def _invalid_token(description: str) -> InvalidTokenError:
 def outbound_policy() -> OutboundPolicy:
     """The deployment's rule for URIs the provider calls (the app's outbound client's)."""
     return current().outbound.policy
+
+
+def sealing_key() -> bytes:
+    """The key that seals client_secret_jwt secrets (``services.client_secrets``)."""
+    return client_secrets.sealing_key(settings().server.secret_key)
 
 
 def _metadata_error(error: ClientDataError, kind=InvalidClientMetadataError):
@@ -175,6 +189,8 @@ class ClientRegistrationEndpoint(_MetadataMixin, _ClientRegistrationEndpoint):
                 request.client_input,
                 limits=settings().oauth,
                 outbound_policy=outbound_policy(),
+                fetch=clients.sector_fetch(current().outbound),
+                sealing_key=sealing_key(),
             )
         except ClientDataError as error:
             raise _metadata_error(error) from error
@@ -248,6 +264,7 @@ class ClientConfigurationEndpoint(_MetadataMixin, _ClientConfigurationEndpoint):
                 request.client_input,
                 limits=settings().oauth,
                 outbound_policy=outbound_policy(),
+                fetch=clients.sector_fetch(current().outbound),
             )
         except ClientDataError as error:
             raise _metadata_error(error) from error

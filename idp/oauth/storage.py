@@ -2,40 +2,66 @@
 
 from __future__ import annotations
 
-from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from sqlalchemy import and_
+from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
-from ..config import OAuthSettings
+from ..config import Settings
 from ..crypto import digest
 from ..crypto import new_secret
 from ..extensions import db
+from ..models import Account
 from ..models import OAuth2Client
 from ..models import Token
 from ..runtime import current
 from ..runtime import settings
 from ..services.sessions import revoke_tokens
+from . import client_cache
+from .access_tokens import JWTAccessTokens
+from .access_tokens import current_binding
 
 
 def query_client(client_id) -> OAuth2Client | None:
     # No client_id is that long or holds a NUL byte (which PostgreSQL text cannot store, let alone match).
     if not isinstance(client_id, str) or len(client_id) > 64 or "\x00" in client_id:
         return None
+    cache = current().clients
+    snapshot = cache.get(client_id)
+    if snapshot is not None:
+        return client_cache.attach(db.session, snapshot)
     client = db.session.scalar(select(OAuth2Client).filter_by(client_id=client_id))
-    return client if client is not None and client.enabled else None
+    if client is None or not client.enabled:
+        return None
+    cache.put(client, db.session)
+    return client
 
 
-def create_token_generator(settings: OAuthSettings) -> BearerTokenGenerator:
+def _opaque_token() -> str:
+    # 288 bits from the OS in 48 characters; authlib's generate_token draws each character with its own
+    # SystemRandom call (0.2 ms a token, issue 12).
+    return new_secret(36)
+
+
+def create_token_generator(settings: Settings) -> BearerTokenGenerator:
     def expires_in(client, grant_type):
-        return client.lifetime("access_token_ttl", settings.access_token_ttl)
+        return client.lifetime("access_token_ttl", settings.oauth.access_token_ttl)
 
-    def access_token(*args, **kwargs):
-        return generate_token(48)
+    def access_token(client, grant_type, user, scope):
+        if client.access_token_format == "jwt":
+            # RFC 9068; authlib's generator reads the expiry from the same function (expires_in).
+            return jwt_tokens.access_token_generator(client, grant_type, user, scope)
+        return _opaque_token()
 
-    return _OfflineAwareGenerator(access_token, access_token, expires_in)
+    jwt_tokens = JWTAccessTokens(settings.server.issuer, expires_in)
+
+    def refresh_token(*args, **kwargs):
+        return _opaque_token()
+
+    return _OfflineAwareGenerator(access_token, refresh_token, expires_in)
 
 
 class _OfflineAwareGenerator(BearerTokenGenerator):
@@ -47,51 +73,73 @@ class _OfflineAwareGenerator(BearerTokenGenerator):
         wanted = include_refresh_token and (
             grant_type == "refresh_token" or "offline_access" in scope_to_list(scope)
         )
-        return super().__call__(grant_type, client, user, scope, expires_in, wanted)
+        token = super().__call__(grant_type, client, user, scope, expires_in, wanted)
+        binding = current_binding()
+        if binding is not None and binding.jkt:
+            # RFC 9449 §5: a DPoP-bound access token is of type DPoP.
+            token["token_type"] = "DPoP"
+        return token
+
+
+# Compiled once per set of columns (SQLAlchemy's statement cache), not per token.
+_INSERT_TOKEN = insert(Token.__table__)
 
 
 def save_token(token: dict, request) -> None:
-    """Persist a freshly issued token, inheriting the session binding from the code or old refresh token."""
+    """Persist a freshly issued token, inheriting the session binding from the code or old refresh token.
+
+    One INSERT, without building an ORM object and a unit of work for it (issue 12): nothing reads the
+    row back in this request."""
     now = current().clock()
     refresh = token.get("refresh_token")
-    row = Token(
-        client_id=request.client.client_id,
-        account_id=request.user.id if request.user else None,
-        token_type=token["token_type"],
-        access_token_hash=digest(token["access_token"]),
-        refresh_token_hash=digest(refresh) if refresh else None,
-        scope=token.get("scope", ""),
-        issued_at=now,
-        expires_in=token["expires_in"],
-    )
+    row = {
+        "client_id": request.client.client_id,
+        "account_id": request.user.id if request.user else None,
+        "token_type": token["token_type"],
+        "access_token_hash": digest(token["access_token"]),
+        "refresh_token_hash": digest(refresh) if refresh else None,
+        "scope": token.get("scope", ""),
+        "issued_at": now,
+        "expires_in": token["expires_in"],
+        "audience": None,
+        "jkt": None,
+        "jti": None,
+        "claims": None,
+    }
+    binding = current_binding()
+    if binding is not None:
+        row.update(audience=binding.stored_audience, jkt=binding.jkt, jti=binding.jti)
     parent = request.refresh_token
     code = request.authorization_code
     if parent is not None and isinstance(parent, Token):
-        row.family_id, row.sid, row.auth_time, row.amr, row.claims = (
-            parent.family_id,
-            parent.sid,
-            parent.auth_time,
-            parent.amr,
-            parent.claims,
+        row.update(
+            family_id=parent.family_id,
+            sid=parent.sid,
+            auth_time=parent.auth_time,
+            amr=parent.amr,
+            claims=parent.claims,
+            auth_code_id=parent.auth_code_id,
+            rotated_from=parent.id,
+            # RFC 9700 §4.14.2: rotation does not extend the family's lifetime.
+            refresh_expires_at=parent.refresh_expires_at if refresh else None,
         )
-        row.auth_code_id = parent.auth_code_id
-        row.rotated_from = parent.id
-        # RFC 9700 §4.14.2: rotation does not extend the family's lifetime.
-        row.refresh_expires_at = parent.refresh_expires_at if refresh else None
     else:
-        row.family_id = new_secret(24)
         ttl = request.client.lifetime("refresh_token_ttl", settings().oauth.refresh_token_ttl)
-        row.refresh_expires_at = now + ttl if refresh else None
+        row.update(family_id=new_secret(24), refresh_expires_at=now + ttl if refresh else None)
         if code is not None:
-            row.auth_code_id, row.sid, row.auth_time, row.amr = code.id, code.sid, code.auth_time, code.amr
-            row.claims = code.claims
-    db.session.add(row)
+            row.update(
+                auth_code_id=code.id, sid=code.sid, auth_time=code.auth_time, amr=code.amr, claims=code.claims
+            )
+    # The code's or the old refresh token's claim (still pending in the session) commits with it.
+    db.session.flush()
+    db.session.connection().execute(_INSERT_TOKEN, row)
     db.session.commit()
     current().metrics.token_issued(request.payload.grant_type)
 
 
 def find_token(token_string, hint: str | None = None) -> Token | None:
-    if not isinstance(token_string, str) or not token_string or len(token_string) > 512:
+    # 4096: a JWT access token (RFC 9068) is some 900 characters; an opaque one 64.
+    if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
         return None
     hashed = digest(token_string)
     if hint == "access_token":
@@ -101,6 +149,50 @@ def find_token(token_string, hint: str | None = None) -> Token | None:
     else:
         condition = or_(Token.access_token_hash == hashed, Token.refresh_token_hash == hashed)
     return db.session.scalar(select(Token).where(condition))
+
+
+def find_live_token(token_string, hint: str | None = None) -> Token | None:
+    """``find_token`` for the endpoints that use a token (introspection, UserInfo), in one statement:
+    the token's account comes with it, and a token whose client is disabled or gone is not found.
+
+    The client check is here, in the database, because clients are cached per process for
+    ``[oauth] client_cache_ttl``: a token issued in that window to a client just disabled elsewhere is
+    refused where it is used."""
+    if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
+        return None
+    hashed = digest(token_string)
+    if hint == "access_token":
+        condition = Token.access_token_hash == hashed
+    else:
+        condition = or_(Token.access_token_hash == hashed, Token.refresh_token_hash == hashed)
+    query = (
+        select(Token, Account)
+        .join(OAuth2Client, and_(OAuth2Client.client_id == Token.client_id, OAuth2Client.enabled))
+        .outerjoin(Account, Account.id == Token.account_id)
+        .where(condition)
+    )
+    row = db.session.execute(query).first()
+    if row is None:
+        return None
+    token, account = row
+    setattr(token, _LOADED_ACCOUNT, account)
+    return token
+
+
+# The attribute of a Token row that holds the account read with it (find_live_token).
+_LOADED_ACCOUNT = "idp_loaded_account"
+
+
+def account_of(token: Token) -> Account | None:
+    """The token's account: the one read with it by ``find_live_token``, else from the session."""
+    if hasattr(token, _LOADED_ACCOUNT):
+        return getattr(token, _LOADED_ACCOUNT)
+    return token.get_user()
+
+
+def client_of(token: Token) -> OAuth2Client | None:
+    """The token's client, from the client cache (``Token.get_client`` queries it)."""
+    return query_client(token.client_id)
 
 
 def digest_matches_refresh(token: Token, presented) -> bool:

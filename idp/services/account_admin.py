@@ -23,6 +23,7 @@ from ..models.account import STATUS_BLOCKED
 from ..models.account import fold_name
 from . import audit
 from . import credentials
+from . import notices
 from . import passwords
 from .accounts import create_account
 from .accounts import normalize_login
@@ -96,6 +97,7 @@ def issue_temporary_password(
     reset.void(db, account, now=ctx.now)
     _end_everything(db, account, ctx.now, events)
     audit.record(db, ctx, "account.temporary_password", account_id=account.id, reason=reason)
+    notices.notify(db, account, notices.TEMPORARY_PASSWORD, now=ctx.now)
     return temporary
 
 
@@ -111,6 +113,7 @@ def change_login(db: Session, ctx: audit.Context, account: Account, new_login: s
         raise AccountDataError("login", "is already taken")
     old, account.login = account.login, normal
     _record_change(db, ctx, account, "account.login_changed", reason, old, normal)
+    notices.notify(db, account, notices.LOGIN_CHANGED, now=ctx.now)
 
 
 def change_phone(db: Session, ctx: audit.Context, account: Account, new_phone: str, *, reason: str) -> None:
@@ -122,6 +125,8 @@ def change_phone(db: Session, ctx: audit.Context, account: Account, new_phone: s
         raise AccountDataError("phone", "is unchanged")
     old, account.phone = account.phone, normal
     _record_change(db, ctx, account, "account.phone_changed", reason, old, normal)
+    # The old phone is told too: if the change was not the person's wish, that is where they still are.
+    notices.notify(db, account, notices.PHONE_CHANGED, now=ctx.now, old_phone=old)
 
 
 def _record_change(

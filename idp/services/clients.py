@@ -15,10 +15,13 @@ Per-client lifetimes live in ``client_metadata`` (``access_token_ttl``, ``id_tok
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from urllib.parse import urlsplit
 
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy import update
@@ -36,22 +39,41 @@ from ..models import RegistrationAccessToken
 from ..models import Token
 from . import audit
 from . import client_names
+from . import client_secrets
 from . import outbound
+from . import subjects
 from .keys import ALGORITHMS
 from .net import is_loopback
 from .outbound import OutboundPolicy
+from .outbound_http import OutboundClient
+from .outbound_http import OutboundError
 from .sessions import revoke_tokens
 
 # What this provider supports, in the order pages and discovery list them.
 SCOPES = ("openid", "profile", "phone", "email", "patent", "offline_access")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-CONFIDENTIAL_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+# private_key_jwt and client_secret_jwt: RFC 7523 §2.2 client assertions (OIDC Core §9).
+CONFIDENTIAL_AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+)
+# The methods whose client has a shared secret; a private_key_jwt client has none.
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
+# RFC 9068 JWT access tokens, or the random strings of RFC 6750 ("opaque", the default).
+ACCESS_TOKEN_FORMATS = ("opaque", "jwt")
+MAX_KEYS = 20
+# Private members of a JWK (RFC 7518 §6): a client registers public keys only.
+_PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, "none")
 SIGNING_ALGS = ALGORITHMS
 LIFETIMES = ("access_token_ttl", "id_token_ttl", "refresh_token_ttl")
 MIN_LIFETIME = 60
 MAX_URIS = 20
 MAX_NAME = 100
+# GETs a sector_identifier_uri and returns the body (sector_fetch); raises OutboundError.
+SectorFetch = Callable[[str], bytes]
 
 
 @dataclass
@@ -73,6 +95,19 @@ class ClientInput:
     lifetimes: dict[str, int | None] = field(default_factory=dict)
     # Registered by the client itself (RFC 7591) rather than by an admin (console, CLI).
     dynamic: bool = False
+    # OIDC Core §8: "public" or "pairwise" (services.subjects); a pairwise client's sector is the host of
+    # sector_identifier_uri, or of its redirect URIs.
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
+    # private_key_jwt: the client's public keys, given (RFC 7591 §2 "jwks") or fetched ("jwks_uri").
+    jwks: dict | None = None
+    jwks_uri: str | None = None
+    # "opaque" or "jwt" (RFC 9068), and the resource indicators (RFC 8707) it may name as audience.
+    access_token_format: str = "opaque"
+    resources: list[str] = field(default_factory=list)
+    # RFC 9126 §6 and RFC 9449 §5.2.
+    require_par: bool = False
+    dpop_bound: bool = False
 
     @property
     def method(self) -> str:
@@ -149,10 +184,83 @@ def check(
         raise ClientDataError("id_token_alg", "unknown")
     if data.method not in AUTH_METHODS or (data.method == "none") != data.public:
         raise ClientDataError("auth_method", "unknown")
+    _check_keys(data, outbound_policy)
+    # Not served yet (DPoP lands next): refused rather than stored and ignored.
+    if data.dpop_bound:
+        raise ClientDataError("dpop_bound_access_tokens", "unknown")
+    if data.access_token_format not in ACCESS_TOKEN_FORMATS:
+        raise ClientDataError("access_token_format", "unknown")
+    if len(data.resources) > MAX_URIS:
+        raise ClientDataError("resources", "too_many")
+    for uri in data.resources:
+        # RFC 8707 §2: an absolute URI without a fragment; like a redirect URI, https or loopback http.
+        check_redirect_uri(uri, "resources")
     for key in LIFETIMES:
         value = data.lifetimes.get(key)
         if value is not None and not MIN_LIFETIME <= value <= getattr(limits, key):
             raise ClientDataError(key, "range")
+    if data.sector_identifier_uri:
+        # The provider fetches it: the outbound rules apply (OIDC Registration §5 requires https).
+        check_redirect_uri(
+            data.sector_identifier_uri, "sector_identifier_uri", outbound_policy=outbound_policy
+        )
+    subjects.check_pairwise(data.subject_type, data.redirect_uris, data.sector_identifier_uri)
+
+
+def verify_sector(data: ClientInput, fetch: SectorFetch | None) -> None:
+    """OIDC Registration §5: fetch ``sector_identifier_uri`` and check that it lists every redirect URI.
+    ``fetch`` GETs a URL under the outbound rules and returns the body (``outbound_http``); without it
+    (a caller that cannot make requests) such a registration is refused."""
+    uri = data.sector_identifier_uri
+    if not uri:
+        return
+    if fetch is None:
+        raise ClientDataError("sector_identifier_uri", "sector_unreachable", uri)
+    try:
+        body = fetch(uri)
+    except OutboundError as error:
+        raise ClientDataError("sector_identifier_uri", "sector_unreachable", uri) from error
+    subjects.check_sector_document(body, data.redirect_uris, uri)
+
+
+def sector_fetch(client: OutboundClient) -> SectorFetch:
+    """A ``fetch`` for ``verify_sector`` through the provider's outbound client (deadline, size cap,
+    address checks); anything but 200 is unreachable."""
+
+    def fetch(uri: str) -> bytes:
+        response = client.get(uri, headers={"Accept": "application/json"})
+        if response.status != 200:
+            raise OutboundError(f"HTTP {response.status}")
+        return response.body
+
+    return fetch
+
+
+def _check_keys(data: ClientInput, outbound_policy: OutboundPolicy) -> None:
+    """RFC 7591 §2: ``jwks`` and ``jwks_uri`` MUST NOT both be present; private_key_jwt needs one. Keys
+    are public ones only; the URI is fetched by the provider, so it passes the outbound rules."""
+    if data.jwks is not None and data.jwks_uri:
+        raise ClientDataError("jwks", "both")
+    if data.method == "private_key_jwt" and data.jwks is None and not data.jwks_uri:
+        raise ClientDataError("jwks", "required")
+    if data.jwks_uri:
+        check_redirect_uri(data.jwks_uri, "jwks_uri", outbound_policy=outbound_policy)
+    if data.jwks is not None:
+        check_jwks(data.jwks)
+
+
+def check_jwks(jwks) -> None:
+    """A JWK Set (RFC 7517 §5) of at most ``MAX_KEYS`` public keys that joserfc can import."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS:
+        raise ClientDataError("jwks", "invalid")
+    for key in keys:
+        if not isinstance(key, dict) or any(member in key for member in _PRIVATE_JWK_MEMBERS):
+            raise ClientDataError("jwks", "invalid")
+    try:
+        KeySet.import_key_set({"keys": keys})
+    except (JoseError, ValueError, TypeError, KeyError) as error:
+        raise ClientDataError("jwks", "invalid") from error
 
 
 def _metadata(data: ClientInput) -> dict:
@@ -178,6 +286,22 @@ def _metadata(data: ClientInput) -> dict:
             frontchannel_logout_uri=data.frontchannel_logout_uri, frontchannel_logout_session_required=True
         )
     metadata.update({key: data.lifetimes[key] for key in LIFETIMES if data.lifetimes.get(key) is not None})
+    metadata["subject_type"] = data.subject_type
+    if data.sector_identifier_uri:
+        metadata["sector_identifier_uri"] = data.sector_identifier_uri
+    # Kept only when set, so a client that uses none of these reads as before.
+    if data.jwks is not None:
+        metadata["jwks"] = data.jwks
+    if data.jwks_uri:
+        metadata["jwks_uri"] = data.jwks_uri
+    if data.access_token_format != "opaque":
+        metadata["access_token_format"] = data.access_token_format
+    if data.resources:
+        metadata["allowed_resources"] = list(data.resources)
+    if data.require_par:
+        metadata["require_pushed_authorization_requests"] = True
+    if data.dpop_bound:
+        metadata["dpop_bound_access_tokens"] = True
     return metadata
 
 
@@ -206,17 +330,23 @@ def create_client(
     limits: OAuthSettings,
     now: int,
     outbound_policy: OutboundPolicy = outbound.STRICT,
+    fetch: SectorFetch | None = None,
+    sealing_key: bytes | None = None,
 ) -> tuple[OAuth2Client, str | None]:
-    """Register a client; return it and its secret in clear (None for a public client), shown once.
-    ``data.dynamic``: registered by the client itself (RFC 7591), not by an admin; the consent page says
-    which."""
+    """Register a client; return it and its secret in clear (None for a public client and a
+    private_key_jwt one), shown once. ``data.dynamic``: registered by the client itself (RFC 7591), not
+    by an admin; the consent page says which. ``fetch``: how to read a ``sector_identifier_uri``
+    (``sector_fetch``). ``sealing_key`` (``client_secrets.sealing_key``) seals the secret of a
+    client_secret_jwt client, which needs it in clear to verify its assertions."""
     check(data, limits, outbound_policy=outbound_policy)
+    verify_sector(data, fetch)
     if data.dynamic:
         _check_name_free(db, data)
-    secret = None if data.public else new_secret(32)
+    secret = new_secret(32) if data.method in SECRET_AUTH_METHODS else None
     client = OAuth2Client(
         client_id=_new_client_id(),
         secret_hash=digest(secret) if secret else None,
+        secret_sealed=_sealed(data.method, secret, sealing_key),
         client_id_issued_at=now,
         client_secret_expires_at=0,
         trusted=data.trusted,
@@ -228,6 +358,15 @@ def create_client(
     return client, secret
 
 
+def _sealed(method: str, secret: str | None, sealing_key: bytes | None) -> str | None:
+    if method != "client_secret_jwt":
+        return None
+    if secret is None or sealing_key is None:
+        # client_secret_jwt cannot work without the secret in clear: a new secret is needed.
+        raise ClientDataError("auth_method", "needs_new_secret")
+    return client_secrets.seal(secret, sealing_key)
+
+
 def create(
     db: Session,
     ctx: audit.Context,
@@ -235,9 +374,19 @@ def create(
     *,
     limits: OAuthSettings,
     outbound_policy: OutboundPolicy = outbound.STRICT,
+    fetch: SectorFetch | None = None,
+    sealing_key: bytes | None = None,
 ) -> tuple[OAuth2Client, str | None]:
     """``create_client`` on behalf of someone (a staff member, a registering client, a command), audited."""
-    client, secret = create_client(db, data, limits=limits, now=ctx.now, outbound_policy=outbound_policy)
+    client, secret = create_client(
+        db,
+        data,
+        limits=limits,
+        now=ctx.now,
+        outbound_policy=outbound_policy,
+        fetch=fetch,
+        sealing_key=sealing_key,
+    )
     record_created(db, ctx, client)
     return client, secret
 
@@ -264,6 +413,14 @@ def input_of(client: OAuth2Client) -> ClientInput:
         auth_method=client.token_endpoint_auth_method,
         lifetimes={key: metadata.get(key) for key in LIFETIMES},
         dynamic=client.dynamically_registered,
+        subject_type=client.subject_type,
+        sector_identifier_uri=client.sector_identifier_uri,
+        jwks=client.jwks,
+        jwks_uri=client.jwks_uri,
+        access_token_format=client.access_token_format,
+        resources=list(client.allowed_resources),
+        require_par=client.require_pushed_authorization_requests,
+        dpop_bound=client.dpop_bound_access_tokens,
     )
 
 
@@ -275,12 +432,21 @@ def update_client(
     *,
     limits: OAuthSettings,
     outbound_policy: OutboundPolicy = outbound.STRICT,
+    fetch: SectorFetch | None = None,
 ) -> None:
     """Replace the client's data. Public or confidential stays as registered: turning one into the other
     would need a secret made or thrown away, so that is a new registration. So does who registered it."""
     if data.public != client.is_public:
         raise ClientDataError("public", "fixed")
     check(data, limits, outbound_policy=outbound_policy)
+    verify_sector(data, fetch)
+    if data.method == "client_secret_jwt" and not client.secret_sealed:
+        # The secret exists as a digest only: the switch needs a new secret, sealed (rotate_secret).
+        raise ClientDataError("auth_method", "needs_new_secret")
+    if data.method in SECRET_AUTH_METHODS and not client.secret_hash:
+        raise ClientDataError("auth_method", "needs_new_secret")
+    if data.method != "client_secret_jwt":
+        client.secret_sealed = None
     if client.dynamically_registered:
         _check_name_free(db, data, client.client_id)
     # A new dict, so SQLAlchemy sees the JSON column change.
@@ -289,12 +455,17 @@ def update_client(
     audit.record(db, ctx, "client.updated", client_id=client.client_id, details=_summary(client))
 
 
-def rotate_secret(db: Session, ctx: audit.Context, client: OAuth2Client) -> str:
-    """A new secret, shown once; the old one stops working at once. Tokens already issued stay valid."""
+def rotate_secret(
+    db: Session, ctx: audit.Context, client: OAuth2Client, *, sealing_key: bytes | None = None
+) -> str:
+    """A new secret, shown once; the old one stops working at once. Tokens already issued stay valid.
+    A client_secret_jwt client's is sealed too (``sealing_key``)."""
     if client.is_public:
         raise ClientDataError("public", "no_secret")
     secret = new_secret(32)
     client.secret_hash = digest(secret)
+    method = client.token_endpoint_auth_method
+    client.secret_sealed = _sealed(method, secret, sealing_key) if method == "client_secret_jwt" else None
     audit.record(db, ctx, "client.secret_rotated", client_id=client.client_id)
     return secret
 
@@ -353,5 +524,18 @@ def _summary(client: OAuth2Client) -> dict:
         "scope": metadata.get("scope", ""),
         "public": client.is_public,
         "trusted": client.trusted,
+        "subject_type": client.subject_type,
+        "sector_identifier_uri": client.sector_identifier_uri,
+        **{
+            key: metadata[key]
+            for key in (
+                "jwks_uri",
+                "access_token_format",
+                "allowed_resources",
+                "require_pushed_authorization_requests",
+                "dpop_bound_access_tokens",
+            )
+            if key in metadata
+        },
         **{key: metadata[key] for key in LIFETIMES if key in metadata},
     }

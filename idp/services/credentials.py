@@ -5,9 +5,12 @@ staff (``services.staff``).
   personal): ``check_new_password`` and its reasons, ``PASSWORD_REASONS``. What a password must not be
   — common, a pattern, personal, a word of the service — is decided by ``password_policy.check`` alone
   (the blocklist and the person's own words), for migrants and staff alike.
-* **Failures and the lock** (OWASP ASVS 2.2.1): ``verify_password`` runs exactly one bcrypt check on
-  every path, an unknown name included; ``count_failure`` locks after ``[login] max_failures`` wrong
-  tries for ``[login] lockout`` seconds without telling the guesser; ``signed_in`` forgets the count.
+* **Failures and the lock** (OWASP ASVS 5.0 6.3.1, NIST SP 800-63B-4 §3.2.2): ``verify_password`` runs
+  exactly one bcrypt check on every path, an unknown name included; ``count_failure`` locks after
+  ``[login] max_failures`` (100) wrong tries in a row for ``[login] lockout`` seconds without telling the
+  guesser; ``signed_in`` forgets the count. Guessing is slowed long before that by
+  ``signin_throttle`` (captcha, then waits per address), which is what keeps an attacker from locking
+  the owner out.
 * **Server-side sessions**: the cookie holds a random token and only its SHA-256 is stored
   (``models.base.SessionMixin``), so a session ends on the server and a stolen database yields no live
   cookie: ``open_session``, ``find_by_token``, ``is_over``, ``touch``, ``end``.
@@ -120,12 +123,21 @@ def is_locked(holder: PasswordHolder, now: int) -> bool:
     return holder.locked_until > now
 
 
-def count_failure(holder: PasswordHolder, now: int, login: LoginSettings) -> None:
-    holder.failed_logins += 1
+def count_failure(holder: PasswordHolder, now: int, login: LoginSettings, *, weight: int = 1) -> None:
+    """Count a wrong try; ``weight`` > 1 for a try that got further (a staff code after the right
+    password: ``code_failure_weight``)."""
+    holder.failed_logins += weight
     if holder.failed_logins >= login.max_failures:
         # why: throttles online guessing per account (ASVS 2.2.1) without telling the guesser.
         holder.locked_until = now + login.lockout
         holder.failed_logins = 0
+
+
+def code_failure_weight(login: LoginSettings) -> int:
+    """How much a wrong authenticator code after the right password counts: enough that ``[login]
+    totp_failures`` of them reach the lock. Whoever sends them knows the password, so a lock is the
+    right answer, and six digits must not get ``max_failures`` guesses."""
+    return -(-login.max_failures // login.totp_failures)
 
 
 def clear_failures(holder: PasswordHolder) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -75,8 +76,20 @@ class SmtpMailer:
                 client.send_message(self._message(mail))
         except (OSError, smtplib.SMTPException) as exc:
             # why: the class is enough to act on; server replies can echo addresses or credentials.
-            log.error("SMTP delivery failed: %s", type(exc).__name__)
-            raise MailDeliveryError(type(exc).__name__) from exc
+            unknown = _unknown(exc)
+            outcome = "gave no definite answer" if unknown else "failed"
+            log.error("SMTP delivery %s: %s", outcome, type(exc).__name__)
+            raise MailDeliveryError(type(exc).__name__, unknown=unknown) from exc
+
+
+def _unknown(exc: BaseException) -> bool:
+    """No definite answer: a timeout or a connection lost after it was made (the server may have taken
+    the message). A refusal in an SMTP reply, a refused connection or an unknown host is definite."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(exc, smtplib.SMTPException | ConnectionRefusedError | socket.gaierror):
+        return False
+    return isinstance(exc, TimeoutError | ConnectionError)
 
 
 def make_mailer(settings: MailSettings) -> MailSender:

@@ -20,6 +20,7 @@ from ..models import CaptchaUse
 from ..models import DailyCounter
 from ..models import InitialAccessToken
 from ..models import PasswordChangeFlow
+from ..models import PushedRequest
 from ..models import RecoveryFlow
 from ..models import ResetFlow
 from ..models import SsoSession
@@ -27,6 +28,7 @@ from ..models import StaffSession
 from ..models import Token
 from ..models.base import affected_rows
 from ..models.password import REQUIRED
+from . import replay
 
 CODE_RETENTION = 86400
 # An answered captcha's row is what refuses its replay; it goes ten minutes after the challenge expired, so
@@ -81,6 +83,8 @@ def purge_expired(db: Session, *, now: int, retention: int) -> dict[str, int]:
     # Counters matter for their own day only; two days back is past any time zone's "today".
     two_days_ago = datetime.datetime.fromtimestamp(now - 2 * 86400, datetime.UTC).date().isoformat()
     day_counts = affected_rows(db, delete(DailyCounter).where(DailyCounter.day < two_days_ago))
+    used_jtis = replay.purge(db, now=now)
+    pushed = affected_rows(db, delete(PushedRequest).where(PushedRequest.expires_at < now))
     return {
         "codes": codes,
         "sessions": sessions,
@@ -92,4 +96,6 @@ def purge_expired(db: Session, *, now: int, retention: int) -> dict[str, int]:
         "initial_tokens": initial_tokens,
         "captchas": captchas,
         "counters": day_counts,
+        "used_jtis": used_jtis,
+        "pushed_requests": pushed,
     }

@@ -134,4 +134,26 @@ def client_input(metadata: dict) -> ClientInput:
         id_token_alg=_string(metadata, "id_token_signed_response_alg", "RS256") or "RS256",
         auth_method=method,
         dynamic=True,
+        subject_type=_string(metadata, "subject_type", "public") or "public",
+        sector_identifier_uri=_string(metadata, "sector_identifier_uri", None),
+        jwks=_object(metadata, "jwks"),
+        jwks_uri=_string(metadata, "jwks_uri", None),
+        access_token_format=_string(metadata, "access_token_format", "opaque") or "opaque",
+        resources=_strings(metadata, "allowed_resources"),
+        require_par=_flag(metadata, "require_pushed_authorization_requests"),
+        dpop_bound=_flag(metadata, "dpop_bound_access_tokens"),
     )
+
+
+def _object(metadata: dict, key: str) -> dict | None:
+    value = metadata.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ClientDataError(key, "format")
+    return value
+
+
+def _flag(metadata: dict, key: str) -> bool:
+    value = metadata.get(key, False)
+    if not isinstance(value, bool):
+        raise ClientDataError(key, "format")
+    return value

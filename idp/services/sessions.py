@@ -53,9 +53,16 @@ def reauthenticate(
 
 
 def find_session(
-    db: Session, token: object, *, now: int, settings: SessionSettings, events: EventBus
+    db: Session,
+    token: object,
+    *,
+    now: int,
+    settings: SessionSettings,
+    events: EventBus,
+    ip: str | None = None,
 ) -> SsoSession | None:
-    """The live session for a cookie token, or None if it is unknown, ended, expired or idle too long."""
+    """The live session for a cookie token, or None if it is unknown, ended, expired or idle too long.
+    ``ip``, the request's address, is kept as the session's last address (the account page's "place")."""
     sso = credentials.find_by_token(db, SsoSession, token)
     if sso is None:
         return None
@@ -63,6 +70,9 @@ def find_session(
         end_session(db, sso, now=now, events=events)
         return None
     credentials.touch(sso, now)
+    address = (ip or "")[:45] or None
+    if address and address != (sso.last_ip or sso.ip):
+        sso.last_ip = address
     return sso
 
 

@@ -68,14 +68,20 @@ class SmsAeroSender:
         return self._client
 
     def send(self, to: str, text: str) -> None:
+        from smsaero import SmsAeroConnectionException
         from smsaero import SmsAeroException
 
         _check_destination(to, self.settings.allowed_country_codes)
         try:
             self._api().send_sms(int(to[1:]), text)
+        except SmsAeroConnectionException as exc:
+            # smsaero-api raises this for every requests error — a timeout, a reset connection, an
+            # unreadable answer — so the gateway may have taken the message: unknown, not refused.
+            log.error("SMS Aero gave no definite answer (timeout or broken reply); the SMS may arrive")
+            raise SmsDeliveryError(type(exc).__name__, unknown=True) from exc
         except (SmsAeroException, ValueError, TypeError) as exc:
             # why: the class name is enough to act on; the exception text may carry gateway details.
-            log.error("SMS Aero refused or failed to deliver a message: %s", type(exc).__name__)
+            log.error("SMS Aero refused to deliver a message: %s", type(exc).__name__)
             raise SmsDeliveryError(type(exc).__name__) from exc
 
 

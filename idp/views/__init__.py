@@ -10,6 +10,7 @@ May import: anything below (Flask and its extensions, ``idp.runtime``, ``idp.oau
 ``idp.messages``). Nothing imports the views but ``create_app``.
 """
 
+from . import account
 from . import admin
 from . import captcha
 from . import consent
@@ -27,6 +28,7 @@ BLUEPRINTS = (
     consent.bp,
     logout.bp,
     password.bp,
+    account.bp,
     reset.bp,
     recovery.bp,
     captcha.bp,

@@ -8,7 +8,6 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms import StringField
 from wtforms.validators import InputRequired
@@ -22,8 +21,11 @@ from ..oauth.pending import load_pending
 from ..runtime import current
 from ..services import accounts
 from ..services import audit
+from ..services import signin_throttle
 from ..services.selfservice import reset
 from ..services.sessions import session_clients
+from . import captcha
+from .errors import is_outage
 from .logout import LogoutForm
 from .sso import begin_sso
 from .sso import current_sso
@@ -31,7 +33,7 @@ from .sso import current_sso
 bp = Blueprint("login", __name__)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(captcha.CaptchaForm):
     login = StringField(_l("Логин (№ заявления на патент)"), validators=[InputRequired(), Length(max=128)])
     password = PasswordField(_l("Пароль"), validators=[InputRequired(), Length(max=1024)])
 
@@ -41,9 +43,37 @@ def login_rate_limit() -> str:
     return current().settings.login.rate_limit
 
 
-def _page(form: LoginForm, authz: str, error: str | None = None):
+def throttle(realm: str = "account") -> signin_throttle.Throttle:
+    """The escalation counts of sign-in ([login]; ``services.signin_throttle``), in the rate limiter's
+    storage: Redis in production, so every worker sees them."""
+    return signin_throttle.Throttle(limiter.storage, current().settings.login, realm)
+
+
+def captcha_for_ip(counts: signin_throttle.Throttle, ip: str) -> bool:
+    """Whether the page shown to ``ip`` carries the captcha from the start. With the limiter's storage
+    down the page still shows (with the captcha); its POST is refused by the rate limit (fail closed)."""
+    try:
+        return counts.captcha_for_ip(ip)
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        return True
+
+
+def wait_message(verdict: signin_throttle.Verdict, now: int) -> str:
+    return messages.SIGN_IN_WAIT % {"seconds": max(1, verdict.wait_seconds(now))}
+
+
+def _page(form: LoginForm, authz: str, error: str | None = None, *, with_captcha: bool = False):
+    if with_captcha:
+        captcha.prepare(form)
+    else:
+        form.captcha.data = form.captcha_token.data = ""
     help_url = url_for("reset.start", authz=authz or None)
-    return render_template("login/login.html", form=form, authz=authz, help_url=help_url, error=error)
+    page_url = url_for("login.login", authz=authz or None)
+    return render_template(
+        "login/login.html", form=form, authz=authz, help_url=help_url, page_url=page_url, error=error
+    )
 
 
 @bp.route("/")
@@ -63,11 +93,24 @@ def login():
     if request.method != "POST":  # GET, or HEAD (a GET without the body)
         pending = load_pending(authz)
         form.login.data = dict(pending.params).get("login_hint", "")[:128] if pending else ""
-        return _page(form, authz)
-    if not form.validate_on_submit():
-        return _page(form, authz, messages.LOGIN_INCOMPLETE)
+        return _page(form, authz, with_captcha=captcha_for_ip(throttle(), request.remote_addr or ""))
     runtime = current()
-    now = runtime.clock()
+    now, ip = runtime.clock(), request.remote_addr or ""
+    if not form.validate_on_submit():
+        return _page(form, authz, messages.LOGIN_INCOMPLETE, with_captcha=captcha_for_ip(throttle(), ip))
+    # Cheap checks first (issue 10): a waiting address, or a captcha owed, is answered before any bcrypt
+    # check or database write. The login is counted as typed when it is not a valid one, so an unknown
+    # or malformed login escalates exactly like a real one.
+    typed = accounts.normalize_login(form.login.data) or form.login.data.strip().casefold()
+    counts = throttle()
+    verdict = counts.check(ip=ip, login=typed, now=now)
+    if verdict.wait_until:
+        runtime.metrics.signed_in("wait")
+        return _page(form, authz, wait_message(verdict, now), with_captcha=True)
+    if verdict.captcha and not captcha.solved(form):
+        runtime.metrics.signed_in("captcha")
+        error = messages.CAPTCHA_WRONG if form.captcha.data else messages.SIGN_IN_CAPTCHA
+        return _page(form, authz, error, with_captcha=True)
     try:
         account = accounts.authenticate(
             db.session,
@@ -77,13 +120,16 @@ def login():
             settings=runtime.settings.passwords,
             lockout=runtime.settings.login,
             # An SMS reset's password waits beside the account's own (services.selfservice.reset).
-            pending=reset,
+            pending=reset.Pending(runtime.settings.server.secret_key),
         )
     except InvalidCredentialsError as error:
         db.session.commit()  # keeps the failure count
+        counts.failed(ip=ip, login=typed, now=now)
         runtime.metrics.signed_in(error.reason)
         form.password.data = ""
-        return _page(form, authz, messages.LOGIN_FAILED)
+        owed = counts.check(ip=ip, login=typed, now=now).captcha
+        return _page(form, authz, messages.LOGIN_FAILED, with_captcha=owed)
+    counts.succeeded(ip=ip, login=typed)
     # The account's history in the staff console shows sign-ins; committed with the session below.
     ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)

@@ -17,6 +17,7 @@ from ..extensions import authorization
 from ..extensions import csrf
 from ..headers import allow_frames
 from ..oauth.logout import frontchannel_frames
+from ..oauth.subjects import subject
 from .sso import current_sso
 from .sso import end_sso
 
@@ -53,7 +54,9 @@ def end_session():
     sso = current_sso()
     if sso is None:
         return _finish(end_request)
-    if end_request.needs_confirmation or end_request.id_token_claims.get("sub") != sso.account.sub:
+    if end_request.needs_confirmation or end_request.id_token_claims.get("sub") != subject(
+        sso.account, end_request.client
+    ):
         form = LogoutForm(data={k: request.values.get(k, "") for k in FORWARDED})
         return render_template("logout/confirm.html", form=form, client=end_request.client)
     return _finish(end_request)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
-from flask import jsonify
+from flask import Response
+from flask import abort
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -20,15 +21,16 @@ from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
 from ..oauth import keys
+from ..oauth import par
 from ..oauth import response_modes
 from ..oauth.cors import add_cors_headers
-from ..oauth.discovery import authorization_server_metadata
-from ..oauth.discovery import provider_metadata
+from ..oauth.discovery import metadata_document
 from ..oauth.errors import json_endpoint
 from ..oauth.errors import read_by_programs
 from ..oauth.interaction import ParamsRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
+from ..oauth.keys import Document
 from ..oauth.pending import PendingRequest
 from ..oauth.pending import drop_pending
 from ..oauth.pending import load_pending
@@ -53,7 +55,12 @@ STEP_ENDPOINTS = {
 def authorize():
     # OIDC Core §3.1.2.1: GET and POST both carry the request; a POST is form-encoded by the relying
     # party, not a form of ours (so no CSRF token).
-    return proceed(new_pending(list(request.values.items(multi=True))))
+    try:
+        # RFC 9126 §4: a request_uri from /par stands for the pushed parameters, and only those.
+        params, pushed = par.resolve(list(request.values.items(multi=True)))
+    except OAuth2Error as error:
+        return error_response(error)
+    return proceed(new_pending(params, pushed=pushed))
 
 
 @bp.route("/authorize/continue/<pending_id>")
@@ -67,6 +74,7 @@ def resume(pending_id: str):
 def proceed(pending: PendingRequest):
     params = MultiDict(pending.params)
     oauth_request = ParamsRequest(request.method, request.url, request.headers, params)
+    oauth_request.pushed = pending.pushed
     mode = response_modes.requested(params)
     sso = current_sso()
     try:
@@ -108,6 +116,7 @@ def parked_grant(pending_id: str):
     if pending is None:
         return None, None
     oauth_request = ParamsRequest("GET", request.url, request.headers, MultiDict(pending.params))
+    oauth_request.pushed = pending.pushed
     try:
         return pending, authorization.get_consent_grant(request=oauth_request, end_user=current_sso())
     except OAuth2Error:
@@ -119,6 +128,17 @@ def parked_grant(pending_id: str):
 @json_endpoint
 def token():
     return authorization.create_token_response()
+
+
+@bp.route("/par", methods=["POST"])
+@csrf.exempt
+@json_endpoint
+def par_endpoint():
+    """Pushed authorization requests (RFC 9126); the path is discovery's
+    pushed_authorization_request_endpoint."""
+    if not current().settings.par.enabled:
+        abort(404)
+    return authorization.create_endpoint_response("pushed_authorization")
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -161,23 +181,30 @@ def client_configuration(client_id: str):
 @bp.route("/.well-known/openid-configuration")
 @read_by_programs
 def discovery():
-    return _cacheable(jsonify(provider_metadata()))
+    return _cacheable(metadata_document())
 
 
 @bp.route("/.well-known/oauth-authorization-server")
 @read_by_programs
 def authorization_server_metadata_document():
-    # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's.
-    return _cacheable(jsonify(authorization_server_metadata()))
+    # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
+    # (discovery.authorization_server_metadata: the same document).
+    return _cacheable(metadata_document())
 
 
 @bp.route("/jwks.json")
 @read_by_programs
 def jwks():
-    return _cacheable(jsonify(keys.cache().public_jwks()))
+    return _cacheable(keys.cache().jwks_document())
 
 
-def _cacheable(response):
-    response.cache_control.public = True
-    response.cache_control.max_age = current().settings.keys.jwks_max_age
-    return response
+def _cacheable(document: Document) -> Response:
+    """The document's precomputed bytes, or 304 when the client holds them already (RFC 9110 §13.1.2):
+    relying parties and caches revalidate with If-None-Match once max-age has passed."""
+    headers = {
+        "ETag": f'"{document.etag}"',
+        "Cache-Control": f"public, max-age={current().settings.keys.jwks_max_age}",
+    }
+    if "If-None-Match" in request.headers and request.if_none_match.contains(document.etag):
+        return Response(status=304, headers=headers)
+    return Response(document.body, mimetype="application/json", headers=headers)

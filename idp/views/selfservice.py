@@ -4,7 +4,6 @@ and the way back to the sign-in page (and to the relying party that sent the use
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from flask import request
@@ -26,25 +25,28 @@ def contacts() -> dict:
 def deliver(send: Callable[[], None], *, sent: Callable[[], None], not_sent: Callable[[], None]) -> None:
     """Send a message between two transactions (the transaction rule of ``services.selfservice``):
     commit what the flow counted, so no row stays locked during the slow gateway call; send; then record
-    ``sent`` or, when the gateway refused (DeliveryError, raised again), ``not_sent``."""
+    ``sent`` or, when the gateway refused (DeliveryError, raised again), ``not_sent``.
+
+    Unknown is not failed (issue 10): when no definite answer came (a timeout; ``DeliveryError.unknown``)
+    the message may still arrive, so it is recorded as ``sent`` — what it carries stays valid and its
+    counts stay taken. Otherwise a gateway answering after its timeout would deliver unlimited messages,
+    each carrying something that no longer works."""
     db.session.commit()
     try:
         send()
-    except DeliveryError:
-        not_sent()
-        db.session.commit()
-        raise
+    except DeliveryError as error:
+        if not error.unknown:
+            not_sent()
+            db.session.commit()
+            raise
     sent()
     db.session.commit()
 
 
-def pad_response(started: float) -> None:
-    """Sleep until [limits] response_floor_ms have passed since ``started`` (time.monotonic()), so the
-    answer's timing does not depend on what was found."""
-    floor_ms = current().settings.limits.response_floor_ms
-    remaining = floor_ms / 1000 - (time.monotonic() - started)
-    if remaining > 0:
-        time.sleep(remaining)
+def form_rate_limit() -> str:
+    """[limits] form_rate_limit: POSTs of the anonymous self-service forms per client IP, checked before
+    the captcha, any database write or any sending."""
+    return current().settings.limits.form_rate_limit
 
 
 def password_rules() -> str:

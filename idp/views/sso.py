@@ -21,7 +21,12 @@ def current_sso() -> SsoSession | None:
         runtime = current()
         token = session.get("sso")
         g.idp_sso = sessions.find_session(
-            db.session, token, now=runtime.clock(), settings=runtime.settings.session, events=runtime.events
+            db.session,
+            token,
+            now=runtime.clock(),
+            settings=runtime.settings.session,
+            events=runtime.events,
+            ip=request.remote_addr,
         )
         db.session.commit()
     return g.idp_sso

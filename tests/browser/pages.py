@@ -42,7 +42,7 @@ def sign_in(page, login: str, password: str) -> None:
     page.get_by_role("button", name="войти", exact=True).click()
 
 
-def start_authorization(page, live_server, rp) -> tuple[str, str]:
+def start_authorization(page, live_server, rp, scope: str = "openid profile") -> tuple[str, str]:
     """Send the browser to /authorize as the RP would (PKCE S256); return (state, verifier)."""
     verifier, challenge = pkce_pair()
     state = "st-" + verifier[:8]
@@ -54,7 +54,7 @@ def start_authorization(page, live_server, rp) -> tuple[str, str]:
                 "response_type": "code",
                 "client_id": rp["client_id"],
                 "redirect_uri": REDIRECT_URI,
-                "scope": "openid profile",
+                "scope": scope,
                 "state": state,
                 "nonce": "n-" + verifier[-8:],
                 "code_challenge": challenge,

@@ -195,7 +195,7 @@ def test_a_code_cannot_be_replayed(app, make_staff):
         assert db.session.get(StaffUser, member["id"]).totp_last_step == step + 1
 
 
-@pytest.mark.config(login={"max_failures": 3, "lockout": 900})
+@pytest.mark.config(login={"max_failures": 3, "lockout": 900, "captcha_after": 10})
 def test_repeated_failures_lock_the_member_out(app, make_staff):
     member = make_staff("admin")
     client = app.test_client()

@@ -220,7 +220,7 @@ def test_block_and_unblock(app, operator_client, account, rp):
     assert _sign_in(app, account["login"], account["password"]).status_code == 302
 
 
-@pytest.mark.config(login={"max_failures": 3})
+@pytest.mark.config(login={"max_failures": 3, "captcha_after": 10})
 def test_lift_a_brute_force_lock(app, operator_client, account):
     for _ in range(3):
         _sign_in(app, account["login"], "wrong password")

@@ -38,7 +38,7 @@ TOO_MANY = "Слишком много попыток. Подождите и по
 
 @pytest.fixture
 def outbox(app):
-    with outbox_reader(settings_of(app).sms.file_path) as read:
+    with outbox_reader(settings_of(app).sms.file_path, app) as read:
         yield read
 
 

@@ -188,3 +188,43 @@ def test_clients_create_is_audited(app):
     )
     [event] = _events(app, "client.created")
     assert event.client_id == created["client_id"] and event.actor_type == "cli"
+
+
+def test_clients_create_and_update_with_the_protocol_options(app, tmp_path):
+    """private_key_jwt with a JWK Set file, JWT access tokens and resource indicators, from the command line;
+    the JSON shows the metadata (README "Connecting a relying party")."""
+    from joserfc.jwk import RSAKey
+
+    jwks_file = tmp_path / "jwks.json"
+    key = RSAKey.generate_key(2048, parameters={"kid": "cli-1"}, private=True)
+    jwks_file.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    created = _json(
+        app,
+        "clients",
+        "create",
+        "--name",
+        "Ресурсный клиент",
+        "--redirect-uri",
+        "https://rp.example/cb",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks",
+        str(jwks_file),
+        "--access-token-format",
+        "jwt",
+        "--resource",
+        "https://api.rp.example",
+    )
+    assert created["client_secret"] is None
+    assert created["token_endpoint_auth_method"] == "private_key_jwt"
+    assert created["jwks"]["keys"][0]["kid"] == "cli-1"
+    assert created["access_token_format"] == "jwt"
+    assert created["allowed_resources"] == ["https://api.rp.example"]
+    jwks_uri = "https://rp.example/jwks.json"
+    _json(app, "clients", "update", created["client_id"], "--jwks-uri", jwks_uri, "--no-resources")
+    shown = _json(app, "clients", "show", created["client_id"])
+    assert shown["jwks_uri"] == "https://rp.example/jwks.json" and "jwks" not in shown
+    assert "allowed_resources" not in shown
+    # Back to a shared secret needs a new secret: the client never had one.
+    refused = _invoke(app, "clients", "update", created["client_id"], "--auth-method", "client_secret_basic")
+    assert refused.exit_code != 0 and "needs a new client secret" in refused.output

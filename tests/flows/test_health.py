@@ -129,7 +129,7 @@ def test_metrics_count_requests_sign_ins_and_tokens(app, browser, account, rp, m
     )
 
 
-@pytest.mark.config(login={"max_failures": 3})
+@pytest.mark.config(login={"max_failures": 3, "captcha_after": 10})
 def test_metrics_count_a_locked_account(browser, account):
     for _ in range(4):
         browser.sign_in(account["login"], "wrong password")

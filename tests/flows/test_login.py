@@ -78,7 +78,9 @@ def test_form_without_csrf_token_is_refused_with_a_page(client, account):
     assert "Страница устарела" in response.get_data(as_text=True)
 
 
-@pytest.mark.config(login={"max_failures": 3, "lockout": 600})
+# The hard lock alone here (the captcha comes later than the lock); tests/flows/test_signin_escalation.py
+# covers the escalation that precedes it with the defaults.
+@pytest.mark.config(login={"max_failures": 3, "lockout": 600, "captcha_after": 10})
 def test_account_locks_after_repeated_failures_without_saying_so(browser, account):
     for _ in range(3):
         assert GENERIC in _sign_in(browser, account["login"], "wrong password").get_data(as_text=True)
@@ -139,3 +141,25 @@ def test_pages_cannot_be_framed_or_cached(client):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_no_transaction_is_open_during_the_password_check(app, browser, account, monkeypatch, right):
+    # bcrypt takes ~250 ms: a transaction open across it would hold a pooled connection "idle in
+    # transaction" for every sign-in in progress (issue 12).
+    from idp.services import passwords
+
+    open_during_check = []
+    check = passwords.verify_password
+
+    def spy(password, stored):
+        open_during_check.append(db.session().in_transaction())
+        return check(password, stored)
+
+    monkeypatch.setattr(passwords, "verify_password", spy)
+    response = _sign_in(browser, account["login"], account["password"] if right else "wrong password")
+    assert response.status_code == (302 if right else 200)
+    assert open_during_check == [False]
+    with app.app_context():
+        row = db.session.scalar(select(Account).filter_by(login=account["login"]))
+        assert row.failed_logins == (0 if right else 1)

@@ -265,3 +265,19 @@ def test_names_resolving_to_private_addresses_are_never_contacted(app, account, 
     # Each name was looked up once (a refusal is not retried), and nothing left the loopback network.
     assert sorted(dns.asked) == sorted([*names, "localhost"])
     assert network.outside == []
+
+
+def test_logout_token_of_a_pairwise_client_carries_its_pairwise_sub(live_server, account, make_rp):
+    # OIDC Core §8.1: the sub of the logout token is the one this client knows, and the id_token_hint
+    # naming it (with that pairwise sub) ends the session without asking.
+    with receiver() as endpoint:
+        rp = make_rp(backchannel_logout_uri=endpoint.url, subject_type="pairwise")
+        browser = http_session()
+        tokens = _tokens(live_server, browser, rp, account)
+        id_token = jwt.decode(tokens["id_token"], _jwks(live_server), algorithms=["RS256"]).claims
+        response, _ = _logout(live_server, browser, tokens["id_token"])
+        assert response.status_code == 302
+        (request,) = endpoint.wait_for(1)
+    token = jwt.decode(request["form"]["logout_token"][0], _jwks(live_server), algorithms=["RS256"])
+    assert token.claims["sub"] == id_token["sub"] != account["sub"]
+    browser.close()

@@ -61,6 +61,7 @@ def test_every_advertised_endpoint_answers(client):
             "revocation_endpoint",
             "introspection_endpoint",
             "registration_endpoint",
+            "pushed_authorization_request_endpoint",
         )
         response = client.post(path) if back_channel else client.get(path)
         status = response.status_code
@@ -93,3 +94,18 @@ def test_discovery_issuer_ignores_host_header(client):
     metadata = client.get("/.well-known/openid-configuration", headers={"Host": "evil.example"}).get_json()
     assert metadata["issuer"] == ISSUER
     assert all(metadata[k].startswith(ISSUER + "/") for k in metadata if k.endswith("_endpoint"))
+
+
+def test_discovery_and_jwks_revalidate_with_their_etag(client):
+    for path in ("/.well-known/openid-configuration", "/jwks.json"):
+        first = client.get(path)
+        etag = first.headers["ETag"]
+        assert etag.startswith('"') and etag.endswith('"'), path
+        assert client.get(path).headers["ETag"] == etag  # the same bytes, the same tag
+        unchanged = client.get(path, headers={"If-None-Match": etag})
+        assert unchanged.status_code == 304 and unchanged.get_data() == b"", path
+        assert unchanged.headers["ETag"] == etag
+        assert unchanged.cache_control.max_age == first.cache_control.max_age
+        assert client.get(path, headers={"If-None-Match": f'W/"x", {etag}'}).status_code == 304
+        other = client.get(path, headers={"If-None-Match": '"not-this-one"'})
+        assert other.status_code == 200 and other.get_data() == first.get_data(), path

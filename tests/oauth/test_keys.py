@@ -119,9 +119,14 @@ def test_rotate_now_switches_at_once(app, browser, account, rp, restore_keys):
     old_kid = _kid(browser.client, before["id_token"])
     published_before = _kids(browser.client)
 
+    etag = browser.client.get("/jwks.json").headers["ETag"]
+
     _cli(app, "keys", "rotate", "--now")
 
     published_after = _kids(browser.client)
+    # The JWKS is rebuilt with the keys: a relying party revalidating its copy gets the new set.
+    fresh = browser.client.get("/jwks.json", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
     assert old_kid not in published_after
     assert not published_before & published_after
     after, _ = sign_in_for_tokens(browser, account, rp)

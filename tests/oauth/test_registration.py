@@ -318,3 +318,32 @@ def test_only_admin_names_are_reserved(app, client, make_rp):
     with app.app_context():
         kinds = {c.client_name: c.dynamically_registered for c in db.session.scalars(select(OAuth2Client))}
     assert kinds == {CABINET: False, "Личный кабинет мигранта": True}
+
+
+def test_registration_of_the_protocol_features(app, client):
+    """RFC 7591 §2 jwks / token_endpoint_auth_method, and this provider's
+    access_token_format and allowed_resources: stored, published, and private_key_jwt gets no secret."""
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-1"}, private=True)
+    body = {
+        **METADATA,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [key.as_dict(private=False)]},
+        "access_token_format": "jwt",
+        "allowed_resources": ["https://api.rp.example"],
+        "require_pushed_authorization_requests": True,
+    }
+    response = _register(client, _initial_token(app), body)
+    assert response.status_code == 201, response.get_json()
+    registered = response.get_json()
+    assert "client_secret" not in registered
+    for name in ("token_endpoint_auth_method", "jwks", "access_token_format", "allowed_resources"):
+        assert registered[name] == body[name]
+    assert registered["require_pushed_authorization_requests"] is True
+    read = _manage(client, "GET", registered).get_json()
+    assert read["jwks"] == body["jwks"]
+    bad = _register(client, _initial_token(app), {**body, "jwks_uri": "https://rp.example/jwks"})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_client_metadata"
+    worse = _register(client, _initial_token(app), {**body, "access_token_format": "paseto"})
+    assert worse.status_code == 400 and worse.get_json()["error"] == "invalid_client_metadata"

@@ -20,6 +20,7 @@ from idp.services.selfservice import reset
 NOW = 1_800_000_000
 SETTINGS = PasswordsSettings(bcrypt_rounds=4, temporary_ttl=259200)
 LOCKOUT = LoginSettings(max_failures=3, lockout=900)
+KEY = "a test secret key of more than thirty-two characters"
 PASSWORD = "верный пароль 42"
 
 
@@ -186,7 +187,7 @@ def _with_password(account: Account, password: str = PASSWORD, rounds: int = 4) 
 def _authenticate(login, password, now=NOW, settings=SETTINGS, lockout=LOCKOUT):
     """The sign-in as the login page runs it: the SMS reset's pending password is tried too."""
     return accounts.authenticate(
-        db.session, login, password, now=now, settings=settings, lockout=lockout, pending=reset
+        db.session, login, password, now=now, settings=settings, lockout=lockout, pending=reset.Pending(KEY)
     )
 
 
@@ -420,7 +421,7 @@ def _with_pending_reset(
         ResetFlow(
             account_id=account.id,
             state="sent",
-            password_hash=passwords.hash_password(reset_password, 4),
+            password_hash=reset.password_digest(KEY, reset_password),
             created_at=NOW - 60,
             expires_at=expires,
         )
@@ -451,6 +452,53 @@ def test_old_password_still_works_and_voids_the_pending_reset(app):
         assert _reset_states(account) == ["void"]
         with pytest.raises(InvalidCredentialsError):
             _authenticate("770000001", "SMS2pass3x")
+
+
+def test_a_wrong_password_costs_one_bcrypt_check_whether_or_not_a_reset_waits(app, count_checks):
+    """Issue 10: a pending reset made a wrong password cost two bcrypt runs (714 ms against 310 ms), an
+    oracle for "a reset is pending"; its password is checked with a keyed digest now."""
+    with app.app_context():
+        account = _with_password(_create()[0])
+        with pytest.raises(InvalidCredentialsError):
+            _authenticate("770000001", "wrong")
+        assert len(count_checks) == 1
+        _with_pending_reset(account)
+        with pytest.raises(InvalidCredentialsError):
+            _authenticate("770000001", "wrong")
+        assert len(count_checks) == 2
+
+
+def test_a_locked_account_still_signs_in_with_its_sms_reset_password(app):
+    """The owner's way back in is not what an attacker can shut: the lock refuses the current password,
+    not the SMS reset's, and redeeming it forgets the failures."""
+    with app.app_context():
+        account = _with_password(_create()[0])
+        for attempt in range(LOCKOUT.max_failures):
+            with pytest.raises(InvalidCredentialsError):
+                _authenticate("770000001", "wrong", now=NOW + attempt)
+        assert account.locked_until > NOW
+        _with_pending_reset(account)
+        with pytest.raises(InvalidCredentialsError):
+            _authenticate("770000001", PASSWORD, now=NOW + 10)
+        signed_in = _authenticate("770000001", "SMS2pass3x", now=NOW + 10)
+        assert signed_in.must_change_password and account.failed_logins == 0 and account.locked_until == 0
+        assert passwords.verify_password("SMS2pass3x", account.password_hash)
+
+
+def test_a_pending_reset_row_from_before_the_digest_still_works(app):
+    with app.app_context():
+        account = _with_password(_create()[0])
+        db.session.add(
+            ResetFlow(
+                account_id=account.id,
+                state="sent",
+                password_hash=passwords.hash_password("SMS2pass3x", 4),
+                created_at=NOW - 60,
+                expires_at=NOW + 3600,
+            )
+        )
+        db.session.commit()
+        assert _authenticate("770000001", "SMS2pass3x").must_change_password
 
 
 def test_expired_pending_reset_password_is_refused(app):

@@ -179,11 +179,25 @@ SMS_TEXTS = {
     "reset": "Новый пароль от личного кабинета: %(password)s. Действует %(hours)s ч., при входе смените его: "
     "%(url)s",
     "recovery-code": "Код восстановления: %(code)s. Действует %(minutes)s мин. Никому его не сообщайте.",
-    "password-changed": (
-        "Ваш пароль от личного кабинета иностранного гражданина изменён. "
-        "Если это были не вы, обратитесь в Миграционный центр."
-    ),
 }
+# The takeover notices (idp/notifications.py), each with the time and the Migration Center's site.
+NOTICE_SMS = {
+    "notice-password-changed": "%(when)s пароль от кабинета изменён. "
+    "Если это не вы, обратитесь в Миграционный центр: %(contact)s",
+    "notice-password-reset": "%(when)s пароль от кабинета сброшен по СМС. "
+    "Если это не вы, обратитесь в Миграционный центр: %(contact)s",
+    "notice-password-recovered": "%(when)s пароль от кабинета задан через восстановление доступа. "
+    "Не вы? Обратитесь в Миграционный центр: %(contact)s",
+    "notice-temporary-password": "%(when)s оператор выдал временный пароль к кабинету. "
+    "Если вы не просили, обратитесь в Миграционный центр: %(contact)s",
+    "notice-login-changed": "%(when)s оператор изменил логин кабинета. "
+    "Если вы не просили, обратитесь в Миграционный центр: %(contact)s",
+    "notice-phone-changed": "%(when)s оператор изменил телефон кабинета. "
+    "Если вы не просили, обратитесь в Миграционный центр: %(contact)s",
+    "notice-signed-out-everywhere": "%(when)s выполнен выход из кабинета на всех устройствах. "
+    "Не вы? Обратитесь в Миграционный центр: %(contact)s",
+}
+SMS_TEXTS |= NOTICE_SMS
 # The longest issuer the texts are sized for (as in tests/flows/test_reset.py): 42 characters.
 ISSUER = "https://lichnyi-kabinet.migrantcentr.mos.r"
 GSM_SEGMENT, GSM_MULTIPART = 160, 153
@@ -231,7 +245,8 @@ def _sms_arguments(app) -> dict[str, dict]:
                 url=settings_of(app).server.issuer + url_for("login.login"),
             ),
             "recovery-code": dict(code="000000", minutes=settings_of(app).recovery.code_ttl // 60),
-            "password-changed": {},
+            # The longest date and a site as long as mc.mos.ru's.
+            **{name: dict(when="31.12.2026 23:59", contact="mc.mos.ru") for name in NOTICE_SMS},
         }
 
 

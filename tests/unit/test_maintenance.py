@@ -9,12 +9,14 @@ from idp.models import CaptchaUse
 from idp.models import DailyCounter
 from idp.models import InitialAccessToken
 from idp.models import PasswordChangeFlow
+from idp.models import PushedRequest
 from idp.models import RecoveryFlow
 from idp.models import ResetFlow
 from idp.models import SsoSession
 from idp.models import StaffSession
 from idp.models import StaffUser
 from idp.models import Token
+from idp.models import UsedJti
 from idp.services import sessions
 from idp.services.maintenance import CAPTCHA_RETENTION
 from idp.services.maintenance import purge_expired
@@ -121,6 +123,18 @@ def test_purge_deletes_only_what_can_no_longer_be_used(app, account):
                     done_at=done_at,
                 )
             )
+        # One-time JWT ids and pushed requests go once they could no longer be accepted anyway.
+        db.session.add_all(
+            [UsedJti(key_hash="old", expires_at=NOW - 1), UsedJti(key_hash="live", expires_at=NOW + 60)]
+        )
+        db.session.add_all(
+            [
+                PushedRequest(
+                    request_uri_hash=name, client_id="c", params=[], created_at=NOW - 90, expires_at=expires
+                )
+                for name, expires in (("old", NOW - 30), ("live", NOW + 30))
+            ]
+        )
         db.session.commit()
 
         counts = purge_expired(db.session, now=NOW, retention=30 * DAY)
@@ -137,7 +151,11 @@ def test_purge_deletes_only_what_can_no_longer_be_used(app, account):
             "initial_tokens": 1,
             "captchas": 1,
             "counters": 1,
+            "used_jtis": 1,
+            "pushed_requests": 1,
         }
+        assert db.session.scalars(select(UsedJti.key_hash)).all() == ["live"]
+        assert db.session.scalars(select(PushedRequest.request_uri_hash)).all() == ["live"]
         assert sorted(db.session.scalars(select(StaffSession.token_hash))) == ["live", "recent"]
         assert db.session.scalars(select(RecoveryFlow.id)).all() == ["recent"]
         assert db.session.scalars(select(ResetFlow.password_hash)).all() == ["recent"]

@@ -57,6 +57,14 @@ def take_sms(tally: counters.Tally, phone: str, settings: Settings) -> bool:
     return True
 
 
+def give_back_sms(db: Session, *, login: str, phone: str, asked_at: int, settings: Settings) -> None:
+    """A reset SMS was refused for certain: the login's request, the phone's SMS and the budget's count
+    are given back on the day they were taken (the address's request stays counted)."""
+    day = counters.local_day(asked_at, settings.server.timezone)
+    for key in (requests_key("login", login), f"sms-phone:{phone}", SMS_BUDGET_KEY):
+        counters.give_back(db, key, day)
+
+
 def requests_today(db: Session, kind: str, value: str, *, now: int, settings: Settings) -> int:
     """How many requests the identifier has made today (the staff console shows it for a login)."""
     return counters.current(db, requests_key(kind, value), counters.local_day(now, settings.server.timezone))

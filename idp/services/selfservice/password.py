@@ -30,6 +30,7 @@ from ...models.password import REQUIRED
 from ...models.password import SUPERSEDED
 from .. import audit
 from .. import credentials
+from .. import notices
 from .. import password_policy
 from .. import passwords
 from ..sessions import end_account_sessions
@@ -130,6 +131,9 @@ def complete(
     end_account_sessions(db, account.id, now=now, events=events, keep_sid=keep_sid)
     revoke_tokens(db, Token.account_id == account.id, now=now, access=False)
     audit.record(db, audit.Context(audit.Actor.account(account), ip, now), event, account_id=account.id)
+    # A takeover warning to the phone (and e-mail) on file, through the outbox (services.notices).
+    notice = notices.PASSWORD_RECOVERED if event == "account.recovered" else notices.PASSWORD_CHANGED
+    notices.notify(db, account, notice, now=now)
     db.flush()
 
 

@@ -57,6 +57,14 @@ def _generated_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
+def normalize_username(username: str) -> str:
+    """The username as counted by the sign-in escalation: its normal form, or what was typed."""
+    try:
+        return _clean_username(username)
+    except StaffDataError:
+        return (username or "").strip().casefold()
+
+
 def find_member(db: Session, username: str) -> StaffUser | None:
     try:
         normal = _clean_username(username)
@@ -118,14 +126,21 @@ def authenticate(
     """The staff member for a right username, password and unused TOTP code; else InvalidCredentialsError.
 
     Every path runs exactly one bcrypt check, and every failure is the same error. A guessed password
-    still needs a code; the lock ([login]) keeps either from being guessed online."""
+    still needs a code; a wrong code after the right password counts as ``[login] max_failures /
+    totp_failures`` failures, so only ``totp_failures`` codes can be tried before the lock; wrong
+    passwords are slowed by ``signin_throttle`` (captcha, waits) in the view."""
     user = find_member(db, username)
     password_ok = credentials.verify_password(user, password, settings.passwords.bcrypt_rounds)
     if user is None or not user.enabled or credentials.is_locked(user, now):
         raise InvalidCredentialsError()
-    if not password_ok or not totp.check(db, user, code, now=now, settings=settings):
+    if not password_ok:
         credentials.count_failure(user, now, settings.login)
         raise InvalidCredentialsError()
+    if not totp.check(db, user, code, now=now, settings=settings):
+        # The password was right: only [login] totp_failures codes may be guessed before the lock.
+        weight = credentials.code_failure_weight(settings.login)
+        credentials.count_failure(user, now, settings.login, weight=weight)
+        raise InvalidCredentialsError("code")
     credentials.signed_in(user, password, settings.passwords.bcrypt_rounds)
     user.last_sign_in_at = now
     return user

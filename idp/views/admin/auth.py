@@ -23,8 +23,14 @@ from ...errors import PasswordPolicyError
 from ...extensions import db
 from ...extensions import limiter
 from ...services import audit
+from ...services import signin_throttle
 from ...services.staff import members
 from ...services.staff import sessions as staff_sessions
+from ..captcha import CaptchaForm
+from ..captcha import prepare as prepare_captcha
+from ..captcha import solved as captcha_solved
+from ..login import captcha_for_ip
+from ..login import wait_message
 from .common import OPERATOR_ROLES
 from .common import ActionForm
 from .common import bp
@@ -39,7 +45,7 @@ from .common import settings
 from .common import staff_required
 
 
-class StaffLoginForm(FlaskForm):
+class StaffLoginForm(CaptchaForm):
     username = StringField(_l("Имя пользователя"), validators=[InputRequired(), Length(max=64)])
     password = PasswordField(_l("Пароль"), validators=[InputRequired(), Length(max=1024)])
     code = StringField(_l("Код из приложения-аутентификатора"), validators=[InputRequired(), Length(max=16)])
@@ -55,17 +61,41 @@ def _rate_limit() -> str:
     return settings().login.rate_limit
 
 
+def _throttle() -> signin_throttle.Throttle:
+    # The migrants' escalation ([login], services.signin_throttle), counted apart.
+    return signin_throttle.Throttle(limiter.storage, settings().login, "staff")
+
+
+def _login_page(form: StaffLoginForm, error=None, *, with_captcha: bool):
+    if with_captcha:
+        prepare_captcha(form)
+    else:
+        form.captcha.data = form.captcha_token.data = ""
+    return render_template("admin/login.html", form=form, error=error), 200
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_rate_limit, methods=["POST"])
 def login():
     form = StaffLoginForm()
+    ip = request.remote_addr or ""
     if request.method != "POST":  # GET, or HEAD (a GET without the body)
         if current_staff() is not None:
             return redirect(next_page())
-        return render_template("admin/login.html", form=form)
+        return _login_page(form, with_captcha=captcha_for_ip(_throttle(), ip))
     if not form.validate_on_submit():
-        return render_template("admin/login.html", form=form, error=messages.STAFF_LOGIN_INCOMPLETE), 200
+        error = messages.STAFF_LOGIN_INCOMPLETE
+        return _login_page(form, error, with_captcha=captcha_for_ip(_throttle(), ip))
     now = current_time()
+    # Waits and the captcha before any bcrypt check (issue 10), as on the migrants' sign-in.
+    typed = members.normalize_username(form.username.data)
+    counts = _throttle()
+    verdict = counts.check(ip=ip, login=typed, now=now)
+    if verdict.wait_until:
+        return _login_page(form, wait_message(verdict, now), with_captcha=True)
+    if verdict.captcha and not captcha_solved(form):
+        error = messages.CAPTCHA_WRONG if form.captcha.data else messages.SIGN_IN_CAPTCHA
+        return _login_page(form, error, with_captcha=True)
     try:
         user = members.authenticate(
             db.session,
@@ -77,10 +107,12 @@ def login():
         )
     except InvalidCredentialsError:
         db.session.commit()
+        counts.failed(ip=ip, login=typed, now=now)
         form.password.data = ""
         form.code.data = ""
         error = messages.STAFF_LOGIN_FAILED
-        return render_template("admin/login.html", form=form, error=error), 200
+        return _login_page(form, error, with_captcha=counts.check(ip=ip, login=typed, now=now).captcha)
+    counts.succeeded(ip=ip, login=typed)
     session, token = staff_sessions.start_session(
         db.session,
         user,

@@ -91,6 +91,17 @@ class ClientForm(FlaskForm):
     access_token_ttl = IntegerField(_l("Срок жизни access token, секунд"), validators=[Optional()])
     id_token_ttl = IntegerField(_l("Срок жизни ID-токена, секунд"), validators=[Optional()])
     refresh_token_ttl = IntegerField(_l("Срок жизни refresh token, секунд"), validators=[Optional()])
+    subject_type = SelectField(
+        _l("Идентификатор пользователя (sub)"),
+        choices=[
+            SelectChoice("public", _l("Общий для всех клиентов (public)")),
+            SelectChoice("pairwise", _l("Свой для каждого сектора (pairwise)")),
+        ],
+        default="public",
+    )
+    sector_identifier_uri = StringField(
+        _l("sector_identifier_uri (если адреса возврата на разных хостах)"), validators=[Length(max=2000)]
+    )
 
     def client_input(self, public: bool) -> ClientInput:
         return ClientInput(
@@ -105,6 +116,8 @@ class ClientForm(FlaskForm):
             trusted=bool(self.trusted.data),
             id_token_alg=self.id_token_alg.data,
             lifetimes={key: getattr(self, key).data for key in clients_service.LIFETIMES},
+            subject_type=self.subject_type.data or "public",
+            sector_identifier_uri=(self.sector_identifier_uri.data or "").strip() or None,
         )
 
 
@@ -124,6 +137,8 @@ def _fill(form: ClientForm, client: OAuth2Client) -> None:
     form.scopes.data = client.scope.split()
     form.trusted.data = client.trusted
     form.id_token_alg.data = client.id_token_signed_response_alg
+    form.subject_type.data = client.subject_type
+    form.sector_identifier_uri.data = client.sector_identifier_uri or ""
     for key in clients_service.LIFETIMES:
         getattr(form, key).data = metadata.get(key)
 
@@ -175,6 +190,7 @@ def client_new():
                 form.client_input(form.client_type.data == "public"),
                 limits=settings().oauth,
                 outbound_policy=current().outbound.policy,
+                fetch=clients_service.sector_fetch(current().outbound),
             )
         except ClientDataError as error:
             db.session.rollback()
@@ -216,6 +232,7 @@ def client(client_id: str):
                 form.client_input(client.is_public),
                 limits=settings().oauth,
                 outbound_policy=current().outbound.policy,
+                fetch=clients_service.sector_fetch(current().outbound),
             )
         except ClientDataError as error:
             db.session.rollback()

@@ -1,0 +1,56 @@
+"""What the protocol endpoints skip of the per-request machinery the pages need (issue 12).
+
+Token, introspection, UserInfo, revocation, discovery and JWKS are called by programs, thousands of
+times a second at peak; each thing run on every request costs every one of them. Two such things are
+cut here, neither of which is a check those endpoints make:
+
+* **Flask-Limiter's hook.** It runs before every request to find the limits of the view, although only a
+  few views carry one (the sign-in and password-change POSTs, the captcha, the staff sign-in). For the
+  views listed in ``UNLIMITED_ENDPOINTS`` the hook is not run; ``tests/unit/test_lean.py`` fails if one
+  of them gets a limit (its own, its blueprint's, or a default one), so none can be skipped by mistake.
+* **Opening the session cookie.** Flask builds a signing serializer on every request before it even
+  looks for the cookie; without the cookie there is nothing to verify, and the session starts empty as
+  before.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask import request
+from flask.sessions import SecureCookieSessionInterface
+
+from .extensions import limiter
+
+# The views that carry no rate limit and are on the hot path: the hook is not run for them.
+UNLIMITED_ENDPOINTS = frozenset(
+    {
+        "oauth.token",
+        "oauth.introspect",
+        "oauth.userinfo",
+        "oauth.revoke",
+        "oauth.discovery",
+        "oauth.jwks",
+    }
+)
+
+
+def skip_limiter_where_unlimited(app: Flask) -> None:
+    """Replace Flask-Limiter's before-request hook (``limiter.init_app`` added it) by one that skips the
+    endpoints of ``UNLIMITED_ENDPOINTS``."""
+    hooks = app.before_request_funcs.setdefault(None, [])
+    check = limiter._check_request_limit  # noqa: SLF001 - the hook init_app registered, by identity
+
+    def check_where_limited() -> None:
+        if request.endpoint not in UNLIMITED_ENDPOINTS:
+            check()
+
+    hooks[hooks.index(check)] = check_where_limited
+
+
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building its serializer when there is no cookie."""
+
+    def open_session(self, app, request):
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)

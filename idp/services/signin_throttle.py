@@ -1,0 +1,123 @@
+"""Escalation instead of a lock: how sign-in answers someone who keeps guessing (NIST SP 800-63B-4
+§3.2.2, OWASP ASVS 5.0 6.3.1), for migrants and staff alike.
+
+A lock that anyone can trigger by typing wrong passwords is a denial of service against the owner (issue
+10: ten wrong passwords locked any account, the only admin's included, and the attacker repeated). So the
+cost of guessing grows with the guessing, and the owner keeps a way in:
+
+* **per login** (counted whether or not the login exists, so the answer tells nothing about accounts):
+  after ``[login] captcha_after`` failures in ``[login] failure_window`` every sign-in to that login
+  needs the captcha solved; nothing else, since anything more per login is what an attacker would use
+  to keep the owner out;
+* **per client IP**: after ``[login] ip_captcha_after`` failures every sign-in from it needs the
+  captcha; after ``[login] delay_after`` failures each further one makes that IP wait, 1 s doubling per
+  failure up to ``[login] max_delay`` — the same for one login from that IP after ``delay_after``
+  failures on it. A waiting request is refused at once with "try again in T" (never a ``sleep``, which
+  would hold the worker), before any bcrypt check or database write;
+* **per account**, the hard lock of ``credentials.count_failure`` only after ``[login] max_failures``
+  (100, NIST's ceiling) failures in a row; a redeemed SMS reset and an operator's re-issue clear it.
+
+The right password with a solved captcha signs in whatever the count, unless the request itself comes
+from an address (or address and login) that must wait.
+
+The counts live in the rate limiter's storage (Redis in production, ``[rate_limits] storage_uri``), so
+every worker and host sees the same, with an expiry of ``failure_window``; waits are stored as the
+Unix time they end, by the app's clock. Pure logic: the caller passes the storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import LoginSettings
+
+# A key must stay short whatever was typed as a login.
+MAX_KEY_PART = 128
+
+
+class Storage(Protocol):
+    """What ``limits`` storages offer (memory, Redis): a counter with an expiry."""
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
+
+    def get(self, key: str) -> int: ...
+
+    def clear(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a sign-in attempt must satisfy before its password is checked."""
+
+    captcha: bool
+    # 0, or the Unix time before which the attempt is refused unchecked.
+    wait_until: int = 0
+
+    def wait_seconds(self, now: int) -> int:
+        return max(0, self.wait_until - now)
+
+
+class Throttle:
+    """The counts of one kind of sign-in (``realm``: "account" for migrants, "staff" for the console)."""
+
+    def __init__(self, storage: Storage, settings: LoginSettings, realm: str = "account"):
+        self.storage, self.settings, self.realm = storage, settings, realm
+
+    def _key(self, what: str, *parts: str) -> str:
+        return ":".join(["idp-signin", self.realm, what, *(part[:MAX_KEY_PART] for part in parts)])
+
+    def _count(self, key: str) -> int:
+        return int(self.storage.get(key) or 0)
+
+    def check(self, *, ip: str, login: str, now: int) -> Verdict:
+        """Before anything costly: must this attempt wait, or solve the captcha?"""
+        s = self.settings
+        wait = max(self._count(self._key("wait", ip)), self._count(self._key("wait-login", ip, login)))
+        if wait > now:
+            return Verdict(captcha=True, wait_until=wait)
+        captcha = (
+            self._count(self._key("fail-login", login)) >= s.captcha_after
+            or self._count(self._key("fail-ip", ip)) >= s.ip_captcha_after
+        )
+        return Verdict(captcha=captcha)
+
+    def captcha_for_ip(self, ip: str) -> bool:
+        """Whether a sign-in page shown to ``ip`` should carry the captcha from the start."""
+        return self._count(self._key("fail-ip", ip)) >= self.settings.ip_captcha_after
+
+    def failed(self, *, ip: str, login: str, now: int) -> None:
+        """Count a wrong password (or an unknown login); start or lengthen a wait when due."""
+        s = self.settings
+        window = s.failure_window
+        self.storage.incr(self._key("fail-login", login), window)
+        for count_key, wait_key in (
+            (self._key("fail-ip", ip), self._key("wait", ip)),
+            (self._key("fail-pair", ip, login), self._key("wait-login", ip, login)),
+        ):
+            count = self.storage.incr(count_key, window)
+            if count >= s.delay_after:
+                self._set(wait_key, now + delay(count, s), window)
+
+    def succeeded(self, *, ip: str, login: str) -> None:
+        """The owner got in: forget the login's failures (the address's stay: an attacker signing in to
+        an account of their own must not wipe what their guessing counted)."""
+        self.storage.clear(self._key("fail-login", login))
+        self.storage.clear(self._key("fail-pair", ip, login))
+        self.storage.clear(self._key("wait-login", ip, login))
+
+    def forget_login(self, login: str) -> None:
+        """An SMS reset was redeemed, or an operator issued a new password: the login starts afresh."""
+        self.storage.clear(self._key("fail-login", login))
+
+    def _set(self, key: str, value: int, expiry: int) -> None:
+        # limits storages have no "set"; clear-then-add is not atomic, and a race only loses a second.
+        self.storage.clear(key)
+        self.storage.incr(key, expiry, amount=value)
+
+
+def delay(count: int, settings: LoginSettings) -> int:
+    """Seconds to wait after the ``count``-th failure: 1 s at ``delay_after``, doubling, at most
+    ``max_delay``."""
+    steps = count - settings.delay_after
+    return min(settings.max_delay, 2 ** min(steps, 30))

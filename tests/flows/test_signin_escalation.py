@@ -1,0 +1,178 @@
+"""Escalation instead of a lock (issue 10; services.signin_throttle): after a few failures a login needs
+the captcha, an address that keeps failing must wait («Попробуйте снова через N с.», answered at once),
+and the hard lock comes only at NIST's 100 — so an attacker cannot keep the owner out."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import Account
+from idp.models import StaffUser
+from idp.services import passwords
+
+from ..helpers import captcha_token
+from ..helpers import csrf_token
+from ..staff import create_member
+from ..staff import fresh_code
+
+GENERIC = "Неверный логин или пароль."
+CAPTCHA_OWED = "Чтобы войти, введите также код с картинки."
+WAIT = "Слишком много неудачных попыток входа. Попробуйте снова через"
+ATTACKER, OWNER = "203.0.113.7", "198.51.100.9"
+
+
+class Person:
+    """A browser at one address: GETs the form, POSTs it back with the CSRF token and, when the page
+    carries a captcha and ``answer`` is given, the digits."""
+
+    def __init__(self, app, ip: str, path: str = "/login"):
+        self.client, self.ip, self.path = app.test_client(), ip, path
+        self.page = self.client.get(path, environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True)
+
+    def reload(self) -> None:
+        self.page = self.client.get(self.path, environ_base={"REMOTE_ADDR": self.ip}).get_data(as_text=True)
+
+    def has_captcha(self) -> bool:
+        return 'name="captcha_token"' in self.page
+
+    def post(self, answer: str | None = None, **fields) -> str:
+        data = {"csrf_token": csrf_token(self.page), **fields}
+        if self.has_captcha():
+            data["captcha_token"] = captcha_token(self.page)
+            if answer is not None:
+                data["captcha"] = answer
+        response = self.client.post(self.path, data=data, environ_base={"REMOTE_ADDR": self.ip})
+        self.status, self.location = response.status_code, response.headers.get("Location")
+        self.page = response.get_data(as_text=True) if response.status_code == 200 else self.page
+        return self.page
+
+
+def _failures(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Account.failed_logins))
+
+
+def test_fifty_wrong_attempts_cannot_keep_the_owner_out(app, clock, account, known_captcha, monkeypatch):
+    """The issue's bar: 50 wrong passwords on a known login (the attacker solving every captcha and
+    waiting out every delay), then the owner, from their own address, signs in with the right password
+    and a solved captcha. No request sleeps."""
+    monkeypatch.setattr(time, "sleep", _no_sleep)
+    attacker = Person(app, ATTACKER)
+    refused_unchecked = 0
+    wrong = 0
+    while wrong < 50:
+        page = attacker.post(known_captcha, login=account["login"], password=f"guess {wrong}")
+        if WAIT in page:
+            refused_unchecked += 1
+            clock.now += 900  # the longest wait ([login] max_delay)
+            attacker.reload()  # a new captcha: the one shown has expired meanwhile
+            continue
+        assert GENERIC in page and attacker.status == 200
+        wrong += 1
+    assert refused_unchecked > 0, "the attacker's address never had to wait"
+    assert _failures(app) == 50  # counted, but far from the lock at 100
+    owner = Person(app, OWNER)
+    assert not owner.has_captcha()  # a fresh address gets the plain form…
+    page = owner.post(login=account["login"], password=account["password"])
+    assert CAPTCHA_OWED in page and owner.has_captcha()  # …the login owes a captcha, the password unchecked
+    owner.post(known_captcha, login=account["login"], password=account["password"])
+    assert owner.status == 302 and owner.location == "/"
+    assert _failures(app) == 0
+
+
+def _no_sleep(seconds):
+    raise AssertionError(f"a request handler called time.sleep({seconds})")
+
+
+@pytest.mark.parametrize("login", ["77-0000001", "99-9999999", "not a login"])
+def test_a_login_needs_the_captcha_after_three_failures_known_or_not(app, account, known_captcha, login):
+    person = Person(app, OWNER)
+    for _ in range(3):
+        assert GENERIC in person.post(login=login, password="wrong password")
+    assert person.has_captcha()
+    # Another address, the same login: the captcha is owed before the password is looked at.
+    other = Person(app, "192.0.2.55")
+    assert CAPTCHA_OWED in other.post(login=login, password="wrong password")
+    assert "Код на изображении введён неверно" in other.post("00000", login=login, password="x")
+    assert GENERIC in other.post(known_captcha, login=login, password="wrong password")
+
+
+def test_a_waiting_address_is_refused_at_once_without_a_password_check(
+    app, clock, account, known_captcha, monkeypatch
+):
+    attacker = Person(app, ATTACKER)
+    for number in range(10):  # [login] delay_after
+        assert GENERIC in attacker.post(known_captcha, login=f"77-00000{number + 10}", password="x")
+    checks = []
+    with monkeypatch.context() as patch:
+        patch.setattr(passwords, "verify_password", lambda *args: checks.append(args) or True)
+        patch.setattr(time, "sleep", _no_sleep)
+        page = attacker.post(known_captcha, login=account["login"], password=account["password"])
+    assert WAIT in page and attacker.status == 200 and checks == []
+    clock.now += 1  # 1 s after the 10th failure, doubling after each further one
+    attacker.post(known_captcha, login=account["login"], password=account["password"])
+    assert attacker.status == 302
+
+
+def test_the_address_keeps_its_count_when_it_signs_in_somewhere(app, account, known_captcha):
+    """Signing in to an account of one's own must not wipe what one's guessing counted."""
+    attacker = Person(app, ATTACKER)
+    for number in range(10):
+        attacker.post(known_captcha, login=f"77-00000{number + 10}", password="x")
+    attacker.post(known_captcha, login=account["login"], password=account["password"])
+    assert Person(app, ATTACKER).has_captcha()  # [login] ip_captcha_after = 10
+
+
+@pytest.mark.config(login={"max_failures": 5, "captcha_after": 50, "delay_after": 50, "ip_captcha_after": 50})
+def test_the_hard_lock_refuses_the_password_but_not_an_operator_reissue(app, account, make_account):
+    person = Person(app, OWNER)
+    for _ in range(5):
+        person.post(login=account["login"], password="wrong password")
+    assert GENERIC in person.post(login=account["login"], password=account["password"])
+    with app.app_context():
+        from idp.services import accounts
+        from tests.helpers import settings_of
+
+        row = db.session.scalar(select(Account))
+        assert row.locked_until > 0
+        accounts.set_temporary_password(
+            db.session, row, "Temp0rary-Pass", now=int(time.time()), settings=settings_of(app).passwords
+        )
+        db.session.commit()
+        assert row.failed_logins == 0 and row.locked_until == 0
+    person.post(login=account["login"], password="Temp0rary-Pass")
+    assert person.status == 302
+
+
+# -- staff ----------------------------------------------------------------------------------------------
+
+
+def test_staff_sign_in_escalates_too(app, clock, known_captcha):
+    admin = create_member(app, role="admin")
+    attacker = Person(app, ATTACKER, "/admin/login")
+    for _ in range(3):
+        page = attacker.post(known_captcha, username=admin["username"], password="wrong", code="000000")
+        assert "Неверное имя пользователя, пароль или код." in page
+    owner = Person(app, OWNER, "/admin/login")
+    fields = {"username": admin["username"], "password": admin["password"]}
+    assert CAPTCHA_OWED in owner.post(code=fresh_code(admin, clock.now), **fields)
+    owner.post(known_captcha, code=fresh_code(admin, clock.now), **fields)
+    assert owner.status == 302
+
+
+def test_staff_codes_are_limited_once_the_password_is_right(app, clock, known_captcha):
+    """Six digits must not get 100 guesses: after [login] totp_failures (5) wrong codes with the right
+    password the member is locked, and the right code no longer helps."""
+    admin = create_member(app, role="admin")
+    fields = {"username": admin["username"], "password": admin["password"]}
+    person = Person(app, OWNER, "/admin/login")
+    for guess in range(5):
+        person.post(known_captcha, code=f"{guess:06d}", **fields)
+    with app.app_context():
+        assert db.session.scalar(select(StaffUser.locked_until)) > clock.now
+    person.post(known_captcha, code=fresh_code(admin, clock.now), **fields)
+    assert person.status == 200 and "Неверное имя пользователя, пароль или код." in person.page

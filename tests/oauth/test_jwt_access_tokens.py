@@ -1,0 +1,130 @@
+"""RFC 9068 JWT access tokens and RFC 8707 resource indicators: what a resource server checks offline,
+and what the provider still answers from its store (introspection, revocation, UserInfo)."""
+
+from __future__ import annotations
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from idp.extensions import db
+from idp.models import Token
+
+from ._flow import ISSUER
+from ._flow import authorize
+from ._flow import bearer
+from ._flow import jwks
+from ._flow import redeem
+from ._flow import refresh
+from ._flow import sign_in_for_tokens
+from ._flow import userinfo
+
+API = "https://api.rp.example/v1"
+OTHER_API = "https://other.rp.example"
+
+
+def _decode(client, token: str):
+    """What a resource server does: verify the signature by the kid of the published JWKS."""
+    decoded = jwt.decode(token, KeySet.import_key_set(jwks(client)), algorithms=["RS256"])
+    assert decoded.header["typ"] == "at+jwt"
+    assert decoded.header["kid"] in {key["kid"] for key in jwks(client)["keys"]}
+    return decoded.claims
+
+
+def _introspect(client, rp, token):
+    return client.post("/introspect", data={"token": token}, auth=(rp["client_id"], rp["client_secret"]))
+
+
+@pytest.fixture
+def jwt_rp(make_rp):
+    return make_rp(access_token_format="jwt", resources=[API])
+
+
+def test_jwt_access_token_claims_and_signature(browser, account, jwt_rp, app):
+    tokens, _ = sign_in_for_tokens(browser, account, jwt_rp, scope="openid profile offline_access")
+    claims = _decode(browser.client, tokens["access_token"])
+    assert claims["iss"] == ISSUER
+    # Without a resource indicator: the issuer ([access_tokens] audience is empty).
+    assert claims["aud"] == ISSUER
+    assert claims["client_id"] == jwt_rp["client_id"]
+    assert claims["scope"] == "openid profile offline_access"
+    assert claims["sub"] == userinfo(browser.client, tokens["access_token"]).get_json()["sub"]
+    assert claims["exp"] - claims["iat"] == tokens["expires_in"] == 600
+    assert len(claims["jti"]) >= 32
+    assert tokens["token_type"] == "Bearer"
+    # Stored as a digest with its jti: the store can answer for it.
+    with app.app_context():
+        row = db.session.scalar(db.select(Token).filter_by(jti=claims["jti"]))
+        assert row is not None and row.audience == ISSUER
+
+
+def test_introspection_and_revocation_of_a_jwt_access_token(browser, account, jwt_rp):
+    tokens, _ = sign_in_for_tokens(browser, account, jwt_rp)
+    client = browser.client
+    answer = _introspect(client, jwt_rp, tokens["access_token"]).get_json()
+    assert answer["active"] is True and answer["aud"] == ISSUER and answer["client_id"] == jwt_rp["client_id"]
+    assert answer["token_type"] == "Bearer"
+    revoked = client.post(
+        "/revoke", data={"token": tokens["access_token"]}, auth=(jwt_rp["client_id"], jwt_rp["client_secret"])
+    )
+    assert revoked.status_code == 200
+    assert _introspect(client, jwt_rp, tokens["access_token"]).get_json() == {"active": False}
+    # The signature still verifies offline (RFC 9068 §6: revocation needs introspection), but the
+    # provider's own resource refuses it.
+    assert _decode(client, tokens["access_token"])["client_id"] == jwt_rp["client_id"]
+    assert userinfo(client, tokens["access_token"]).status_code == 401
+
+
+def test_resource_indicator_chooses_the_audience_and_a_refresh_keeps_it(browser, account, jwt_rp):
+    done = authorize(browser, jwt_rp, account, scope="openid offline_access")
+    response = redeem(browser.client, jwt_rp, done.code, done.verifier, resource=API)
+    assert response.status_code == 200, response.get_json()
+    tokens = response.get_json()
+    assert _decode(browser.client, tokens["access_token"])["aud"] == API
+    assert _introspect(browser.client, jwt_rp, tokens["access_token"]).get_json()["aud"] == API
+    refreshed = refresh(browser.client, jwt_rp, tokens["refresh_token"]).get_json()
+    assert _decode(browser.client, refreshed["access_token"])["aud"] == API
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [OTHER_API, API + "#frag", "relative/path", ISSUER],
+    ids=["unlisted", "fragment", "relative", "issuer"],
+)
+def test_a_resource_the_client_may_not_name_is_invalid_target(browser, account, jwt_rp, resource):
+    done = authorize(browser, jwt_rp, account)
+    response = redeem(browser.client, jwt_rp, done.code, done.verifier, resource=resource)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_target"
+
+
+def test_client_credentials_jwt_has_the_client_as_subject(client, jwt_rp):
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "profile", "resource": API},
+        auth=(jwt_rp["client_id"], jwt_rp["client_secret"]),
+    )
+    assert response.status_code == 200, response.get_json()
+    claims = _decode(client, response.get_json()["access_token"])
+    assert claims["sub"] == jwt_rp["client_id"] and claims["aud"] == API and claims["scope"] == "profile"
+
+
+@pytest.mark.config(access_tokens={"audience": "https://resources.example"})
+def test_configured_default_audience(browser, account, jwt_rp):
+    tokens, _ = sign_in_for_tokens(browser, account, jwt_rp)
+    assert _decode(browser.client, tokens["access_token"])["aud"] == "https://resources.example"
+
+
+def test_opaque_is_the_default_and_stays_opaque(browser, account, rp):
+    tokens, _ = sign_in_for_tokens(browser, account, rp)
+    assert tokens["access_token"].count(".") == 0
+    answer = _introspect(browser.client, rp, tokens["access_token"]).get_json()
+    assert answer["aud"] == rp["client_id"]
+    assert userinfo(browser.client, tokens["access_token"]).status_code == 200
+
+
+def test_a_forged_jwt_is_unknown_to_the_store(browser, account, jwt_rp):
+    tokens, _ = sign_in_for_tokens(browser, account, jwt_rp)
+    header, payload, signature = tokens["access_token"].split(".")
+    forged = ".".join([header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")])
+    assert browser.client.get("/userinfo", headers=bearer(forged)).status_code == 401
