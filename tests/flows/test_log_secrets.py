@@ -24,6 +24,7 @@ import json
 import re
 import socket
 import threading
+import time
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from idp import create_app
 from idp import logs
 from idp.config import LoggingSettings
 from idp.extensions import limiter
+from idp.runtime import of
 from idp.services import passwords
 from idp.serving import development_request_handler
 
@@ -62,7 +64,7 @@ SNILS_DIGITS = "11223344595"
 PHONE = "+79161234567"
 REDIRECT_URI = "https://rp.example/cb"
 _SMS_PASSWORD = re.compile(r": ([" + passwords.TEMPORARY_ALPHABET + r"]{10})\. ")
-_SMS_CODE = re.compile(r"(\d{6})")
+_SMS_CODE = re.compile(r"восстановления: (\d{6})\. ")
 
 
 class Journey:
@@ -142,9 +144,13 @@ def served(_schema, gateway):
     sock.close()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    # Like `idp serve`: the background loop sends what the outbox holds (the reset SMS, ...).
+    background = of(app).background
+    background.start()
     try:
         yield url, app
     finally:
+        background.stop()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
@@ -229,11 +235,10 @@ def test_a_whole_journey_at_debug_logs_json_lines_and_no_secret(served, gateway,
 
     # -- an SMS reset: the temporary password signs in once and is replaced ------------------------------
     reset_browser = journey.session()
+    sent_before = len(gateway.received)
     asked = journey.form(reset_browser, "/reset/", {"login": account["login"], "phone": PHONE})
     assert (asked.status_code, asked.headers.get("Location")) == (302, "/reset/sent"), asked.text[:300]
-    temporary = journey.keep(
-        "SMS reset password", _SMS_PASSWORD.search(gateway.received[-1]["text"]).group(1)
-    )
+    temporary = journey.keep("SMS reset password", _sms_matching(gateway, _SMS_PASSWORD, sent_before))
     signed = journey.form(reset_browser, "/login", {"login": account["login"], "password": temporary})
     assert (signed.status_code, signed.headers["Location"]) == (302, "/password/change")
     journey.keep("new password (reset)", RESET_NEW)
@@ -245,11 +250,12 @@ def test_a_whole_journey_at_debug_logs_json_lines_and_no_secret(served, gateway,
 
     # -- an access recovery by SNILS: the SMS code, then a new password ----------------------------------
     recovery = journey.session()
+    sent_before = len(gateway.received)
     started = journey.form(recovery, "/recovery/", {"identifier": SNILS, "surname": "Рахимов"})
     assert (started.status_code, started.headers.get("Location")) == (302, "/recovery/sent"), started.text[
         :300
     ]
-    sms_code = journey.keep("recovery code", _SMS_CODE.search(gateway.received[-1]["text"]).group(1))
+    sms_code = journey.keep("recovery code", _sms_matching(gateway, _SMS_CODE, sent_before))
     verified = journey.form(recovery, "/recovery/sent", {"code": sms_code})
     assert (verified.status_code, verified.headers["Location"]) == (302, "/recovery/password")
     journey.keep("new password (recovery)", RECOVERY_NEW)
@@ -304,6 +310,18 @@ def test_a_whole_journey_at_debug_logs_json_lines_and_no_secret(served, gateway,
         for part in journey.secrets[name].split(".")[1:]:
             assert part not in output, name
     assert requests.utils.quote(SNILS) not in output
+
+
+def _sms_matching(gateway, pattern: re.Pattern, after: int) -> str:
+    """The first group of ``pattern`` in the first SMS after the ``after`` first ones that has it, waiting
+    for the outbox to send it (other SMS, such as «your password was changed», may come in between)."""
+    deadline = time.monotonic() + 15
+    while True:
+        for message in gateway.received[after:]:
+            if match := pattern.search(message["text"]):
+                return match.group(1)
+        assert time.monotonic() < deadline, f"no SMS matching {pattern.pattern} arrived"
+        time.sleep(0.05)
 
 
 def _userinfo(rp, url: str, access_token: str) -> dict:
