@@ -8,7 +8,7 @@ IDP_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run demo test test-sqlite test-postgres lint format setup tools chromium demo-data messages bench bench-load bench-tools wrk clean
+.PHONY: run demo test test-sqlite test-postgres lint format setup tools chromium demo-data messages bench bench-load bench-tools node-tools wrk clean
 
 setup: $(STAMP)
 
@@ -54,7 +54,7 @@ tools:
 
 chromium: tools
 
-test: setup tools bench-tools test-sqlite test-postgres
+test: setup tools bench-tools node-tools test-sqlite test-postgres
 
 # ruff (lint and format, settings in ruff.toml) over the tree, mypy (settings in setup.cfg) over the
 # layers that hold the rules: idp/services and idp/models.
@@ -95,6 +95,16 @@ wrk:
 
 $(NODE_MODULES): bench/node/package.json bench/node/package-lock.json
 	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# panva's openid-client at the version pinned in tests/node/package-lock.json, for
+# tests/oauth/test_openid_client.py (PAR, DPoP, private_key_jwt through a certified relying party).
+# Only the npm registry is used; nothing downloads a browser or a binary.
+TEST_NODE_MODULES := tests/node/node_modules/.package-lock.json
+node-tools: $(TEST_NODE_MODULES)
+
+$(TEST_NODE_MODULES): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean:

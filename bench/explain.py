@@ -84,7 +84,7 @@ def _record(engine) -> tuple[list, Callable[[], None]]:
 
 def _table_rows(conn) -> dict[str, int]:
     rows = conn.execute(text("SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r'"))
-    return dict(rows)
+    return {row[0]: row[1] for row in rows}
 
 
 def _findings(plan: str, table_rows: dict[str, int]) -> list[str]:

@@ -123,6 +123,9 @@ ACCOUNT_ERRORS = {
     ("login", "is unchanged"): _l("Это текущий логин."),
     ("phone", "is not a valid phone number"): _l("Проверьте номер телефона."),
     ("phone", "is unchanged"): _l("Это текущий телефон."),
+    ("phone", "is outside [sms] allowed_country_codes"): _l(
+        "На этот номер СМС не отправить: код страны не входит в разрешённые. Укажите другой телефон."
+    ),
     ("snils", "has a bad checksum or format"): _l("СНИЛС введён с ошибкой: проверьте цифры."),
     ("email", "is not an e-mail address"): _l("Проверьте адрес электронной почты."),
     ("reason", "required"): _l("Укажите причину."),

@@ -51,6 +51,7 @@ def accounts_create(login, phone, surname, given_name, middle_name, email, snils
             db.session,
             cli_context(),
             settings=settings().passwords,
+            sms_countries=settings().sms.allowed_country_codes,
             login=login,
             phone=phone,
             surname=surname,
@@ -92,6 +93,9 @@ def accounts_show(login, as_json):
         "updated_at": account.updated_at,
     }
     lines = [f"{key + ':':<31} {'—' if value is None else value}" for key, value in data.items()]
+    # Reading a person's data from the server is on record too.
+    audit.record(db.session, ctx, "account.viewed", account_id=account.id)
+    db.session.commit()
     emit(as_json, data, lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
@@ -23,9 +24,11 @@ from flask import redirect
 
 from ..runtime import of
 from ..runtime import settings
+from . import dpop
 from .access_tokens import TokenBinding
 from .client_auth import ClientSecretJWT
 from .client_auth import PrivateKeyJWT
+from .dpop import DPoPTokenValidator
 from .endpoints import BearerTokenValidator
 from .endpoints import EndSessionEndpoint
 from .endpoints import IntrospectionEndpoint
@@ -66,6 +69,10 @@ class AuthorizationServer(_AuthorizationServer):
         if any(len(values) > 1 for values in request.payload.datalist.values()):
             # RFC 6749 §3.2: parameters MUST NOT be included more than once (§5.2: invalid_request).
             error = InvalidRequestError("Repeated request parameter.")
+            return self.handle_error_response(request, error)
+        try:
+            dpop.check_token_request(request.headers)
+        except OAuth2Error as error:
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
 
@@ -117,6 +124,8 @@ def init_oauth(app) -> None:
     server.register_endpoint(ClientRegistrationEndpoint)
     server.register_endpoint(ClientConfigurationEndpoint)
     protector = ResourceProtector()
-    protector.register_token_validator(BearerTokenValidator())
+    bearer = BearerTokenValidator()
+    protector.register_token_validator(bearer)
+    protector.register_token_validator(DPoPTokenValidator(bearer))
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
     app.extensions["idp.authorization"] = server

@@ -24,6 +24,7 @@ from flask import g
 from joserfc.jwk import KeySet
 
 from ..runtime import settings
+from . import dpop
 from . import keys
 from .subjects import subject
 
@@ -67,7 +68,7 @@ def requested_audience(request, client, inherited: str | None = None) -> str:
 
 class TokenBinding:
     """Grant extension: once a token request is valid, and before authlib generates the token, decide
-    its audience (RFC 8707)."""
+    its audience (RFC 8707) and DPoP key (RFC 9449, ``dpop.bind_token_request``)."""
 
     def __call__(self, grant):
         grant.register_hook("before_create_token_response", self.bind)
@@ -85,6 +86,7 @@ class TokenBinding:
             audience if explicit or inherited or request.client.access_token_format == "jwt" else None
         )
         set_binding(binding)
+        dpop.bind_token_request(grant, binding)
 
 
 def set_binding(binding: Binding) -> None:

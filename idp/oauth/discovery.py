@@ -10,6 +10,7 @@ from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
 from ..services import subjects
+from . import dpop
 from . import keys
 from . import response_modes
 from .claims import CLAIMS_SUPPORTED
@@ -53,6 +54,8 @@ def provider_metadata() -> dict:
         "revocation_endpoint": _url("oauth.revoke"),
         "introspection_endpoint": _url("oauth.introspect"),
         **_par_metadata(),
+        # RFC 9449 §5.1: only when DPoP proofs are accepted.
+        **({"dpop_signing_alg_values_supported": list(dpop.ALGORITHMS)} if settings().dpop.enabled else {}),
         # RFC 8414 §2: open to holders of an initial access token from an admin (RFC 7591 §3), not to all.
         "registration_endpoint": _url("oauth.register"),
         "scopes_supported": SCOPES_SUPPORTED,

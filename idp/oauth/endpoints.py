@@ -75,6 +75,15 @@ class BearerTokenValidator(_BearerTokenValidator):
         return storage.find_live_token(token_string, "access_token")
 
     def validate_token(self, token, scopes, request):
+        self.check(token, scopes, request)
+        if token.jkt:
+            # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
+            raise InvalidTokenError(
+                description="This access token is bound to a DPoP key: use the DPoP scheme.", realm=self.realm
+            )
+
+    def check(self, token, scopes, request):
+        """The checks of any access token, whatever the scheme it came with (``dpop.DPoPTokenValidator``)."""
         try:
             super().validate_token(token, scopes, request)
         except InsufficientScopeError as error:
@@ -155,7 +164,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "active": True,
             "scope": token.scope,
             "client_id": token.client_id,
-            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
+            # RFC 9449 §6.2: a DPoP-bound token says so, with the thumbprint of its key.
+            "token_type": ("DPoP" if token.jkt else "Bearer") if kind == "access_token" else "refresh_token",
             "exp": expires_at,
             "iat": token.issued_at,
             "iss": settings().server.issuer,
@@ -164,6 +174,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         }
         if token.jti:
             payload["jti"] = token.jti
+        if token.jkt:
+            payload["cnf"] = {"jkt": token.jkt}
         if account is not None:
             payload["sub"] = subject(account, storage.client_of(token))
         return payload

@@ -62,7 +62,15 @@ def _active_account(account_id: int | None) -> Account | None:
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
+    # The redirect_uri this grant's request was validated for (a grant object serves one request).
+    _validated: str | None = None
+
     def validate_authorization_request(self):
+        # authlib's create_authorization_response validates again the grant that get_consent_grant has
+        # just validated in the same request: the nonce query and every check twice (issue 12). Once is
+        # enough; a grant is built afresh for each request, so nothing is carried across requests.
+        if self._validated is not None:
+            return self._validated
         redirect_uri = super().validate_authorization_request()
         refuse_unsupported_parameters(self, redirect_uri)
         response_modes.validate(self, redirect_uri)
@@ -73,6 +81,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 redirect_uri=redirect_uri,
                 state=self.request.payload.state,
             )
+        self._validated = redirect_uri
         return redirect_uri
 
     @staticmethod

@@ -5,10 +5,12 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import lazyload
 
 from ..config import Settings
 from ..crypto import digest
@@ -151,6 +153,24 @@ def find_token(token_string, hint: str | None = None) -> Token | None:
     return db.session.scalar(select(Token).where(condition))
 
 
+def _live_token_query(condition):
+    return (
+        select(Token, Account)
+        .join(OAuth2Client, and_(OAuth2Client.client_id == Token.client_id, OAuth2Client.enabled))
+        .outerjoin(Account, Account.id == Token.account_id)
+        .where(condition)
+        # The account's owed password change (joined by default, for the pages) is read only if used.
+        .options(lazyload(Account.password_change))
+    )
+
+
+# Built once: only the digest changes from one request to the next.
+_LIVE_ACCESS_TOKEN = _live_token_query(Token.access_token_hash == bindparam("digest"))
+_LIVE_ANY_TOKEN = _live_token_query(
+    or_(Token.access_token_hash == bindparam("digest"), Token.refresh_token_hash == bindparam("digest"))
+)
+
+
 def find_live_token(token_string, hint: str | None = None) -> Token | None:
     """``find_token`` for the endpoints that use a token (introspection, UserInfo), in one statement:
     the token's account comes with it, and a token whose client is disabled or gone is not found.
@@ -160,18 +180,8 @@ def find_live_token(token_string, hint: str | None = None) -> Token | None:
     refused where it is used."""
     if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
         return None
-    hashed = digest(token_string)
-    if hint == "access_token":
-        condition = Token.access_token_hash == hashed
-    else:
-        condition = or_(Token.access_token_hash == hashed, Token.refresh_token_hash == hashed)
-    query = (
-        select(Token, Account)
-        .join(OAuth2Client, and_(OAuth2Client.client_id == Token.client_id, OAuth2Client.enabled))
-        .outerjoin(Account, Account.id == Token.account_id)
-        .where(condition)
-    )
-    row = db.session.execute(query).first()
+    query = _LIVE_ACCESS_TOKEN if hint == "access_token" else _LIVE_ANY_TOKEN
+    row = db.session.execute(query, {"digest": digest(token_string)}).first()
     if row is None:
         return None
     token, account = row

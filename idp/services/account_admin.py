@@ -25,6 +25,7 @@ from . import audit
 from . import credentials
 from . import notices
 from . import passwords
+from .accounts import check_sms_reachable
 from .accounts import create_account
 from .accounts import normalize_login
 from .accounts import normalize_phone
@@ -116,11 +117,20 @@ def change_login(db: Session, ctx: audit.Context, account: Account, new_login: s
     notices.notify(db, account, notices.LOGIN_CHANGED, now=ctx.now)
 
 
-def change_phone(db: Session, ctx: audit.Context, account: Account, new_phone: str, *, reason: str) -> None:
+def change_phone(
+    db: Session,
+    ctx: audit.Context,
+    account: Account,
+    new_phone: str,
+    *,
+    reason: str,
+    sms_countries: tuple[str, ...] | None = None,
+) -> None:
     reason = _require_reason(reason)
     normal = normalize_phone(new_phone)
     if not normal:
         raise AccountDataError("phone", "is not a valid phone number")
+    check_sms_reachable(normal, sms_countries)
     if normal == account.phone:
         raise AccountDataError("phone", "is unchanged")
     old, account.phone = account.phone, normal

@@ -54,6 +54,17 @@ def normalize_phone(raw: str, region: str = "RU") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# The reason a phone the SMS sender cannot reach is refused (CLI and console, by field).
+PHONE_UNREACHABLE = "is outside [sms] allowed_country_codes"
+
+
+def check_sms_reachable(phone: str, allowed: tuple[str, ...] | None) -> None:
+    """Refuse a phone (E.164) the SMS sender would refuse: an account whose phone no SMS can reach has no
+    reset, and the reset page answered differently for it (issue 10: an oracle of login and phone)."""
+    if allowed is not None and not any(phone[1:].startswith(code) for code in allowed):
+        raise AccountDataError("phone", PHONE_UNREACHABLE)
+
+
 def snils_checksum_ok(digits: str) -> bool:
     """Pension Fund rule: weights 9..1 over the first nine digits, sum mod 101, 100 counts as 0."""
     total = sum(int(d) * w for d, w in zip(digits[:9], range(9, 0, -1), strict=True))
@@ -106,8 +117,10 @@ def create_account(
     locale: str,
     now: int,
     settings: PasswordsSettings,
+    sms_countries: tuple[str, ...] | None = None,
 ) -> tuple[Account, str]:
-    """Create an account with a fresh temporary password; return both, the password in clear (shown once)."""
+    """Create an account with a fresh temporary password; return both, the password in clear (shown once).
+    ``sms_countries`` ([sms] allowed_country_codes): the phone must be one the SMS sender can reach."""
     normal_login = normalize_login(login)
     if not normal_login:
         raise AccountDataError("login", "is not a patent application number")
@@ -116,6 +129,7 @@ def create_account(
     normal_phone = normalize_phone(phone)
     if not normal_phone:
         raise AccountDataError("phone", "is not a valid phone number")
+    check_sms_reachable(normal_phone, sms_countries)
     normal_snils = None
     if snils:
         normal_snils = normalize_snils(snils)
@@ -218,14 +232,22 @@ def authenticate(
             password_flow.require(db, account, reason=RESET, now=now, expires_at=temporary_until)
             password_ok = redeemed = True
     if locked and not redeemed:
-        raise InvalidCredentialsError("locked")
+        raise InvalidCredentialsError("locked", subject_id=account.id, result="locked")
     if pending is not None and password_ok and not redeemed:
         # The owner remembered the password: a reset someone else asked for is void.
         pending.void(db, account, now=now)
     if not password_ok:
         credentials.count_failure(account, now, lockout)
-        raise InvalidCredentialsError("locked" if credentials.is_locked(account, now) else "wrong")
-    if not account.is_active or password_flow.temporary_expired(account, now):
-        raise InvalidCredentialsError()
+        locked_now = credentials.is_locked(account, now)
+        raise InvalidCredentialsError(
+            "locked" if locked_now else "wrong",
+            subject_id=account.id,
+            result="wrong_password",
+            locked_now=locked_now,
+        )
+    if not account.is_active:
+        raise InvalidCredentialsError(subject_id=account.id, result="inactive")
+    if password_flow.temporary_expired(account, now):
+        raise InvalidCredentialsError(subject_id=account.id, result="expired")
     credentials.signed_in(account, password, settings.bcrypt_rounds)
     return account

@@ -185,9 +185,6 @@ def check(
     if data.method not in AUTH_METHODS or (data.method == "none") != data.public:
         raise ClientDataError("auth_method", "unknown")
     _check_keys(data, outbound_policy)
-    # Not served yet (DPoP lands next): refused rather than stored and ignored.
-    if data.dpop_bound:
-        raise ClientDataError("dpop_bound_access_tokens", "unknown")
     if data.access_token_format not in ACCESS_TOKEN_FORMATS:
         raise ClientDataError("access_token_format", "unknown")
     if len(data.resources) > MAX_URIS:

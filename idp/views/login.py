@@ -123,7 +123,16 @@ def login():
             pending=reset.Pending(runtime.settings.server.secret_key),
         )
     except InvalidCredentialsError as error:
-        db.session.commit()  # keeps the failure count
+        audit.record_sign_in_failure(
+            db.session,
+            audit.Context(audit.ANONYMOUS, request.remote_addr, now),
+            error,
+            staff=False,
+            # Only a login that names an account is written down: what was typed may be a password.
+            login=accounts.normalize_login(form.login.data) if error.subject_id is not None else None,
+            user_agent=request.user_agent.string,
+        )
+        db.session.commit()  # keeps the failure count and the audit events
         counts.failed(ip=ip, login=typed, now=now)
         runtime.metrics.signed_in(error.reason)
         form.password.data = ""

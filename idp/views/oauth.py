@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
+from ..oauth import dpop
 from ..oauth import keys
 from ..oauth import par
 from ..oauth import response_modes
@@ -127,7 +128,8 @@ def parked_grant(pending_id: str):
 @csrf.exempt
 @json_endpoint
 def token():
-    return authorization.create_token_response()
+    # RFC 9449 §8: with nonces required, every answer hands the client the next one.
+    return dpop.attach_nonce(authorization.create_token_response())
 
 
 @bp.route("/par", methods=["POST"])
@@ -145,7 +147,7 @@ def par_endpoint():
 @csrf.exempt
 @json_endpoint
 def userinfo():
-    return authorization.create_endpoint_response("userinfo")
+    return dpop.attach_nonce(authorization.create_endpoint_response("userinfo"))
 
 
 @bp.route("/revoke", methods=["POST"])
@@ -159,7 +161,7 @@ def revoke():
 @csrf.exempt
 @json_endpoint
 def introspect():
-    return authorization.create_endpoint_response("introspection")
+    return dpop.attach_nonce(authorization.create_endpoint_response("introspection"))
 
 
 @bp.route("/register", methods=["POST"])

@@ -22,9 +22,11 @@ from ..extensions import db
 from ..extensions import limiter
 from ..oauth.pending import load_pending
 from ..runtime import current
+from ..services import credentials
 from ..services.selfservice import password
 from . import selfservice
 from .login import login_rate_limit
+from .login import throttle
 from .sso import current_sso
 
 bp = Blueprint("password", __name__, url_prefix="/password")
@@ -59,6 +61,12 @@ def change():
     try:
         password.check(account, form.old.data, form.new.data, form.repeat.data, policy)
     except PasswordPolicyError as error:
+        if error.reason == "wrong_old":
+            # A guess at the current password is a failed sign-in (issue 10): whoever holds a session
+            # cookie must not get unlimited guesses here; it feeds the account's lock and the escalation.
+            now = runtime.clock()
+            credentials.count_failure(account, now, runtime.settings.login)
+            throttle().failed(ip=request.remote_addr or "", login=account.login, now=now)
         db.session.commit()  # a wrong current password counts against the flow
         message = messages.password_reason(error.reason, policy.min_length)
         return render_template(

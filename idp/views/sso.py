@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import Account
 from ..models import SsoSession
 from ..runtime import current
+from ..services import audit
 from ..services import sessions
 
 
@@ -71,7 +72,10 @@ def end_sso() -> str | None:
     if sso is not None:
         sid = sso.sid
         runtime = current()
-        sessions.end_session(db.session, sso, now=runtime.clock(), events=runtime.events)
+        now = runtime.clock()
+        sessions.end_session(db.session, sso, now=now, events=runtime.events)
+        ctx = audit.Context(audit.Actor.account(sso.account), request.remote_addr, now)
+        audit.record(db.session, ctx, "account.logged_out", account_id=sso.account_id)
         db.session.commit()
     session.clear()
     g.idp_sso = None

@@ -120,6 +120,8 @@ def test_creation_errors_point_at_the_field(operator_client, account):
     cases = [
         ({"login": account["login"]}, "login", "Учётная запись с таким логином уже есть."),
         ({"phone": "12345"}, "phone", "Проверьте номер телефона."),
+        # Issue 10: a phone no SMS can reach ([sms] allowed_country_codes) is refused at its field.
+        ({"phone": "+998 90 123-45-67"}, "phone", "На этот номер СМС не отправить"),
         ({"snils": "112-233-445 96"}, "snils", "СНИЛС введён с ошибкой"),
         ({"email": "not-an-address"}, "email", "Проверьте адрес электронной почты."),
         ({"surname": "<script>"}, "surname", "Проверьте фамилию"),
@@ -184,6 +186,9 @@ def test_change_the_phone_needs_a_reason(app, operator_client, account):
     assert _account_row(app, account["id"]).phone == "+79161234567"
     bad = post_form(operator_client, path, {"phone": "abc", "reason": "сменил"})
     assert "Проверьте номер телефона." in _text(bad)
+    abroad = post_form(operator_client, path, {"phone": "+998 90 123-45-67", "reason": "сменил"})
+    assert "На этот номер СМС не отправить" in _text(abroad)
+    assert _account_row(app, account["id"]).phone == "+79161234567"
     assert (
         post_form(operator_client, path, {"phone": "8 999 000-11-22", "reason": "сменил номер"}).status_code
         == 302

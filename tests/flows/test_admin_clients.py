@@ -276,3 +276,31 @@ def test_audit_log_filters(app, admin_client, make_account):
 def test_an_admin_may_also_serve_at_the_counter(admin_client):
     assert admin_client.get("/admin/accounts/").status_code == 200
     assert admin_client.get("/admin/").headers["Location"] == "/admin/clients"
+
+
+def test_an_edit_in_the_console_keeps_the_protocol_metadata(app, admin_client, make_rp):
+    """What the console's form does not show (README "High-assurance relying parties") survives an edit."""
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", parameters={"kid": "c-1"}, private=True)
+    rp = make_rp(
+        auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+        access_token_format="jwt",
+        resources=["https://api.rp.example"],
+        require_par=True,
+        dpop_bound=True,
+    )
+    edit = {**CLIENT, "name": "Переименованный"}
+    assert post_form(admin_client, f"/admin/clients/{rp['client_id']}", edit).status_code == 302
+    metadata = _row(app, rp["client_id"]).client_metadata
+    assert metadata["client_name"] == "Переименованный"
+    for name in (
+        "token_endpoint_auth_method",
+        "jwks",
+        "access_token_format",
+        "allowed_resources",
+        "require_pushed_authorization_requests",
+        "dpop_bound_access_tokens",
+    ):
+        assert metadata[name] == rp[name], name

@@ -136,6 +136,27 @@ def test_accounts_create_and_sign_out_are_audited(app):
     ] * 2
 
 
+def test_accounts_create_refuses_a_phone_no_sms_can_reach(app):
+    """Issue 10: an account whose phone is outside [sms] allowed_country_codes had no reset, and the
+    reset page answered differently for it — an oracle of login and phone. The CLI refuses such a phone,
+    saying which field and why."""
+    refused = _invoke(
+        app,
+        "accounts",
+        "create",
+        "--login",
+        "77-1234567",
+        "--phone",
+        "+998 90 123-45-67",
+        "--surname",
+        "Каримов",
+        "--given-name",
+        "Бахтиёр",
+    )
+    assert refused.exit_code == 1
+    assert "phone" in refused.output and "allowed_country_codes" in refused.output
+
+
 def test_clients_list_show_update_delete(app, rp):
     [listed] = _json(app, "clients", "list")
     assert listed["client_id"] == rp["client_id"] and listed["enabled"] is True

@@ -206,3 +206,32 @@ def test_each_refusal_is_explained_in_the_pages_language(app, browser, account, 
     assert response.status_code == 200 and html.escape(english, quote=False) in response.get_data(
         as_text=True
     )
+
+
+@pytest.mark.config(login={"max_failures": 3, "captcha_after": 10})
+def test_wrong_current_passwords_at_the_change_count_as_failed_sign_ins(app, browser, account):
+    """Issue 10: /password/change guesses did not feed the lockout, so a borrowed session could guess
+    the current password without limit. They count now, and reach the lock like sign-in failures."""
+    browser.submit("/login", {"login": account["login"], "password": account["password"]})
+    for _ in range(2):
+        _change(browser, "a wrong guess", NEW)
+    with app.app_context():
+        assert db.session.scalar(select(Account.failed_logins)) == 2
+    _change(browser, "a wrong guess", NEW)
+    with app.app_context():
+        assert db.session.scalar(select(Account.locked_until)) > 0
+    other = Browser(app.test_client())
+    refused = other.submit("/login", {"login": account["login"], "password": account["password"]})
+    assert refused.status_code == 200 and "Неверный логин или пароль." in refused.get_data(as_text=True)
+
+
+def test_staff_wrong_current_passwords_count_too(app, admin_client):
+    from idp.models import StaffUser
+
+    client = admin_client
+    page = client.get("/admin/password")
+    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), "old": "a wrong guess"}
+    data.update(new="a brand new staff pass phrase", repeat="a brand new staff pass phrase")
+    assert client.post("/admin/password", data=data).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(StaffUser.failed_logins)) == 1

@@ -333,6 +333,7 @@ def test_registration_of_the_protocol_features(app, client):
         "access_token_format": "jwt",
         "allowed_resources": ["https://api.rp.example"],
         "require_pushed_authorization_requests": True,
+        "dpop_bound_access_tokens": True,
     }
     response = _register(client, _initial_token(app), body)
     assert response.status_code == 201, response.get_json()
@@ -341,6 +342,7 @@ def test_registration_of_the_protocol_features(app, client):
     for name in ("token_endpoint_auth_method", "jwks", "access_token_format", "allowed_resources"):
         assert registered[name] == body[name]
     assert registered["require_pushed_authorization_requests"] is True
+    assert registered["dpop_bound_access_tokens"] is True
     read = _manage(client, "GET", registered).get_json()
     assert read["jwks"] == body["jwks"]
     bad = _register(client, _initial_token(app), {**body, "jwks_uri": "https://rp.example/jwks"})

@@ -4,6 +4,8 @@ history. Admins may do the same; migrants' permanent passwords are never shown o
 
 from __future__ import annotations
 
+import functools
+
 from babel import Locale
 from flask import abort
 from flask import flash
@@ -143,6 +145,7 @@ def account_new():
             db.session,
             ctx(),
             settings=settings().passwords,
+            sms_countries=settings().sms.allowed_country_codes,
             login=form.login.data,
             phone=form.phone.data,
             surname=form.surname.data,
@@ -288,7 +291,7 @@ def account_phone(account_id: int):
         account,
         PhoneChangeForm(),
         "phone",
-        account_admin.change_phone,
+        functools.partial(account_admin.change_phone, sms_countries=settings().sms.allowed_country_codes),
         done=_("Телефон изменён."),
         title=_("Смена телефона"),
         current=_("Текущий телефон: %(phone)s", phone=account.phone),

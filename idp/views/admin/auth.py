@@ -23,6 +23,7 @@ from ...errors import PasswordPolicyError
 from ...extensions import db
 from ...extensions import limiter
 from ...services import audit
+from ...services import credentials
 from ...services import signin_throttle
 from ...services.staff import members
 from ...services.staff import sessions as staff_sessions
@@ -105,7 +106,15 @@ def login():
             now=now,
             settings=settings(),
         )
-    except InvalidCredentialsError:
+    except InvalidCredentialsError as error:
+        audit.record_sign_in_failure(
+            db.session,
+            audit.Context(audit.ANONYMOUS, request.remote_addr, now),
+            error,
+            staff=True,
+            login=typed if error.subject_id is not None else None,
+            user_agent=request.user_agent.string,
+        )
         db.session.commit()
         counts.failed(ip=ip, login=typed, now=now)
         form.password.data = ""
@@ -152,6 +161,9 @@ def password():
     try:
         members.check_new_password(user, form.old.data, form.new.data, form.repeat.data, settings=settings())
     except PasswordPolicyError as error:
+        if error.reason == "wrong_old":
+            # A guess at the current password is a failed sign-in (issue 10): it feeds the lock.
+            credentials.count_failure(user, current_time(), settings().login)
         db.session.commit()  # a wrong current password counts against the flow
         message = messages.password_reason(error.reason, min_length, staff=True)
         return render_template(

@@ -28,6 +28,7 @@ from ...errors import ClientDataError
 from ...extensions import db
 from ...models import OAuth2Client
 from ...runtime import current
+from ...services import client_secrets
 from ...services import clients as clients_service
 from ...services.clients import ClientInput
 from ...services.keys import ALGORITHMS
@@ -103,8 +104,11 @@ class ClientForm(FlaskForm):
         _l("sector_identifier_uri (если адреса возврата на разных хостах)"), validators=[Length(max=2000)]
     )
 
-    def client_input(self, public: bool) -> ClientInput:
-        return ClientInput(
+    def client_input(self, public: bool, current: ClientInput | None = None) -> ClientInput:
+        """The form's data; on an edit, what the form does not show (the token endpoint authentication
+        method, keys, access token format, resources, PAR and DPoP, set with ``idp clients update`` or
+        RFC 7592) is kept from ``current``."""
+        data = ClientInput(
             name=self.name.data or "",
             redirect_uris=_lines(self.redirect_uris.data),
             post_logout_redirect_uris=_lines(self.post_logout_redirect_uris.data),
@@ -119,6 +123,12 @@ class ClientForm(FlaskForm):
             subject_type=self.subject_type.data or "public",
             sector_identifier_uri=(self.sector_identifier_uri.data or "").strip() or None,
         )
+        if current is not None:
+            data.auth_method = current.auth_method
+            data.jwks, data.jwks_uri = current.jwks, current.jwks_uri
+            data.access_token_format, data.resources = current.access_token_format, list(current.resources)
+            data.require_par, data.dpop_bound = current.require_par, current.dpop_bound
+        return data
 
 
 def _lines(text: str | None) -> list[str]:
@@ -229,7 +239,7 @@ def client(client_id: str):
                 db.session,
                 ctx(),
                 client,
-                form.client_input(client.is_public),
+                form.client_input(client.is_public, clients_service.input_of(client)),
                 limits=settings().oauth,
                 outbound_policy=current().outbound.policy,
                 fetch=clients_service.sector_fetch(current().outbound),
@@ -286,7 +296,9 @@ def client_secret(client_id: str):
     form = ConfirmForm(prefix="secret")
     if not confirmed(form) or client.is_public:
         return _refused(client, secret_form=form)
-    secret = clients_service.rotate_secret(db.session, ctx(), client)
+    secret = clients_service.rotate_secret(
+        db.session, ctx(), client, sealing_key=client_secrets.sealing_key(settings().server.secret_key)
+    )
     db.session.commit()
     return _secret_page(client, secret, _("Новый секрет клиента"))
 
