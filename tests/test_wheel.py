@@ -176,7 +176,7 @@ def test_a_wheel_installed_elsewhere_serves_every_page(tmp_path):
         meta = http.get(issuer + "/.well-known/openid-configuration", timeout=10).json()
         assert meta["issuer"] == issuer
         jwks = http.get(meta["jwks_uri"], timeout=10).json()
-        assert {key["alg"] for key in jwks["keys"]} == {"RS256", "ES256"}
+        assert {key["alg"] for key in jwks["keys"]} == {"RS256", "ES256", "EdDSA"}
         # Secrets in a path or a query string must not reach the access log.
         http.get(issuer + "/recovery/link/LINK-SECRET-TOKEN", timeout=10)
         http.get(issuer + "/login?login_hint=QUERY-SECRET", timeout=10)

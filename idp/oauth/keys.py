@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from dataclasses import field
 
+from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey
 from joserfc.jwk import KeySet
+from joserfc.jwk import OKPKey
 from joserfc.jwk import RSAKey
 
 from ..extensions import db
@@ -27,6 +30,14 @@ from ..runtime import current
 from ..services import keys as key_service
 
 ALGORITHMS = key_service.ALGORITHMS
+SigningJWK = RSAKey | ECKey | OKPKey
+
+# why: joserfc warns on every EdDSA signature and verification that RFC 9864 deprecates the name in favour
+# of "Ed25519". Our EdDSA keys are Ed25519 only, so the name is unambiguous, and it is the one relying
+# parties' libraries accept today; the warning would only fill the log.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864", category=SecurityWarning)
+
+_KEY_TYPES: dict[str, type[SigningJWK]] = {"RS256": RSAKey, "ES256": ECKey, "EdDSA": OKPKey}
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,8 @@ def document(data: dict) -> Document:
     return Document(body, hashlib.sha256(body).hexdigest()[:32])
 
 
-def _import(row: SigningKey) -> RSAKey | ECKey:
-    data = json.loads(row.private_jwk)
-    return RSAKey.import_key(data) if row.alg == "RS256" else ECKey.import_key(data)
+def _import(row: SigningKey) -> SigningJWK:
+    return _KEY_TYPES[row.alg].import_key(json.loads(row.private_jwk))
 
 
 @dataclass
@@ -56,11 +66,11 @@ class KeyCache:
     # [keys] cache_ttl, seconds.
     ttl: int = 30
     _loaded_at: float = 0.0
-    _rows: list[tuple[str, int, RSAKey | ECKey]] = field(default_factory=list)
+    _rows: list[tuple[str, int, SigningJWK]] = field(default_factory=list)
     # The public JWKS of ``_rows`` as served, built when the rows are (re)loaded.
     _jwks: Document | None = None
 
-    def _keys(self) -> list[tuple[str, int, RSAKey | ECKey]]:
+    def _keys(self) -> list[tuple[str, int, SigningJWK]]:
         if time.monotonic() - self._loaded_at > self.ttl or not self._rows:
             rows = key_service.published(db.session, now=self.clock())
             self._rows = [(row.alg, row.activates_at, _import(row)) for row in rows]
@@ -80,8 +90,8 @@ class KeyCache:
             self._jwks = document(self.public_jwks())
         return self._jwks
 
-    def signing_key(self, alg: str) -> RSAKey | ECKey:
-        """The newest active key for ``alg`` (RS256 or ES256)."""
+    def signing_key(self, alg: str) -> SigningJWK:
+        """The newest active key for ``alg`` (RS256, ES256 or EdDSA)."""
         now = self.clock()
         usable = [
             key for key_alg, activates_at, key in self._keys() if key_alg == alg and activates_at <= now

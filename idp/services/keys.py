@@ -12,6 +12,7 @@ import json
 
 from joserfc.jwk import ECKey
 from joserfc.jwk import KeyParameters
+from joserfc.jwk import OKPKey
 from joserfc.jwk import RSAKey
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -20,13 +21,17 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import SigningKey
 
-ALGORITHMS = ("RS256", "ES256")
+# One signing key (and its rotation) per algorithm. EdDSA is Ed25519 (RFC 8037): the JWS name relying
+# parties' libraries know; RFC 9864 deprecates the polymorphic name for "Ed25519", which fewer RPs read yet.
+ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
-def _generate(alg: str) -> RSAKey | ECKey:
+def _generate(alg: str) -> RSAKey | ECKey | OKPKey:
     params: KeyParameters = {"use": "sig", "alg": alg}
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params, auto_kid=True)
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", parameters=params, auto_kid=True)
     return ECKey.generate_key("P-256", parameters=params, auto_kid=True)
 
 

@@ -69,7 +69,11 @@ def test_readyz_without_signing_keys(app, client):
         assert response.status_code == 503
         assert response.get_json() == {
             "status": "unavailable",
-            "reasons": ["no active RS256 signing key", "no active ES256 signing key"],
+            "reasons": [
+                "no active RS256 signing key",
+                "no active ES256 signing key",
+                "no active EdDSA signing key",
+            ],
         }
         assert response.headers["Retry-After"]
     finally:

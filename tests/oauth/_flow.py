@@ -155,7 +155,7 @@ def jwks(client) -> dict:
 
 def verify_id_token(client, id_token: str):
     """Verify the signature against the published JWKS, as a relying party does; returns joserfc's token."""
-    return jwt.decode(id_token, KeySet.import_key_set(jwks(client)), algorithms=["RS256", "ES256"])
+    return jwt.decode(id_token, KeySet.import_key_set(jwks(client)), algorithms=["RS256", "ES256", "EdDSA"])
 
 
 def age_sso_sessions(app, seconds: int) -> None:

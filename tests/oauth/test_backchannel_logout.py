@@ -92,7 +92,7 @@ def _logout(live_server, browser, id_token: str):
     return response, time.monotonic() - started
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
 def test_logout_token_follows_the_spec(live_server, account, make_rp, alg):
     with receiver() as endpoint:
         rp = make_rp(id_token_alg=alg, backchannel_logout_uri=endpoint.url)

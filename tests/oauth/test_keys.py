@@ -66,7 +66,7 @@ def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, r
 
     published_after = _kids(browser.client)
     new = published_after - published_before
-    assert len(new) == 2  # one RS256, one ES256
+    assert len(new) == 3  # one RS256, one ES256, one EdDSA
     assert published_before <= published_after
     [new_rs256] = new & _kids(browser.client, "RS256")
 
@@ -157,7 +157,7 @@ def test_console_rotation_publishes_first_and_keeps_old_tokens_verifying(
     )
     assert response.status_code == 302
     new = _kids(browser.client) - published_before
-    assert len(new) == 2 and published_before <= _kids(browser.client)
+    assert len(new) == 3 and published_before <= _kids(browser.client)
     # Published before it signs: inside publish_ahead the old key still signs.
     during, _ = sign_in_for_tokens(browser, account, rp)
     assert _kid(browser.client, during["id_token"]) == old_kid
