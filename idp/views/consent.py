@@ -65,7 +65,8 @@ def consent():
         return redirect(url_for("oauth.resume", pending_id=authz))
     form = ConsentForm()
     if form.validate_on_submit():
-        if form.deny.data:
+        # Only an explicit «Разрешить» allows (issue 10): a POST with neither button, or both, denies.
+        if form.deny.data or not form.allow.data:
             ctx = audit.Context(audit.Actor.account(sso.account), request.remote_addr, current().clock())
             client_id = grant.client.client_id
             audit.record(db.session, ctx, "consent.denied", account_id=sso.account_id, client_id=client_id)

@@ -8,6 +8,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField
 from wtforms import PasswordField
 from wtforms import StringField
 from wtforms.validators import InputRequired
@@ -36,6 +37,8 @@ bp = Blueprint("login", __name__)
 class LoginForm(captcha.CaptchaForm):
     login = StringField(_l("Логин (№ заявления на патент)"), validators=[InputRequired(), Length(max=128)])
     password = PasswordField(_l("Пароль"), validators=[InputRequired(), Length(max=1024)])
+    # Unticked (the default), the cookie lives until the browser closes: counters are shared computers.
+    remember = BooleanField(_l("Запомнить меня на этом устройстве"))
 
 
 def login_rate_limit() -> str:
@@ -142,7 +145,7 @@ def login():
     # The account's history in the staff console shows sign-ins; committed with the session below.
     ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)
-    sso = begin_sso(account, ["pwd"])
+    sso = begin_sso(account, ["pwd"], remember=form.remember.data)
     runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
     if load_pending(authz):
         return redirect(url_for("oauth.resume", pending_id=authz))

@@ -33,10 +33,12 @@ def current_sso() -> SsoSession | None:
     return g.idp_sso
 
 
-def begin_sso(account: Account, amr: list[str]) -> SsoSession:
+def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> SsoSession:
     """Sign the browser in. The cookie token is always new (session fixation, ASVS 3.2.1); the same
     user signing in again keeps the session; another user's session is ended. Waiting authorization
-    requests are carried over."""
+    requests are carried over. The cookie is a browser-session cookie (gone when the browser closes,
+    as on a shared computer at a counter) unless ``remember`` («Запомнить меня на этом устройстве»):
+    then it lasts the session's absolute timeout. The server-side timeouts apply either way."""
     runtime = current()
     now, settings = runtime.clock(), runtime.settings.session
     previous = current_sso()
@@ -60,7 +62,7 @@ def begin_sso(account: Account, amr: list[str]) -> SsoSession:
     db.session.commit()
     session["sso"] = token
     session["pending"] = pending
-    session.permanent = True
+    session.permanent = remember
     g.idp_sso = sso
     return sso
 
