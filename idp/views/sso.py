@@ -35,11 +35,13 @@ def current_sso() -> SsoSession | None:
 def begin_sso(account: Account, amr: list[str]) -> SsoSession:
     """Sign the browser in. The cookie token is always new (session fixation, ASVS 3.2.1); the same
     user signing in again keeps the session; another user's session is ended. Waiting authorization
-    requests are carried over."""
+    requests (and a device code waiting to be confirmed) are carried over."""
     runtime = current()
     now, settings = runtime.clock(), runtime.settings.session
     previous = current_sso()
     pending = session.get("pending", {})
+    # A device code entered at /device before signing in (views/device.py) waits for the sign-in too.
+    device = session.get("device")
     session.clear()
     if previous is not None and previous.account_id == account.id:
         sso = previous
@@ -59,6 +61,8 @@ def begin_sso(account: Account, amr: list[str]) -> SsoSession:
     db.session.commit()
     session["sso"] = token
     session["pending"] = pending
+    if device is not None:
+        session["device"] = device
     session.permanent = True
     g.idp_sso = sso
     return sso
