@@ -349,7 +349,9 @@ class SessionSettings:
     absolute_timeout: int = option(
         43200, "SSO session ends this long after sign-in, seconds", check=_at_least(300)
     )
-    cookie_name: str = option("idp_session", "name of the browser session cookie")
+    cookie_name: str = option(
+        "idp_session", 'name of the browser session cookie; "__Host-" is put in front of it on https'
+    )
 
 
 @dataclass(frozen=True)
@@ -989,7 +991,9 @@ def to_flask(settings: Settings) -> dict[str, Any]:
         "SECRET_KEY": settings.server.secret_key,
         "SQLALCHEMY_DATABASE_URI": settings.database.url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(settings.database),
-        "SESSION_COOKIE_NAME": settings.session.cookie_name,
+        # On https the cookie is "__Host-"-prefixed (RFC 6265bis §4.1.3.2): the browser then keeps it only
+        # if it is Secure, has Path=/ and no Domain, so no sibling host or http page can set or shadow it.
+        "SESSION_COOKIE_NAME": ("__Host-" if settings.server.is_https else "") + settings.session.cookie_name,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": settings.server.is_https,

@@ -30,11 +30,26 @@ class FieldError(IdpError):
 class InvalidCredentialsError(IdpError):
     """Unknown login, wrong or expired password, blocked or locked account: one error for all, so the
     answer does not tell which (OWASP ASVS 2.2 / 3.2). ``reason`` ("wrong" or "locked") is for the
-    operators' metrics only, never for the person signing in."""
+    operators' metrics only, never for the person signing in.
 
-    def __init__(self, reason: str = "wrong"):
+    For the audit log only (staff read it, the person never sees it): ``subject_id``, the account or
+    staff member the login named (None when it named nobody); ``result``, what exactly failed
+    ("unknown", "wrong_password", "locked", "inactive", "expired", "wrong_code"); ``locked_now``, this
+    failure is the one that locked it."""
+
+    def __init__(
+        self,
+        reason: str = "wrong",
+        *,
+        subject_id: int | None = None,
+        result: str = "unknown",
+        locked_now: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
+        self.subject_id = subject_id
+        self.result = result
+        self.locked_now = locked_now
 
 
 class PasswordPolicyError(IdpError):

@@ -14,8 +14,11 @@ from .runtime import settings
 # MAX_CONTENT_LENGTH bounds bodies only. A longer query string is refused (414) before anything reads
 # it: common proxies stop at 8 KB request lines, and /authorize and /logout echo state into Location.
 MAX_QUERY_STRING = 8 * 1024
+# object-src 'none': no plugin content (default-src would allow our own); base-uri 'none': an injected
+# <base> cannot re-point relative URLs (issue 10; neither directive falls back to default-src for base-uri).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' http: https:"
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self' http: https:"
 )
 
 

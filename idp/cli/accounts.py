@@ -93,6 +93,9 @@ def accounts_show(login, as_json):
         "updated_at": account.updated_at,
     }
     lines = [f"{key + ':':<31} {'—' if value is None else value}" for key, value in data.items()]
+    # Reading a person's data from the server is on record too.
+    audit.record(db.session, ctx, "account.viewed", account_id=account.id)
+    db.session.commit()
     emit(as_json, data, lines)
 
 

@@ -35,6 +35,11 @@ def cli_context() -> audit.Context:
     return audit.Context(audit.Actor(audit.ACTOR_CLI, None, _os_user()), None, now())
 
 
+def record(event: str, **kwargs) -> None:
+    """Audit a command's action as «консоль сервера» (the OS user); committed with the caller's change."""
+    audit.record(db.session, cli_context(), event, **kwargs)
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()

@@ -23,6 +23,7 @@ from ..services.clients import ClientInput
 from .clients import client_json
 from .common import json_option
 from .common import now
+from .common import record
 from .common import runtime
 from .common import settings
 
@@ -60,7 +61,9 @@ def demo(redirect_uri, cabinet_url, portal_url, registrations, as_json):
     `idp clients create --json`, with the secret) are written to files they read at start-up. A run
     keeps them while they still match the database, and replaces them otherwise."""
     issuer = settings().server.issuer
-    keys.ensure_keys(db.session, now=now())
+    created = keys.ensure_keys(db.session, now=now())
+    if created:
+        record("keys.created", details={"kid": " ".join(row.kid for row in created)})
     client = next(
         (
             c
@@ -107,6 +110,8 @@ def demo(redirect_uri, cabinet_url, portal_url, registrations, as_json):
     new_registrations = [
         (path, _demo_relying_party(path, name, scope, url)) for name, url, path, scope in relying_parties
     ]
+    # One event for the whole command: the demo account's new temporary password and demo clients.
+    record("demo.prepared", account_id=account.id, details={"login": account.login})
     db.session.commit()
     for path, registration in new_registrations:
         if registration is not None:

@@ -16,6 +16,7 @@ from .common import cli_context
 from .common import emit
 from .common import json_option
 from .common import now
+from .common import record
 from .common import settings
 
 keys_group = click.Group("keys", help="Signing keys: ensure, rotate, list, retire.")
@@ -31,6 +32,8 @@ def _key_json(row: SigningKey) -> dict:
 def keys_ensure(as_json):
     """Create the first signing keys if there are none (idempotent)."""
     created = keys.ensure_keys(db.session, now=now())
+    if created:
+        record("keys.created", details={"kid": " ".join(row.kid for row in created)})
     db.session.commit()
     line = f"signing keys: {len(created)} created" if created else "signing keys: present"
     emit(as_json, {"created": [_key_json(row) for row in created]}, [line])

@@ -8,11 +8,13 @@ from flask.cli import with_appcontext
 
 from .. import serving
 from ..extensions import db
+from ..services import audit
 from ..services import maintenance
 from ..services import outbox
 from .common import emit
 from .common import json_option
 from .common import now
+from .common import record
 from .common import runtime
 from .common import settings
 
@@ -28,11 +30,16 @@ from .common import settings
 @with_appcontext
 def purge(retention, as_json):
     """End timed-out sessions (telling their relying parties), then delete expired codes, sessions and
-    tokens, and old outbox messages (run daily from cron or a systemd timer)."""
+    tokens, old outbox messages, and audit events older than [audit] retention_days (run daily from cron
+    or a systemd timer)."""
     ended = runtime().background.sweep()
     counts = {"timed_out_sessions_ended": len(ended)}
     counts |= maintenance.purge_expired(db.session, now=now(), retention=retention)
     counts["outbox_messages"] = outbox.purge(db.session, before=now() - retention)
+    # The audit log keeps its own, longer, time: [audit] retention_days (0: for ever).
+    days = settings().audit.retention_days
+    counts["audit_events"] = audit.purge(db.session, before=now() - days * 86400) if days else 0
+    record("maintenance.purged", details=dict(counts))
     db.session.commit()
     emit(as_json, counts, [", ".join(f"{name}: {count}" for name, count in counts.items())])
 

@@ -19,6 +19,7 @@ from ..services import outbox
 from .common import emit
 from .common import json_option
 from .common import now
+from .common import record
 from .common import runtime
 
 outbox_group = click.Group(
@@ -97,6 +98,8 @@ def outbox_retry(ids, all_failed, as_json):
     if bool(ids) == all_failed:
         raise click.UsageError("name the ids of failed messages, or --all-failed")
     retried = outbox.retry(db.session, None if all_failed else list(ids), now=now())
+    if retried:
+        record("outbox.retried", details={"messages": " ".join(map(str, retried))})
     db.session.commit()
     missing = sorted(set(ids) - set(retried))
     lines = [f"{len(retried)} message(s) due again: {' '.join(map(str, retried)) or '-'}"]
@@ -114,6 +117,8 @@ def outbox_deliver(as_json):
     """Deliver every due message now, in this process (the servers do it on their own)."""
     result = runtime().background.deliver_due()
     counts = {"delivered": result.delivered, "retried": result.retried, "failed": result.failed}
+    record("outbox.delivered", details=counts)
+    db.session.commit()
     emit(as_json, counts, [", ".join(f"{name}: {count}" for name, count in counts.items())])
 
 
@@ -130,5 +135,6 @@ def outbox_deliver(as_json):
 def outbox_purge(older_than, as_json):
     """Delete old delivered and failed messages (``idp purge`` does it too)."""
     deleted = outbox.purge(db.session, before=now() - older_than)
+    record("outbox.purged", details={"deleted": deleted})
     db.session.commit()
     emit(as_json, {"deleted": deleted}, [f"{deleted} message(s) deleted"])

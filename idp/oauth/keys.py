@@ -67,14 +67,25 @@ class KeyCache:
     ttl: int = 30
     _loaded_at: float = 0.0
     _rows: list[tuple[str, int, SigningJWK]] = field(default_factory=list)
-    # The public JWKS of ``_rows`` as served, built when the rows are (re)loaded.
+    # The public JWKS of ``_rows`` as served, built when the rows change.
     _jwks: Document | None = None
+    # Imported keys by (row id, digest of its private JWK): a reload that finds the same rows imports
+    # nothing again (an RSA import validates the private key, ~40 ms: every ``ttl`` seconds it stalled
+    # the worker, the JWKS p99 of issue 12).
+    _imported: dict[tuple[int, str], SigningJWK] = field(default_factory=dict)
 
     def _keys(self) -> list[tuple[str, int, SigningJWK]]:
         if time.monotonic() - self._loaded_at > self.ttl or not self._rows:
             rows = key_service.published(db.session, now=self.clock())
-            self._rows = [(row.alg, row.activates_at, _import(row)) for row in rows]
-            self._jwks = None
+            imported: dict[tuple[int, str], SigningJWK] = {}
+            loaded = []
+            for row in rows:
+                ident = (row.id, hashlib.sha256(row.private_jwk.encode()).hexdigest())
+                key = imported[ident] = self._imported.get(ident) or _import(row)
+                loaded.append((row.alg, row.activates_at, key))
+            if [(alg, at, id(key)) for alg, at, key in loaded] != [(a, t, id(k)) for a, t, k in self._rows]:
+                self._jwks = None  # another set of keys: the JWKS and its ETag change
+            self._rows, self._imported = loaded, imported
             self._loaded_at = time.monotonic()
         return self._rows
 
@@ -82,6 +93,7 @@ class KeyCache:
         """Drop the cache (after a rotation or retirement in this process)."""
         self._rows = []
         self._jwks = None
+        self._imported = {}
 
     def jwks_document(self) -> Document:
         """The JWKS as served: bytes and ETag, rebuilt only when the keys are reloaded."""

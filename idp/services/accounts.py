@@ -232,14 +232,22 @@ def authenticate(
             password_flow.require(db, account, reason=RESET, now=now, expires_at=temporary_until)
             password_ok = redeemed = True
     if locked and not redeemed:
-        raise InvalidCredentialsError("locked")
+        raise InvalidCredentialsError("locked", subject_id=account.id, result="locked")
     if pending is not None and password_ok and not redeemed:
         # The owner remembered the password: a reset someone else asked for is void.
         pending.void(db, account, now=now)
     if not password_ok:
         credentials.count_failure(account, now, lockout)
-        raise InvalidCredentialsError("locked" if credentials.is_locked(account, now) else "wrong")
-    if not account.is_active or password_flow.temporary_expired(account, now):
-        raise InvalidCredentialsError()
+        locked_now = credentials.is_locked(account, now)
+        raise InvalidCredentialsError(
+            "locked" if locked_now else "wrong",
+            subject_id=account.id,
+            result="wrong_password",
+            locked_now=locked_now,
+        )
+    if not account.is_active:
+        raise InvalidCredentialsError(subject_id=account.id, result="inactive")
+    if password_flow.temporary_expired(account, now):
+        raise InvalidCredentialsError(subject_id=account.id, result="expired")
     credentials.signed_in(account, password, settings.bcrypt_rounds)
     return account

@@ -7,16 +7,24 @@ SNILS: ``record`` refuses details whose names suggest one, which catches a carel
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
+import json
 import zoneinfo
+from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..errors import InvalidCredentialsError
 from ..models import Account
 from ..models import AuditEvent
 from ..models import StaffUser
+from ..models.base import affected_rows
 
 # Last words a detail's name may not have ("temporary_password", "client_secret", "access_token"):
 # the values such names carry are secrets or sensitive identifiers. "access_token_ttl" is fine.
@@ -90,6 +98,37 @@ def record(
     return row
 
 
+MAX_USER_AGENT = 200
+
+
+def record_sign_in_failure(
+    db: Session,
+    ctx: Context,
+    error: InvalidCredentialsError,
+    *,
+    staff: bool,
+    login: str | None,
+    user_agent: str | None,
+    step_up: bool = False,
+) -> None:
+    """One failed sign-in (``account.sign_in_failed`` or ``staff.sign_in_failed``) with the address,
+    the user agent and what failed, and ``…locked`` when this failure locked the account. Never the
+    password: callers pass ``login`` only when it names an account or member, since what was typed
+    into the login field may be a password."""
+    prefix = "staff" if staff else "account"
+    details: dict = {"result": error.result, "user_agent": (user_agent or "")[:MAX_USER_AGENT]}
+    if login:
+        details["username" if staff else "login"] = login[:64]
+    if step_up:
+        details["step_up"] = True
+    account_id = None if staff else error.subject_id
+    if staff and error.subject_id is not None:
+        details["staff_id"] = error.subject_id
+    record(db, ctx, f"{prefix}.sign_in_failed", account_id=account_id, details=details)
+    if error.locked_now:
+        record(db, ctx, f"{prefix}.locked", account_id=account_id, details=dict(details))
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     actor: str | None = None
@@ -106,8 +145,7 @@ def _day_start(day: datetime.date, timezone: str) -> int:
     return int(start.timestamp())
 
 
-def search(db: Session, wanted: AuditFilter, *, timezone: str, limit: int = 200) -> list[AuditEvent]:
-    """The newest events matching every given filter."""
+def _matching(wanted: AuditFilter, timezone: str):
     query = select(AuditEvent)
     if wanted.actor:
         query = query.where(AuditEvent.actor_name == wanted.actor)
@@ -121,7 +159,117 @@ def search(db: Session, wanted: AuditFilter, *, timezone: str, limit: int = 200)
         query = query.where(AuditEvent.at >= _day_start(wanted.since, timezone))
     if wanted.until:
         query = query.where(AuditEvent.at < _day_start(wanted.until + datetime.timedelta(days=1), timezone))
-    return list(db.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)))
+    return query
+
+
+def search(
+    db: Session, wanted: AuditFilter, *, timezone: str, limit: int = 200, before_id: int | None = None
+) -> list[AuditEvent]:
+    """The newest events matching every given filter, ``limit`` of them; with ``before_id``, the page
+    after the one that ended with that event. Pages are cut by id (keyset paging): the log only grows,
+    in the order its rows are written, so a page never shifts while someone reads the next one."""
+    query = _matching(wanted, timezone)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return list(db.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+# -- export ------------------------------------------------------------------------------------------------
+
+EXPORT_BATCH = 500
+EXPORT_FIELDS = (
+    "id",
+    "at",
+    "event",
+    "actor_type",
+    "actor_name",
+    "account_id",
+    "account_login",
+    "client_id",
+    "ip",
+    "reason",
+    "details",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP): such a
+# value is written with a leading apostrophe, which spreadsheets show as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export(db: Session, wanted: AuditFilter, *, timezone: str) -> Iterator[dict]:
+    """Every matching event, oldest first, as a plain record (the time as ISO 8601 UTC, the account's
+    current login beside its id); read in batches, so a long range does not sit in memory."""
+    after = 0
+    while True:
+        batch = list(
+            db.scalars(
+                _matching(wanted, timezone)
+                .where(AuditEvent.id > after)
+                .order_by(AuditEvent.id)
+                .limit(EXPORT_BATCH)
+            )
+        )
+        if not batch:
+            return
+        ids = {event.account_id for event in batch if event.account_id}
+        query = select(Account.id, Account.login).where(Account.id.in_(ids))
+        logins = dict(db.execute(query).all()) if ids else {}
+        for event in batch:
+            yield {
+                "id": event.id,
+                "at": _iso(event.at),
+                "event": event.event,
+                "actor_type": event.actor_type,
+                "actor_name": event.actor_name,
+                "account_id": event.account_id,
+                "account_login": logins.get(event.account_id) if event.account_id else None,
+                "client_id": event.client_id,
+                "ip": event.ip,
+                "reason": event.reason,
+                "details": event.details or {},
+            }
+        after = batch[-1].id
+
+
+def _iso(at: int) -> str:
+    """A Unix time as ISO 8601 in UTC, e.g. 2026-12-07T10:15:00Z."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def jsonl_lines(records: Iterable[dict]) -> Iterator[str]:
+    """JSON Lines (https://jsonlines.org): one object per line, UTF-8."""
+    for record_ in records:
+        yield json.dumps(record_, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def csv_lines(records: Iterable[dict]) -> Iterator[str]:
+    """CSV (RFC 4180) with a header line; ``details`` as a JSON object in its column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_FIELDS)
+    yield _flush(buffer)
+    for record_ in records:
+        row = []
+        for name in EXPORT_FIELDS:
+            value = record_[name]
+            if name == "details":
+                value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+            text = "" if value is None else str(value)
+            row.append("'" + text if text.startswith(_FORMULA_START) else text)
+        writer.writerow(row)
+        yield _flush(buffer)
+
+
+def _flush(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def purge(db: Session, *, before: int) -> int:
+    """Delete the events older than ``before`` (``idp purge`` with ``[audit] retention_days``); return how
+    many went. The only way an event is ever deleted: the application has no update or delete path."""
+    return affected_rows(db, delete(AuditEvent).where(AuditEvent.at < before))
 
 
 def account_history(db: Session, account_id: int, *, limit: int = 100) -> list[AuditEvent]:

@@ -1,6 +1,7 @@
 """Housekeeping: rows that can no longer be used are deleted after a retention period; answered
-captchas and past days' counters go soon after they lapse. The audit log is never purged here: an
-account's history outlives its sessions and flows.
+captchas and past days' counters go soon after they lapse. The audit log is not purged here: an
+account's history outlives its sessions and flows, and keeps its own, longer retention
+(``audit.purge``, ``[audit] retention_days``).
 
 Used codes are kept until their replay window is useless (a day), so a second redemption is still
 recognised as a replay; ended sessions and dead tokens are kept ``retention`` seconds for auditing.

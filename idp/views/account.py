@@ -217,7 +217,16 @@ def confirm():
             lockout=runtime.settings.login,
             pending=reset.Pending(runtime.settings.server.secret_key),
         )
-    except InvalidCredentialsError:
+    except InvalidCredentialsError as error:
+        audit.record_sign_in_failure(
+            db.session,
+            _ctx(sso),
+            error,
+            staff=False,
+            login=sso.account.login,
+            user_agent=request.user_agent.string,
+            step_up=True,
+        )
         db.session.commit()  # the failure counts towards the lock, as at sign-in
         form.password.data = ""
         return render_template("account/confirm.html", form=form, error=_("Неверный пароль.")), 200

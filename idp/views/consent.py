@@ -21,6 +21,7 @@ from ..oauth import response_modes
 from ..oauth.claims import consent_scope
 from ..oauth.pending import drop_pending
 from ..runtime import current
+from ..services import audit
 from ..services.consents import grant_consent
 from ..services.net import is_loopback
 from .oauth import parked_grant
@@ -64,14 +65,28 @@ def consent():
         return redirect(url_for("oauth.resume", pending_id=authz))
     form = ConsentForm()
     if form.validate_on_submit():
-        if form.deny.data:
+        # Only an explicit «Разрешить» allows (issue 10): a POST with neither button, or both, denies.
+        if form.deny.data or not form.allow.data:
+            ctx = audit.Context(audit.Actor.account(sso.account), request.remote_addr, current().clock())
+            client_id = grant.client.client_id
+            audit.record(db.session, ctx, "consent.denied", account_id=sso.account_id, client_id=client_id)
+            db.session.commit()
             drop_pending(authz)
             response = authorization.create_authorization_response(
                 request=grant.request, grant_user=None, grant=grant
             )
             return response_modes.deliver(response, response_modes.requested(grant.request.payload.data))
-        grant_consent(
-            db.session, sso.account_id, grant.client.client_id, consent_scope(grant), now=current().clock()
+        now = current().clock()
+        scope = consent_scope(grant)
+        grant_consent(db.session, sso.account_id, grant.client.client_id, scope, now=now)
+        ctx = audit.Context(audit.Actor.account(sso.account), request.remote_addr, now)
+        audit.record(
+            db.session,
+            ctx,
+            "consent.granted",
+            account_id=sso.account_id,
+            client_id=grant.client.client_id,
+            details={"scope": scope},
         )
         db.session.commit()
         return redirect(url_for("oauth.resume", pending_id=authz))

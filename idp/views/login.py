@@ -8,6 +8,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField
 from wtforms import PasswordField
 from wtforms import StringField
 from wtforms.validators import InputRequired
@@ -37,6 +38,8 @@ bp = Blueprint("login", __name__)
 class LoginForm(captcha.CaptchaForm):
     login = StringField(_l("Логин (№ заявления на патент)"), validators=[InputRequired(), Length(max=128)])
     password = PasswordField(_l("Пароль"), validators=[InputRequired(), Length(max=1024)])
+    # Unticked (the default), the cookie lives until the browser closes: counters are shared computers.
+    remember = BooleanField(_l("Запомнить меня на этом устройстве"))
 
 
 def login_rate_limit() -> str:
@@ -124,7 +127,16 @@ def login():
             pending=reset.Pending(runtime.settings.server.secret_key),
         )
     except InvalidCredentialsError as error:
-        db.session.commit()  # keeps the failure count
+        audit.record_sign_in_failure(
+            db.session,
+            audit.Context(audit.ANONYMOUS, request.remote_addr, now),
+            error,
+            staff=False,
+            # Only a login that names an account is written down: what was typed may be a password.
+            login=accounts.normalize_login(form.login.data) if error.subject_id is not None else None,
+            user_agent=request.user_agent.string,
+        )
+        db.session.commit()  # keeps the failure count and the audit events
         counts.failed(ip=ip, login=typed, now=now)
         runtime.metrics.signed_in(error.reason)
         form.password.data = ""
@@ -134,7 +146,7 @@ def login():
     # The account's history in the staff console shows sign-ins; committed with the session below.
     ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)
-    sso = begin_sso(account, ["pwd"])
+    sso = begin_sso(account, ["pwd"], remember=form.remember.data)
     runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
     if load_pending(authz):
         return redirect(url_for("oauth.resume", pending_id=authz))

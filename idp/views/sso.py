@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import Account
 from ..models import SsoSession
 from ..runtime import current
+from ..services import audit
 from ..services import sessions
 
 
@@ -32,10 +33,12 @@ def current_sso() -> SsoSession | None:
     return g.idp_sso
 
 
-def begin_sso(account: Account, amr: list[str]) -> SsoSession:
+def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> SsoSession:
     """Sign the browser in. The cookie token is always new (session fixation, ASVS 3.2.1); the same
     user signing in again keeps the session; another user's session is ended. Waiting authorization
-    requests (and a device code waiting to be confirmed) are carried over."""
+    requests (and a device code waiting to be confirmed) are carried over. The cookie is a
+    browser-session cookie (gone when the browser closes, as on a shared computer at a counter) unless ``remember`` («Запомнить меня на этом устройстве»):
+    then it lasts the session's absolute timeout. The server-side timeouts apply either way."""
     runtime = current()
     now, settings = runtime.clock(), runtime.settings.session
     previous = current_sso()
@@ -63,7 +66,7 @@ def begin_sso(account: Account, amr: list[str]) -> SsoSession:
     session["pending"] = pending
     if device is not None:
         session["device"] = device
-    session.permanent = True
+    session.permanent = remember
     g.idp_sso = sso
     return sso
 
@@ -75,7 +78,10 @@ def end_sso() -> str | None:
     if sso is not None:
         sid = sso.sid
         runtime = current()
-        sessions.end_session(db.session, sso, now=runtime.clock(), events=runtime.events)
+        now = runtime.clock()
+        sessions.end_session(db.session, sso, now=now, events=runtime.events)
+        ctx = audit.Context(audit.Actor.account(sso.account), request.remote_addr, now)
+        audit.record(db.session, ctx, "account.logged_out", account_id=sso.account_id)
         db.session.commit()
     session.clear()
     g.idp_sso = None

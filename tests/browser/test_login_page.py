@@ -39,7 +39,9 @@ def _open_sign_in(page, live_server, rp) -> tuple[str, str]:
 
 def _expect_seed_texts(page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(HEADING)
-    expect(page.locator("label")).to_have_text([LOGIN_LABEL, PASSWORD_LABEL])
+    # The seed's two fields, then «Запомнить меня на этом устройстве» (issue 10: shared counter computers).
+    remember = "Запомнить меня на этом устройстве"
+    expect(page.locator("label")).to_have_text([LOGIN_LABEL, PASSWORD_LABEL, remember])
     expect(page.get_by_role("button")).to_have_text([BUTTON])
     expect(page.get_by_role("link", name=HELP_LINK, exact=True)).to_be_visible()
     expect(page.get_by_text(NOTE, exact=True)).to_be_visible()

@@ -188,8 +188,14 @@ def test_sign_in_and_a_staff_form_through_nginx(behind_nginx, app, make_account,
         "Вход в личный кабинет иностранного гражданина выполнен!"
     )
     screenshot(page, "tls-proxy-signed-in.png")
-    [session_cookie] = [c for c in page.context.cookies() if c["name"] == app.config["SESSION_COOKIE_NAME"]]
+    # The server's issuer is https (``app``'s is not): its cookie is the __Host- one.
+    cookie_name = "__Host-" + settings_of(app).session.cookie_name
+    [session_cookie] = [c for c in page.context.cookies() if c["name"] == cookie_name]
     assert session_cookie["secure"] and session_cookie["httpOnly"] and session_cookie["sameSite"] == "Lax"
+    # Issue 10: the __Host- prefix on https (Secure, Path=/, no Domain), and a browser-session cookie
+    # unless «Запомнить меня на этом устройстве» was ticked.
+    assert session_cookie["path"] == "/"
+    assert session_cookie["expires"] == -1
 
     # (2) Staff: TOTP sign-in, then a console form.
     admin = create_member(app, "admin", "ivanova")

@@ -4,6 +4,7 @@ scopes or with prompt=consent; a refusal is access_denied (RFC 6749 §4.1.2.1) w
 import html
 import re
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -89,6 +90,19 @@ def test_deny(app, browser, account, make_rp):
     assert _consents(app) == []
     # Nothing remembered: the next request asks again.
     assert is_consent_page(authorize(browser, untrusted).response)
+
+
+@pytest.mark.parametrize("fields", [{}, {"allow": "Разрешить", "deny": "Отказать"}])
+def test_a_post_without_an_explicit_allow_is_a_denial(app, browser, account, make_rp, fields):
+    """Issue 10: a consent POST with neither button counted as «Разрешить». Only the allow button alone
+    grants; anything else is access_denied and nothing is remembered."""
+    untrusted = make_rp(trusted=False)
+    first = authorize(browser, untrusted, account)
+    page = first.response
+    assert is_consent_page(page)
+    first.response = browser.follow(browser.submit(_page_path(page), fields, page=page))
+    assert first.result["error"] == "access_denied" and "code" not in first.result
+    assert _consents(app) == []
 
 
 def test_prompt_consent_asks_again(app, browser, account, make_rp):

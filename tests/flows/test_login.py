@@ -139,6 +139,9 @@ def test_pages_cannot_be_framed_or_cached(client):
     response = client.get("/login")
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    # Issue 10: no plugins, and no <base> re-pointing relative URLs.
+    assert "object-src 'none'" in response.headers["Content-Security-Policy"]
+    assert "base-uri 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -163,3 +166,38 @@ def test_no_transaction_is_open_during_the_password_check(app, browser, account,
     with app.app_context():
         row = db.session.scalar(select(Account).filter_by(login=account["login"]))
         assert row.failed_logins == (0 if right else 1)
+
+
+def _sign_in_remembering(browser, login, password, remember):
+    page = browser.get("/login")
+    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), "login": login, "password": password}
+    if remember:
+        data["remember"] = "y"
+    return browser.client.post("/login", data=data)
+
+
+@pytest.mark.parametrize("remember", [False, True])
+def test_the_cookie_ends_with_the_browser_unless_remember_me_is_ticked(browser, account, remember):
+    """Issue 10: the cookie persisted 12 h on the shared computers of the Migration Center's counters.
+    Unticked, it is a browser-session cookie (no Expires); «Запомнить меня на этом устройстве» keeps it
+    for [session] absolute_timeout."""
+    assert "Запомнить меня на этом устройстве" in browser.get("/login").get_data(as_text=True)
+    response = _sign_in_remembering(browser, account["login"], account["password"], remember)
+    assert response.status_code == 302
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("idp_session=")]
+    assert ("Expires=" in cookie) is remember
+
+
+@pytest.mark.config(server={"issuer": "https://id.example.ru"})
+def test_on_https_the_cookie_has_the_host_prefix(app, account):
+    """RFC 6265bis §4.1.3.2: a "__Host-" cookie is Secure, Path=/ and has no Domain, so a sibling host
+    or an http page cannot set or shadow it."""
+    client = app.test_client()
+    page = client.get("/login", base_url="https://id.example.ru")
+    data = {"csrf_token": csrf_token(page.get_data(as_text=True)), **account}
+    response = client.post(
+        "/login", data=data, base_url="https://id.example.ru", headers={"Origin": "https://id.example.ru"}
+    )
+    assert response.status_code == 302
+    [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-idp_session=")]
+    assert "Secure" in cookie and "Path=/" in cookie and "Domain=" not in cookie

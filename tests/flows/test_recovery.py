@@ -185,10 +185,11 @@ def flows(app) -> list[tuple]:
 
 
 def history(app, account_id: int) -> list[str]:
-    """What an operator reads in the account's history (sign-ins left out), oldest first."""
+    """What an operator reads in the account's history (sign-ins and failed ones left out), oldest first."""
     with app.app_context():
         query = select(AuditEvent.event).where(
-            AuditEvent.account_id == account_id, AuditEvent.event != "account.signed_in"
+            AuditEvent.account_id == account_id,
+            AuditEvent.event.not_in(("account.signed_in", "account.sign_in_failed")),
         )
         return list(db.session.scalars(query.order_by(AuditEvent.id)))
 

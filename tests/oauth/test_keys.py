@@ -200,3 +200,20 @@ def test_console_retire(app, browser, account, rp, admin_client, restore_keys):
     assert (
         _console(admin_client, "/admin/keys/no-such-kid/retire", {"retire-confirm": "y"}).status_code == 404
     )
+
+
+def test_a_reload_of_the_same_keys_imports_none_again(app, client, monkeypatch):
+    # An RSA import validates the private key (~40 ms): redone every [keys] cache_ttl it stalled the
+    # worker (issue 12). The same rows keep their imported keys, and the JWKS keeps its ETag.
+    from idp.runtime import of
+
+    etag = client.get("/jwks.json").headers["ETag"]
+    imported = []
+    real_import = keys._import
+    monkeypatch.setattr(keys, "_import", lambda row: imported.append(row.id) or real_import(row))
+    of(app).keys._loaded_at = 0.0  # as if cache_ttl had passed
+    assert client.get("/jwks.json").headers["ETag"] == etag
+    assert imported == []
+    of(app).keys.forget()
+    assert client.get("/jwks.json").headers["ETag"] == etag
+    assert imported  # forget() imports afresh

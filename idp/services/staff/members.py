@@ -131,16 +131,22 @@ def authenticate(
     passwords are slowed by ``signin_throttle`` (captcha, waits) in the view."""
     user = find_member(db, username)
     password_ok = credentials.verify_password(user, password, settings.passwords.bcrypt_rounds)
-    if user is None or not user.enabled or credentials.is_locked(user, now):
+    if user is None:
         raise InvalidCredentialsError()
+    if not user.enabled:
+        raise InvalidCredentialsError(subject_id=user.id, result="inactive")
+    if credentials.is_locked(user, now):
+        raise InvalidCredentialsError("locked", subject_id=user.id, result="locked")
     if not password_ok:
         credentials.count_failure(user, now, settings.login)
-        raise InvalidCredentialsError()
+        locked_now = credentials.is_locked(user, now)
+        raise InvalidCredentialsError(subject_id=user.id, result="wrong_password", locked_now=locked_now)
     if not totp.check(db, user, code, now=now, settings=settings):
         # The password was right: only [login] totp_failures codes may be guessed before the lock.
         weight = credentials.code_failure_weight(settings.login)
         credentials.count_failure(user, now, settings.login, weight=weight)
-        raise InvalidCredentialsError("code")
+        locked_now = credentials.is_locked(user, now)
+        raise InvalidCredentialsError("code", subject_id=user.id, result="wrong_code", locked_now=locked_now)
     credentials.signed_in(user, password, settings.passwords.bcrypt_rounds)
     user.last_sign_in_at = now
     return user

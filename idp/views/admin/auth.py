@@ -106,7 +106,15 @@ def login():
             now=now,
             settings=settings(),
         )
-    except InvalidCredentialsError:
+    except InvalidCredentialsError as error:
+        audit.record_sign_in_failure(
+            db.session,
+            audit.Context(audit.ANONYMOUS, request.remote_addr, now),
+            error,
+            staff=True,
+            login=typed if error.subject_id is not None else None,
+            user_agent=request.user_agent.string,
+        )
         db.session.commit()
         counts.failed(ip=ip, login=typed, now=now)
         form.password.data = ""

@@ -41,6 +41,34 @@ EVENTS = {
     "staff.credentials_reset": _l("Сотруднику выданы новые пароль и ключ TOTP"),
     "registration.token_issued": _l("Выдан токен регистрации"),
     "registration.token_revoked": _l("Токен регистрации отозван"),
+    "account.sign_in_failed": _l("Неудачная попытка входа"),
+    "account.locked": _l("Учётная запись заблокирована после неверных паролей"),
+    "account.logged_out": _l("Владелец вышел"),
+    "account.session_ended": _l("Владелец завершил сеанс на устройстве"),
+    "account.signed_out_everywhere": _l("Владелец вышел на всех устройствах"),
+    "account.viewed": _l("Данные учётной записи просмотрены в консоли сервера"),
+    "consent.granted": _l("Сайту разрешён доступ к данным"),
+    "consent.denied": _l("Сайту отказано в доступе к данным"),
+    "consent.revoked": _l("Владелец отозвал доступ сайта"),
+    "staff.sign_in_failed": _l("Неудачная попытка входа сотрудника"),
+    "staff.locked": _l("Сотрудник заблокирован после неверных попыток"),
+    "keys.created": _l("Созданы первые ключи подписи"),
+    "demo.prepared": _l("Подготовлена демонстрация"),
+    "outbox.retried": _l("Сообщения очереди отправлены повторно"),
+    "outbox.delivered": _l("Очередь сообщений доставлена вручную"),
+    "outbox.purged": _l("Старые сообщения очереди удалены"),
+    "maintenance.purged": _l("Очистка устаревших данных"),
+    "audit.exported": _l("Журнал выгружен"),
+}
+
+# What failed, in a failed sign-in's details (InvalidCredentialsError.result).
+RESULTS = {
+    "unknown": _l("неизвестный логин"),
+    "wrong_password": _l("неверный пароль"),
+    "wrong_code": _l("неверный код"),
+    "locked": _l("заблокирована после неверных паролей"),
+    "inactive": _l("заблокирована или отключена"),
+    "expired": _l("истёк временный пароль"),
 }
 
 ACTOR_TYPES = {
@@ -70,6 +98,13 @@ DETAILS = {
     "expires_at": _l("действует до"),
     "public": _l("публичный"),
     "trusted": _l("доверенный"),
+    "result": _l("что не так"),
+    "user_agent": _l("браузер"),
+    "step_up": _l("повторный ввод пароля"),
+    "browser": _l("браузер"),
+    "system": _l("система"),
+    "sessions": _l("сеансов"),
+    "scope": _l("доступ"),
 }
 
 
@@ -100,7 +135,12 @@ def _actor(event: AuditEvent) -> str:
 
 
 def _detail(key: str, value) -> str:
-    shown = when(value) if key == "expires_at" and isinstance(value, int) else _show(value)
+    if key == "expires_at" and isinstance(value, int):
+        shown = when(value)
+    elif key == "result" and value in RESULTS:
+        shown = str(RESULTS[value])
+    else:
+        shown = _show(value)
     return f"{DETAILS.get(key, key)}: {shown}"
 
 
