@@ -38,7 +38,8 @@ def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> Ss
     user signing in again keeps the session; another user's session is ended. Waiting authorization
     requests (and a device code waiting to be confirmed) are carried over. The cookie is a
     browser-session cookie (gone when the browser closes, as on a shared computer at a counter) unless
-    ``remember`` («Запомнить меня на этом устройстве»): then it lasts the session's absolute timeout. The server-side timeouts apply either way."""
+    ``remember`` («Запомнить меня на этом устройстве»): then it lasts the session's absolute timeout.
+    The server-side timeouts apply either way."""
     runtime = current()
     now, settings = runtime.clock(), runtime.settings.session
     previous = current_sso()
