@@ -84,12 +84,23 @@ def main() -> None:
         encoding="utf-8",
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
-    env.update(IDP_CONFIG=str(config), IDP_SERVER_SECRET_KEY="bench-" + "x" * 40, IDP_INSTANCE_PATH=str(directory))
+    env.update(IDP_CONFIG=str(config), IDP_SERVER_SECRET_KEY="bench-" + "x" * 40)
+    env.update(IDP_INSTANCE_PATH=str(directory))
     _run(["db", "upgrade"], env)
     _run(["keys", "ensure"], env)
     _run(
-        ["accounts", "create", "--login", "77-1234567", "--phone", "+7 916 123-45-67", "--surname", "Каримов",
-         "--given-name", "Бахтиёр"],
+        [
+            "accounts",
+            "create",
+            "--login",
+            "77-1234567",
+            "--phone",
+            "+7 916 123-45-67",
+            "--surname",
+            "Каримов",
+            "--given-name",
+            "Бахтиёр",
+        ],
         env,
     )
     server = subprocess.Popen(
@@ -119,9 +130,10 @@ def main() -> None:
         server.terminate()
         server.communicate(timeout=60)
     idle_median, loaded_median = statistics.median(idle), statistics.median(loaded)
-    print(f"discovery idle:   median {idle_median * 1000:7.1f} ms   p95 {_percentile(idle, 0.95) * 1000:7.1f} ms")
+    idle_p95, loaded_p95 = _percentile(idle, 0.95) * 1000, _percentile(loaded, 0.95) * 1000
+    print(f"discovery idle:   median {idle_median * 1000:7.1f} ms   p95 {idle_p95:7.1f} ms")
     print(
-        f"discovery loaded: median {loaded_median * 1000:7.1f} ms   p95 {_percentile(loaded, 0.95) * 1000:7.1f} ms"
+        f"discovery loaded: median {loaded_median * 1000:7.1f} ms   p95 {loaded_p95:7.1f} ms"
         f"   ({PARALLEL} parallel reset POST loops, {len(done)} POSTs answered meanwhile;"
         f" form_rate_limit {FORM_LIMIT})"
     )
