@@ -81,6 +81,29 @@ def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, r
         assert keys.cache().signing_key("ES256").kid in new
 
 
+def test_a_key_activating_mid_request_signs_with_the_kid_it_names(
+    app, browser, account, rp, restore_keys, clock, monkeypatch
+):
+    # authlib asks for the key twice (the header's kid, then the signing key). Make the rotated-in key
+    # become active right after the first question: the token must still name the key that signed it.
+    _cli(app, "keys", "rotate")
+    activation = clock.now + settings_of(app).keys.publish_ahead + 1
+    asked = []
+    original = keys.KeyCache.signing_key
+
+    def then_the_new_key_activates(cache, alg):
+        key = original(cache, alg)
+        asked.append(key.kid)
+        clock.now = activation
+        return key
+
+    monkeypatch.setattr(keys.KeyCache, "signing_key", then_the_new_key_activates)
+    tokens, _ = sign_in_for_tokens(browser, account, rp)
+    assert asked, "no signing key was asked for"
+    token = verify_id_token(browser.client, tokens["id_token"])
+    assert token.header["kid"] == asked[0]
+
+
 def test_token_signed_before_rotation_still_verifies(app, browser, account, rp, restore_keys, clock):
     before, _ = sign_in_for_tokens(browser, account, rp)
     _cli(app, "keys", "rotate")
