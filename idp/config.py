@@ -712,6 +712,23 @@ class SubjectsSettings:
 
 
 @dataclass(frozen=True)
+class DeviceSettings:
+    """[device]: the device authorization grant (RFC 8628) — /device/authorize and the page /device."""
+
+    code_ttl: int = option(
+        600, "how long a device_code and its user_code are valid, seconds", check=_at_least(60, 3600)
+    )
+    interval: int = option(
+        5,
+        "minimum time between two polls of the token endpoint, seconds (RFC 8628 §3.2)",
+        check=_at_least(1, 60),
+    )
+    rate_limit: str = option(
+        "10/minute", "user codes a client IP may submit at /device (guessing a code)", check=_rate
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every section, validated. Built once by ``create_app``; its sections are handed down."""
 
@@ -742,6 +759,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     subjects: SubjectsSettings = field(default_factory=SubjectsSettings)
+    device: DeviceSettings = field(default_factory=DeviceSettings)
 
 
 # Derived from the declarations above: section name -> its dataclass, and section -> key -> Option.
