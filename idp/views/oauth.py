@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
 from flask import Response
 from flask import abort
+from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -33,6 +34,7 @@ from ..oauth.interaction import ParamsRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
 from ..oauth.keys import Document
+from ..oauth.openapi import document as openapi_document
 from ..oauth.pending import PendingRequest
 from ..oauth.pending import drop_pending
 from ..oauth.pending import load_pending
@@ -200,6 +202,13 @@ def authorization_server_metadata_document():
     # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
     # (discovery.authorization_server_metadata: the same document).
     return _cacheable(metadata_document())
+
+
+@bp.route("/openapi.json")
+@read_by_programs
+def openapi():
+    """OpenAPI 3.1 description of the JSON endpoints (idp/oauth/openapi.py)."""
+    return jsonify(openapi_document())
 
 
 @bp.route("/jwks.json")
