@@ -14,6 +14,7 @@ from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
+from . import logs
 from . import notifications
 from .background import Background
 from .cli import register as register_commands
@@ -56,7 +57,12 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Flask:
     """Build the app. ``config`` is a ``{section: {key: value}}`` mapping applied over the TOML file;
     ``clock`` replaces the wall clock (tests)."""
-    settings = config_module.load_config(config)
+    # Logging first, so that what the start-up logs is formatted and masked (idp.logs); the warnings of
+    # reading the configuration itself wait for it.
+    with logs.held() as warnings:
+        settings = config_module.load_config(config)
+    logs.configure(settings.logging)
+    logs.replay(warnings)
     # Templates and static files are inside the package. The instance folder is IDP_INSTANCE_PATH, or
     # Flask's default: instance/ next to a checkout, <venv>/var/idp-instance for an installed wheel.
     app = Flask(__name__, instance_path=os.environ.get("IDP_INSTANCE_PATH") or None)

@@ -686,11 +686,15 @@ class LoggingSettings:
 
     format: str = option(
         "text",
-        "text (one readable line) or json (one JSON object per line, for a log collector)",
+        "text (one readable line) or json (one JSON object per line with time, level, logger, message "
+        "and request_id, for a log collector); secrets are masked in both (idp/logs.py)",
         check=_one_of("text", "json"),
     )
     level: str = option(
-        "INFO", "lowest level logged", check=_one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        "INFO",
+        "lowest level logged; authlib and smsaero-api never below INFO, SQLAlchemy never below WARNING "
+        "(their lower levels print tokens, keys and statement parameters)",
+        check=_one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     )
 
 
@@ -704,6 +708,23 @@ class SubjectsSettings:
         "HMAC key of pairwise subs; empty: derived from [server] secret_key; changing either changes "
         "every pairwise sub",
         secret=True,
+    )
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """[device]: the device authorization grant (RFC 8628) — /device/authorize and the page /device."""
+
+    code_ttl: int = option(
+        600, "how long a device_code and its user_code are valid, seconds", check=_at_least(60, 3600)
+    )
+    interval: int = option(
+        5,
+        "minimum time between two polls of the token endpoint, seconds (RFC 8628 §3.2)",
+        check=_at_least(1, 60),
+    )
+    rate_limit: str = option(
+        "10/minute", "user codes a client IP may submit at /device (guessing a code)", check=_rate
     )
 
 
@@ -738,6 +759,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     subjects: SubjectsSettings = field(default_factory=SubjectsSettings)
+    device: DeviceSettings = field(default_factory=DeviceSettings)
 
 
 # Derived from the declarations above: section name -> its dataclass, and section -> key -> Option.
@@ -951,11 +973,14 @@ def engine_options(database: DatabaseSettings) -> dict[str, Any]:
     """SQLAlchemy's engine options. No ``pool_pre_ping``: a round trip before every checkout costs each
     request time (issue 12). A connection that died (the server restarted) fails its first statement
     instead; SQLAlchemy recognises the disconnect and invalidates the whole pool, that request answers
-    503 (idp/views/errors.py), and the next ones open fresh connections."""
+    503 (idp/views/errors.py), and the next ones open fresh connections.
+
+    ``hide_parameters``: an error's message (logged with its traceback) shows the statement but not its
+    values, which may be a SNILS, a login or a phone number (idp/logs.py)."""
     if database.url.startswith("postgresql"):
         # A stopped server refuses at once; an unreachable one would hang the request for minutes.
-        return {"connect_args": {"connect_timeout": database.connect_timeout}}
-    return {}
+        return {"connect_args": {"connect_timeout": database.connect_timeout}, "hide_parameters": True}
+    return {"hide_parameters": True}
 
 
 def rate_limit_storage_options(storage_uri: str) -> dict[str, Any]:

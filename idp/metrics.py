@@ -80,7 +80,7 @@ OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "idp_tokens_issued": (
         "Token responses by grant type",
         "grant",
-        ("authorization_code", "refresh_token", "client_credentials"),
+        ("authorization_code", "refresh_token", "client_credentials", "device_code"),
     ),
     "idp_backchannel_logout_deliveries": (
         "Back-channel logout tokens delivered to relying parties, or given up on",
@@ -162,7 +162,8 @@ class Metrics:
         self.count("idp_emails", outcome)
 
     def token_issued(self, grant: str) -> None:
-        self.count("idp_tokens_issued", grant)
+        # The device grant's type is a URN (RFC 8628 §3.4); its last part names it.
+        self.count("idp_tokens_issued", grant.rsplit(":", 1)[-1])
 
     def backchannel_delivery(self, outcome: str) -> None:
         self.count("idp_backchannel_logout_deliveries", outcome)

@@ -23,6 +23,9 @@ from flask import request
 from .runtime import current
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# Where the id is kept in the WSGI environ too, for the servers' access lines, written after the app
+# has answered (idp.serving).
+ENVIRON_KEY = "idp.request_id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -36,6 +39,7 @@ def init_request_observation(app: Flask) -> None:
 def _begin() -> None:
     g.request_started = time.perf_counter()
     g.request_id = _incoming_id() or secrets.token_hex(8)
+    request.environ[ENVIRON_KEY] = g.request_id
 
 
 def _incoming_id() -> str | None:

@@ -21,15 +21,18 @@ worker class (a measured choice) changes that function and ``WORKER_CLASS`` only
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import tempfile
 from typing import Any
+from urllib.parse import urlsplit
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from . import logs
 from . import metrics
 from .config import ConfigError
 from .config import Settings
@@ -152,13 +155,86 @@ def run_development(host: str, port: int) -> None:
     from . import create_app
 
     # why: Flask ignores app.run() inside its own CLI, so the server is started directly.
-    run_simple(host, port, start_background(create_app()), threaded=True, use_reloader=False)
+    run_simple(
+        host,
+        port,
+        start_background(create_app()),
+        threaded=True,
+        use_reloader=False,
+        request_handler=development_request_handler(),
+    )
+
+
+def development_request_handler():
+    """werkzeug's request handler, with request lines like the production access log: no query string,
+    the recovery token masked, the request id (and in JSON, the same fields as gunicorn's lines)."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    from .observability import ENVIRON_KEY
+
+    class DevelopmentRequestHandler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            environ = getattr(self, "environ", None) or {}
+            # path and command are missing when the request line was unreadable.
+            path = mask_path(urlsplit(getattr(self, "path", "") or "").path)
+            path = path.translate(self._control_char_table)
+            command = getattr(self, "command", None) or "-"
+            status = getattr(code, "value", code)
+            logging.getLogger("werkzeug").info(
+                '%s "%s %s %s" %s %s',
+                self.address_string(),
+                command,
+                path,
+                getattr(self, "request_version", "-"),
+                status,
+                size,
+                extra={
+                    "request_id": environ.get(ENVIRON_KEY),
+                    "method": command,
+                    "path": path,
+                    "status": status,
+                },
+            )
+
+    return DevelopmentRequestHandler
 
 
 class AccessLogger(Logger):
-    """gunicorn's logger, with access lines built only from what may be logged."""
+    """gunicorn's logger, with access lines built only from what may be logged, formatted and masked like
+    the provider's own lines (``idp.logs``): in JSON, an access line is an object with ``method``,
+    ``path``, ``status``, ``duration_ms``, ``remote_addr`` and the ``request_id`` the client got."""
 
     SAFE_ATOMS = ("h", "l", "u", "t", "s", "m", "H", "b", "B", "a", "T", "D", "M", "L", "p")
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        # The master configured logging when the `idp` command built its app; workers inherit it.
+        logs.adopt(self.error_log)
+        logs.adopt(self.access_log)
+
+    def access(self, resp, req, environ, request_time):
+        if not logs.is_json():
+            return super().access(resp, req, environ, request_time)
+        if not self.access_log_enabled:
+            return None
+        from .observability import ENVIRON_KEY
+
+        atoms = self.atoms(resp, req, environ, request_time)
+        self.access_log.info(
+            "%s %s %s",
+            atoms["m"],
+            atoms["U"],
+            atoms["s"],
+            extra={
+                "request_id": environ.get(ENVIRON_KEY),
+                "method": atoms["m"],
+                "path": atoms["U"],
+                "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
+                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "remote_addr": atoms["h"],
+            },
+        )
+        return None
 
     def atoms(self, resp, req, environ, request_time):
         everything = super().atoms(resp, req, environ, request_time)

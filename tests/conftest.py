@@ -44,6 +44,7 @@ DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL") or f"sqlite:///{_INSTANCE
 IS_POSTGRES = DATABASE_URL.startswith("postgresql")
 # Cleared between tests in this order (children first); signing keys stay, they cost 60 ms to make.
 TABLES = [
+    "device_codes",
     "outbox_messages",
     "audit_events",
     "password_change_flows",

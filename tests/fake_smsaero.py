@@ -59,6 +59,13 @@ def _self_signed(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
     return cert_path, key_path
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # why: socketserver prints the traceback of a client that hung up mid-answer straight to
+        # standard error, where tests/flows/test_log_secrets.py expects the provider's JSON lines only.
+        pass
+
+
 class FakeSmsAero:
     """``mode``: "ok", "reject", "no_credits", "garbage" (non-JSON 502) or "slow" (answering after
     ``delay``)."""
@@ -106,7 +113,7 @@ class FakeSmsAero:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca_path, key_path)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)

@@ -30,11 +30,12 @@ from .live import follow_inside
 from .live import sign_in
 
 
-def bound_socket() -> tuple[socket.socket, int]:
-    """A listening socket on a free loopback port, bound before the app that needs its URL is built."""
+def bound_socket(port: int = 0) -> tuple[socket.socket, int]:
+    """A listening socket on a free loopback port (or ``port``), bound before the app that needs its URL is
+    built."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(64)
     return sock, sock.getsockname()[1]
 
@@ -170,9 +171,10 @@ class Receiver:
 
 
 @contextmanager
-def receiver(delay: float = 0.0, status: int = 200):
-    """An HTTP endpoint that records each POST (form, headers) and answers ``status`` after ``delay``."""
-    sock, port = bound_socket()
+def receiver(delay: float = 0.0, status: int = 200, port: int = 0):
+    """An HTTP endpoint that records each POST (form, headers) and answers ``status`` after ``delay``; on
+    ``port`` if given (a relying party that comes up where it was registered)."""
+    sock, port = bound_socket(port)
     state = Receiver(url=f"http://127.0.0.1:{port}/backchannel", delay=delay, status=status)
 
     @Request.application

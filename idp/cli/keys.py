@@ -84,8 +84,15 @@ def keys_retire(kid, reason, as_json):
 
     A kid may start with "-" (it is a base64url thumbprint): write ``idp keys retire -- KID``."""
     ctx = cli_context()
-    if not keys.retire_key(db.session, kid, now=ctx.now):
+    row = keys.find_key(db.session, kid)
+    if row is None:
         raise click.ClickException(f"no key with kid {kid}")
+    if keys.is_only_signer(db.session, row, now=ctx.now):
+        # why: with no active key of its algorithm, every token request for it would fail (issue 10).
+        raise click.ClickException(
+            f"{kid} is the only active {row.alg} key: run `idp keys rotate --now` first, then retire it"
+        )
+    keys.retire_key(db.session, kid, now=ctx.now)
     audit.record(db.session, ctx, "keys.retired", reason=reason, details={"kid": kid})
     db.session.commit()
     cache().forget()

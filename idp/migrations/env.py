@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
@@ -8,10 +7,8 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-# why: keep the app's loggers (and the smsaero level set in create_app) as they are.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# why: no fileConfig here. Logging is the app's, set up by create_app from [logging] (idp/logs.py): the
+# migrations' lines come out in the same format (JSON too) and with the same masks as every other line.
 logger = logging.getLogger("alembic.env")
 
 

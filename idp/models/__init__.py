@@ -9,6 +9,7 @@ May import: SQLAlchemy, authlib's model mixins, ``idp.extensions`` (the declarat
 from .account import Account
 from .audit import AuditEvent
 from .client import OAuth2Client
+from .device import DeviceCode
 from .key import SigningKey
 from .limits import CaptchaUse
 from .limits import DailyCounter
@@ -33,6 +34,7 @@ __all__ = [
     "AuthorizationCode",
     "CaptchaUse",
     "Consent",
+    "DeviceCode",
     "DailyCounter",
     "InitialAccessToken",
     "OAuth2Client",

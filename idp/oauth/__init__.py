@@ -28,6 +28,9 @@ from . import dpop
 from .access_tokens import TokenBinding
 from .client_auth import ClientSecretJWT
 from .client_auth import PrivateKeyJWT
+from .device import DeviceAuthorizationEndpoint
+from .device import DeviceCodeGrant
+from .device import OpenIDDeviceToken
 from .dpop import DPoPTokenValidator
 from .endpoints import BearerTokenValidator
 from .endpoints import EndSessionEndpoint
@@ -112,6 +115,9 @@ def init_oauth(app) -> None:
     )
     server.register_grant(RefreshTokenGrant, [OpenIDRefreshToken(), TokenBinding()])
     server.register_grant(ClientCredentialsGrant, [TokenBinding()])
+    # RFC 8628: /device/authorize, the page /device, and polling at /token.
+    server.register_endpoint(DeviceAuthorizationEndpoint)
+    server.register_grant(DeviceCodeGrant, [OpenIDDeviceToken(), TokenBinding()])
     # RFC 7523 §2.2 client assertions (OIDC Core §9).
     server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
     server.register_client_auth_method("client_secret_jwt", ClientSecretJWT())

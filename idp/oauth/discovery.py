@@ -58,6 +58,8 @@ def provider_metadata() -> dict:
         **({"dpop_signing_alg_values_supported": list(dpop.ALGORITHMS)} if settings().dpop.enabled else {}),
         # RFC 8414 §2: open to holders of an initial access token from an admin (RFC 7591 §3), not to all.
         "registration_endpoint": _url("oauth.register"),
+        # RFC 8628 §4: the device authorization grant, for clients registered for its grant type.
+        "device_authorization_endpoint": _url("oauth.device_authorize"),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         # OAuth 2.0 Form Post Response Mode (idp/oauth/response_modes.py).

@@ -24,6 +24,7 @@ from authlib.oidc.core import OpenIDToken as _OpenIDToken
 from authlib.oidc.core.errors import RegistrationNotSupportedError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
+from flask import g
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -210,6 +211,19 @@ class S256CodeChallenge(CodeChallenge):
         return super().validate_code_challenge(grant, redirect_uri)
 
 
+def _id_token_key(alg: str):
+    """The key that signs this request's ID token, the same for its header and its signature. Asked for
+    twice (authlib wants the header and the key apart), the newest active key can change in between: a
+    rotated-in key becomes active at a second boundary, or the key cache reloads. The token would then
+    name one key in ``kid`` and be signed by another, and fail every verification (the two-host test
+    caught it). So the first answer is kept for the request (``g``: the extension objects are shared
+    between requests and threads)."""
+    chosen = g.setdefault("id_token_keys", {})
+    if alg not in chosen:
+        chosen[alg] = keys.cache().signing_key(alg)
+    return chosen[alg]
+
+
 class _IdTokenClaims:
     """Shared by the code and refresh grants: who signs, with which key, and the session claims."""
 
@@ -227,11 +241,11 @@ class _IdTokenClaims:
         return client.id_token_signed_response_alg
 
     def resolve_client_private_key(self, client):
-        return keys.cache().signing_key(self.get_client_algorithm(client))
+        return _id_token_key(self.get_client_algorithm(client))
 
     def get_encode_header(self, client):
         alg = self.get_client_algorithm(client)
-        return {"alg": alg, "typ": "JWT", "kid": keys.cache().signing_key(alg).kid}
+        return {"alg": alg, "typ": "JWT", "kid": _id_token_key(alg).kid}
 
     def get_authorization_code_claims(self, authorization_code):
         # The code (or, on refresh, the token's session: _SessionClaims) knows the account and the client,

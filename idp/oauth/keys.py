@@ -6,6 +6,12 @@ cache (``[keys] cache_ttl``) keeps both off every token and JWKS request. Each p
 own: a rotation made anywhere (``idp keys rotate`` on any host) is published by every process within
 ``cache_ttl``, and ``publish_ahead`` must cover that plus ``jwks_max_age`` for the new key to be in every
 relying party's JWKS before it signs.
+
+A change of the key set — ``idp keys rotate --now`` after a compromise, a retirement, a rotation — is
+seen sooner: every request compares a version stamp of the ``signing_keys`` table (one aggregate query
+of a table of a few rows: its count, its newest id and the sum of its expiry times) with the one the
+cache was loaded at, and reloads when it differs. So a compromised key stops signing, and leaves the
+JWKS, in every worker on every host at its next request (issue 10: it signed for up to 30 s).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import warnings
 from dataclasses import dataclass
 from dataclasses import field
 
+from flask import g
+from flask import has_app_context
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey
 from joserfc.jwk import KeySet
@@ -66,6 +74,7 @@ class KeyCache:
     # [keys] cache_ttl, seconds.
     ttl: int = 30
     _loaded_at: float = 0.0
+    _stamp: tuple | None = None
     _rows: list[tuple[str, int, SigningJWK]] = field(default_factory=list)
     # The public JWKS of ``_rows`` as served, built when the rows change.
     _jwks: Document | None = None
@@ -75,7 +84,8 @@ class KeyCache:
     _imported: dict[tuple[int, str], SigningJWK] = field(default_factory=dict)
 
     def _keys(self) -> list[tuple[str, int, SigningJWK]]:
-        if time.monotonic() - self._loaded_at > self.ttl or not self._rows:
+        stamp = _request_stamp()
+        if time.monotonic() - self._loaded_at > self.ttl or not self._rows or stamp != self._stamp:
             rows = key_service.published(db.session, now=self.clock())
             imported: dict[tuple[int, str], SigningJWK] = {}
             loaded = []
@@ -87,6 +97,7 @@ class KeyCache:
                 self._jwks = None  # another set of keys: the JWKS and its ETag change
             self._rows, self._imported = loaded, imported
             self._loaded_at = time.monotonic()
+            self._stamp = stamp
         return self._rows
 
     def forget(self) -> None:
@@ -117,6 +128,17 @@ class KeyCache:
 
     def verification_keyset(self) -> KeySet:
         return KeySet.import_key_set(self.public_jwks())
+
+
+def _request_stamp() -> tuple:
+    """The key set's version stamp, read once per request (``g``), so a request that signs and serves
+    keys several times asks once."""
+    if has_app_context() and "idp_key_stamp" in g:
+        return g.idp_key_stamp
+    stamp = key_service.version_stamp(db.session)
+    if has_app_context():
+        g.idp_key_stamp = stamp
+    return stamp
 
 
 def cache() -> KeyCache:

@@ -109,7 +109,7 @@ def record_sign_in_failure(
     staff: bool,
     login: str | None,
     user_agent: str | None,
-    step_up: bool = False,
+    during: str | None = None,
 ) -> None:
     """One failed sign-in (``account.sign_in_failed`` or ``staff.sign_in_failed``) with the address,
     the user agent and what failed, and ``…locked`` when this failure locked the account. Never the
@@ -119,8 +119,10 @@ def record_sign_in_failure(
     details: dict = {"result": error.result, "user_agent": (user_agent or "")[:MAX_USER_AGENT]}
     if login:
         details["username" if staff else "login"] = login[:64]
-    if step_up:
-        details["step_up"] = True
+    if during:
+        # Not the sign-in form: "step_up" (the password asked again on «Мой профиль»), "password_change"
+        # (a wrong current password on the password change page).
+        details["during"] = during
     account_id = None if staff else error.subject_id
     if staff and error.subject_id is not None:
         details["staff_id"] = error.subject_id

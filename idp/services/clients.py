@@ -51,7 +51,9 @@ from .sessions import revoke_tokens
 
 # What this provider supports, in the order pages and discovery list them.
 SCOPES = ("openid", "profile", "phone", "email", "patent", "offline_access")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# The last is the device authorization grant (RFC 8628 §3.4).
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
 # private_key_jwt and client_secret_jwt: RFC 7523 §2.2 client assertions (OIDC Core §9).
 CONFIDENTIAL_AUTH_METHODS = (
     "client_secret_basic",

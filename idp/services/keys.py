@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey
 from joserfc.jwk import KeyParameters
 from joserfc.jwk import OKPKey
 from joserfc.jwk import RSAKey
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -95,6 +96,14 @@ def is_only_signer(db: Session, row: SigningKey, *, now: int) -> bool:
         if other.activates_at <= now and (other.expires_at is None or other.expires_at > now)
     ]
     return signers == [row]
+
+
+def version_stamp(db: Session) -> tuple:
+    """Changes whenever a key is added, removed or given an expiry (rotate, retire): what every process
+    compares with the stamp its cache was loaded at (``oauth.keys``)."""
+    expiries = func.sum(func.coalesce(SigningKey.expires_at, 0))
+    row = db.execute(select(func.count(SigningKey.id), func.max(SigningKey.id), expiries)).one()
+    return tuple(row)
 
 
 def all_keys(db: Session, *, newest_first: bool = False) -> list[SigningKey]:

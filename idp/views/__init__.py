@@ -14,6 +14,7 @@ from . import account
 from . import admin
 from . import captcha
 from . import consent
+from . import device
 from . import health
 from . import login
 from . import logout
@@ -26,6 +27,7 @@ BLUEPRINTS = (
     oauth.bp,
     login.bp,
     consent.bp,
+    device.bp,
     logout.bp,
     password.bp,
     account.bp,

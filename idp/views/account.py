@@ -225,7 +225,7 @@ def confirm():
             staff=False,
             login=sso.account.login,
             user_agent=request.user_agent.string,
-            step_up=True,
+            during="step_up",
         )
         db.session.commit()  # the failure counts towards the lock, as at sign-in
         form.password.data = ""

@@ -26,6 +26,7 @@ from ..services import signin_throttle
 from ..services.selfservice import reset
 from ..services.sessions import session_clients
 from . import captcha
+from .device import continues_device_flow
 from .errors import is_outage
 from .logout import LogoutForm
 from .sso import begin_sso
@@ -151,4 +152,7 @@ def login():
         return redirect(url_for("oauth.resume", pending_id=authz))
     if sso.account.must_change_password:
         return redirect(url_for("password.change"))
+    if continues_device_flow():
+        # RFC 8628 §3.3: a code was entered at /device before signing in; confirm it now.
+        return redirect(url_for("device.confirm"))
     return redirect(url_for("login.index"))

@@ -164,6 +164,14 @@ def introspect():
     return dpop.attach_nonce(authorization.create_endpoint_response("introspection"))
 
 
+@bp.route("/device/authorize", methods=["POST"])
+@csrf.exempt
+@json_endpoint
+def device_authorize():
+    """Device authorization endpoint (RFC 8628 §3.1)."""
+    return authorization.create_endpoint_response("device_authorization")
+
+
 @bp.route("/register", methods=["POST"])
 @csrf.exempt
 @json_endpoint

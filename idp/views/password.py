@@ -17,11 +17,13 @@ from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
 from .. import messages
+from ..errors import InvalidCredentialsError
 from ..errors import PasswordPolicyError
 from ..extensions import db
 from ..extensions import limiter
 from ..oauth.pending import load_pending
 from ..runtime import current
+from ..services import audit
 from ..services import credentials
 from ..services.selfservice import password
 from . import selfservice
@@ -67,6 +69,19 @@ def change():
             now = runtime.clock()
             credentials.count_failure(account, now, runtime.settings.login)
             throttle().failed(ip=request.remote_addr or "", login=account.login, now=now)
+            audit.record_sign_in_failure(
+                db.session,
+                audit.Context(audit.Actor.account(account), request.remote_addr, now),
+                InvalidCredentialsError(
+                    subject_id=account.id,
+                    result="wrong_password",
+                    locked_now=credentials.is_locked(account, now),
+                ),
+                staff=False,
+                login=account.login,
+                user_agent=request.user_agent.string,
+                during="password_change",
+            )
         db.session.commit()  # a wrong current password counts against the flow
         message = messages.password_reason(error.reason, policy.min_length)
         return render_template(

@@ -36,13 +36,16 @@ def current_sso() -> SsoSession | None:
 def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> SsoSession:
     """Sign the browser in. The cookie token is always new (session fixation, ASVS 3.2.1); the same
     user signing in again keeps the session; another user's session is ended. Waiting authorization
-    requests are carried over. The cookie is a browser-session cookie (gone when the browser closes,
-    as on a shared computer at a counter) unless ``remember`` («Запомнить меня на этом устройстве»):
-    then it lasts the session's absolute timeout. The server-side timeouts apply either way."""
+    requests (and a device code waiting to be confirmed) are carried over. The cookie is a
+    browser-session cookie (gone when the browser closes, as on a shared computer at a counter) unless
+    ``remember`` («Запомнить меня на этом устройстве»): then it lasts the session's absolute timeout.
+    The server-side timeouts apply either way."""
     runtime = current()
     now, settings = runtime.clock(), runtime.settings.session
     previous = current_sso()
     pending = session.get("pending", {})
+    # A device code entered at /device before signing in (views/device.py) waits for the sign-in too.
+    device = session.get("device")
     session.clear()
     if previous is not None and previous.account_id == account.id:
         sso = previous
@@ -62,6 +65,8 @@ def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> Ss
     db.session.commit()
     session["sso"] = token
     session["pending"] = pending
+    if device is not None:
+        session["device"] = device
     session.permanent = remember
     g.idp_sso = sso
     return sso

@@ -30,6 +30,7 @@ from ..oauth._flow import authorize
 from ..oauth._flow import is_consent_page
 from ..staff import STAFF_PASSWORD
 from ..staff import create_member
+from ..staff import post_form
 from ..staff import staff_sign_in
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -332,3 +333,27 @@ def test_the_log_page_reads_failed_sign_ins_in_russian(app, admin_client, accoun
     _sign_in(_client(app), account["login"], "неверный пароль")
     page = admin_client.get("/admin/audit?event=account.sign_in_failed").get_data(as_text=True)
     assert "Неудачная попытка входа" in page and "что не так: неверный пароль" in page
+
+
+def test_a_wrong_current_password_on_the_change_pages_is_a_recorded_failure(app, account):
+    browser = _client(app)
+    _sign_in(browser, account["login"], PASSWORD)
+    new = "новый пароль для кабинета"
+    refused = browser.submit("/password/change", {"old": "не тот пароль", "new": new, "repeat": new})
+    assert refused.status_code == 200
+    [failed] = _events(app, "account.sign_in_failed")
+    assert (failed.account_id, failed.actor_type) == (account["id"], "account")
+    assert failed.details["during"] == "password_change" and failed.details["result"] == "wrong_password"
+    assert "не тот пароль" not in _everything(app)
+
+
+def test_a_wrong_current_staff_password_is_a_recorded_failure(app):
+    member = create_member(app, "operator", "petrova")
+    client = app.test_client()
+    assert staff_sign_in(client, member).status_code == 302
+    new = "очень длинный новый пароль сотрудника"
+    form = {"old": "не тот пароль сотрудника", "new": new, "repeat": new}
+    post_form(client, "/admin/password", form)
+    [failed] = _events(app, "staff.sign_in_failed")
+    assert (failed.details["username"], failed.details["during"]) == ("petrova", "password_change")
+    assert "не тот пароль сотрудника" not in _everything(app)

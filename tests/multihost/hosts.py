@@ -53,6 +53,10 @@ BASE_CONFIG: dict[str, dict] = {
     "keys": {"cache_ttl": 2, "publish_ahead": 12, "jwks_max_age": 1},
     "logging": {"format": "json"},
     "captcha": {"enabled": False},
+    # Back-channel logout retried every 1-3 s, up to 31 attempts (about a minute and a half): long enough
+    # for both hosts to restart while the relying party is down (point 5), short enough to see it arrive.
+    "outbox": {"poll_interval": 1, "retry_delay": 1, "max_retry_delay": 3},
+    "logout": {"backchannel_retries": 30},
 }
 
 
@@ -169,6 +173,7 @@ class TwoHosts:
     app: object
     redis: redis.Redis
     env: dict = field(default_factory=dict)
+    receiver_port: int = 0
 
     @property
     def issuer(self) -> str:

@@ -7,9 +7,12 @@ session with a cookie jar (the cookie of 127.0.0.1 goes to both ports, as one lo
 3. the per-IP sign-in limit is shared: the N+1st attempt spread over A and B is refused;
 4. `idp keys rotate` on one host is picked up by the other within the key cache time, with no failed
    verification at the relying party;
+5. a logout at B delivers the back-channel logout even when A and B are both restarted before the relying
+   party comes up;
 6. stopping PostgreSQL for a few seconds gives 503s and then recovery with no restart of A or B.
 
-Figures (key pickup, outage answers, recovery time) are printed: run with -s to see them.
+Figures (key pickup, the delivery after the restart, outage answers, recovery time) are printed: run with
+-s to see them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from authlib.integrations.requests_client import OAuthError
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import OutboxMessage
 
 from ..conftest import _create_account
 from ..conftest import _create_client
@@ -38,6 +45,7 @@ from ..helpers import query
 from ..live import follow_inside
 from ..live import http_session
 from ..live import sign_in
+from ..relying_parties import receiver
 
 pytestmark = [pytest.mark.multihost, pytest.mark.once]
 
@@ -266,3 +274,216 @@ def test_key_rotation_on_one_host_is_picked_up_by_the_other(two_hosts, rp, accou
     for name in ("a", "b"):
         assert published_at[name] <= 2 + 1
         assert signing_at[name] >= max(published_at.values())
+
+
+# -- 5. a back-channel logout survives the restart of both hosts -----------------------------------------
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def _outbox(two_hosts) -> list[OutboxMessage]:
+    with two_hosts.app.app_context():
+        rows = list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        db.session.expunge_all()
+        db.session.remove()
+        return rows
+
+
+def _wait(what: str, check, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.2)
+    return found
+
+
+def test_a_logout_at_b_is_delivered_after_both_hosts_restart(two_hosts, account):
+    a, b = two_hosts.a, two_hosts.b
+    endpoint = f"http://127.0.0.1:{two_hosts.receiver_port}/backchannel"
+    registered = _create_client(
+        two_hosts.app,
+        redirect_uris=[REDIRECT_URI],
+        post_logout_redirect_uris=["https://rp.example/bye"],
+        backchannel_logout_uri=endpoint,
+        scope="openid offline_access",
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    rp = RelyingParty(two_hosts, registered)
+    browser = http_session()
+    code, verifier, nonce = _sign_in_at(a, browser, rp, account)
+    id_token = rp.redeem(a, code, verifier)["id_token"]
+    signed_in = rp.verify(id_token, nonce=nonce)
+    before = {row.id for row in _outbox(two_hosts)}
+
+    # The relying party's endpoint is down (nothing listens on its port): the logout at B (with the ID
+    # token A issued) is written to the outbox with the session's end, and the first attempt fails.
+    logout = browser.get(
+        f"{b.url}/logout",
+        params={"id_token_hint": id_token, "post_logout_redirect_uri": "https://rp.example/bye"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert logout.status_code == 302 and logout.headers["Location"].startswith("https://rp.example/bye")
+    [message] = _wait(
+        "a failed first attempt",
+        # (an attempt counts when it claims the row; its error is written when it has failed)
+        lambda: [r for r in _outbox(two_hosts) if r.id not in before and r.last_error],
+        timeout=15,
+    )
+    assert message.status == "pending" and message.last_error, (message.status, message.last_error)
+
+    # Both idp processes stop (SIGTERM, gunicorn's graceful stop) and start again; only then does the
+    # relying party come up.
+    started = time.monotonic()
+    for host in (a, b):
+        host.stop()
+    stopped_attempts = next(r for r in _outbox(two_hosts) if r.id == message.id).attempts
+    for host in (a, b):
+        host.start()
+    restart_took = time.monotonic() - started
+    still = next(r for r in _outbox(two_hosts) if r.id == message.id)
+    assert still.status == "pending", (still.status, still.last_error)
+
+    with receiver(port=two_hosts.receiver_port) as rp_endpoint:
+        up = time.monotonic()
+        [delivery] = rp_endpoint.wait_for(1, timeout=30)
+        arrived_after = time.monotonic() - up
+    done = _wait(
+        "the row marked delivered",
+        lambda: [r for r in _outbox(two_hosts) if r.id == message.id and r.status == "delivered"],
+        timeout=10,
+    )[0]
+
+    # OpenID Connect Back-Channel Logout 1.0 §2.4-2.6: a signed logout token for this session.
+    [logout_token] = delivery["form"]["logout_token"]
+    if rp.jwks is None or _kid(logout_token) not in {key.kid for key in rp.jwks}:
+        rp._fetch_jwks(a)
+    claims = jwt.decode(logout_token, rp.jwks, algorithms=["RS256", "ES256"]).claims
+    assert claims["iss"] == two_hosts.issuer and claims["aud"] == rp.client_id
+    assert claims["sub"] == signed_in["sub"] and claims["sid"] == signed_in["sid"]
+    assert BACKCHANNEL_EVENT in claims["events"] and "nonce" not in claims
+    print(
+        f"\n[two hosts] back-channel logout: attempt(s) before the stop {stopped_attempts}; both hosts "
+        f"stopped and ready again in {restart_took:.2f} s; the relying party came up after that and got "
+        f"the logout token {arrived_after:.2f} s later ({done.attempts} attempts in all, one delivery)"
+    )
+    # Exactly one delivery, though two hosts poll the outbox.
+    time.sleep(2)
+    assert len(rp_endpoint.received) == 1
+
+
+# -- 6. PostgreSQL stopped for a few seconds: 503s, then recovery with no restart -------------------------
+
+OUTAGE_SECONDS = 5
+UNAVAILABLE_RU = "Сервис временно недоступен"
+
+
+def _token(host, registered: dict) -> requests.Response:
+    return requests.post(
+        f"{host.url}/token",
+        data={"grant_type": "client_credentials", "scope": ""},
+        auth=(registered["client_id"], registered["client_secret"]),
+        timeout=10,
+    )
+
+
+def _login_form(host, browser) -> dict:
+    page = browser.get(f"{host.url}/login", timeout=10)
+    assert page.status_code == 200
+    return {"csrf_token": csrf_token(page.text), "login": "77-0000000", "password": "не важно"}
+
+
+def test_a_database_outage_gives_503s_then_recovers_without_a_restart(two_hosts, registered):
+    a, b = two_hosts.a, two_hosts.b
+    for host in (a, b):
+        assert _token(host, registered).status_code == 200
+    two_hosts.flush_rate_limits()
+    browser = http_session()
+    forms = {host.name: _login_form(host, browser) for host in (a, b)}
+    pids = {host.name: host.process.pid for host in (a, b)}
+
+    two_hosts.postgres.stop()
+    stopped = time.monotonic()
+    statuses: dict[str, list[int]] = {"a": [], "b": [], "login a": [], "login b": []}
+    try:
+        for host in (a, b):
+            # A browser page: 503 in Russian (the page's language), not a 500.
+            page = browser.post(f"{host.url}/login", data=forms[host.name], allow_redirects=False, timeout=10)
+            statuses[f"login {host.name}"].append(page.status_code)
+            assert page.status_code == 503 and UNAVAILABLE_RU in page.text, (
+                page.status_code,
+                page.text[:300],
+            )
+            assert (
+                page.headers["Content-Type"].startswith("text/html") and int(page.headers["Retry-After"]) > 0
+            )
+            ready = requests.get(f"{host.url}/readyz", timeout=10)
+            assert ready.status_code == 503 and "database unreachable" in ready.json()["reasons"]
+        turn = 0
+        while time.monotonic() - stopped < OUTAGE_SECONDS:
+            host = (a, b)[turn % 2]
+            turn += 1
+            answer = _token(host, registered)
+            statuses[host.name].append(answer.status_code)
+            # A protocol endpoint: the JSON error of RFC 6749 §5.2's family, with Retry-After.
+            assert answer.status_code == 503, (answer.status_code, answer.text[:300])
+            assert answer.json()["error"] == "temporarily_unavailable"
+            assert int(answer.headers["Retry-After"]) > 0
+            time.sleep(0.1)
+    finally:
+        two_hosts.postgres.start()
+    outage = time.monotonic() - stopped
+    restarted = time.monotonic()
+
+    recovered: dict[str, float] = {}
+    after: dict[str, list[int]] = {"a": [], "b": []}
+    while len(recovered) < 2:
+        assert time.monotonic() - restarted < 30, f"no recovery within 30 s: {after}"
+        for host in (a, b):
+            if host.name in recovered:
+                continue
+            answer = _token(host, registered)
+            after[host.name].append(answer.status_code)
+            # While the pools find their connections dead: 503, never a 500.
+            assert answer.status_code in (200, 503), (answer.status_code, answer.text[:300])
+            if answer.status_code == 200:
+                recovered[host.name] = time.monotonic() - restarted
+        time.sleep(0.1)
+    two_hosts.flush_rate_limits()
+    for host in (a, b):
+        page = browser.post(f"{host.url}/login", data=forms[host.name], allow_redirects=False, timeout=10)
+        assert page.status_code == 200 and UNAVAILABLE_RU not in page.text  # the form again: wrong login
+        assert requests.get(f"{host.url}/readyz", timeout=10).status_code == 200
+        # No restart: the same server processes.
+        assert host.process.poll() is None and host.process.pid == pids[host.name]
+    print(
+        f"\n[two hosts] PostgreSQL stopped for {outage:.2f} s: /token answered "
+        f"{len(statuses['a'])} x 503 at A and {len(statuses['b'])} x 503 at B (JSON, Retry-After), "
+        f"POST /login 503 with the Russian page at both, /readyz 503 at both; after PostgreSQL was started "
+        f"again /token answered 200 at A after {recovered['a']:.2f} s and at B after {recovered['b']:.2f} s "
+        f"({after['a'].count(503)} + {after['b'].count(503)} more 503s meanwhile), no 500, no restart"
+    )
+
+
+# -- the hosts' logs: [logging] format = "json" under gunicorn --------------------------------------------
+
+
+def test_every_line_the_hosts_wrote_is_json_with_a_request_id(two_hosts):
+    counts = {}
+    for host in two_hosts.hosts:
+        lines = []
+        for log in sorted(host.instance.glob("server-*.log")):
+            for text in log.read_text(encoding="utf-8").splitlines():
+                try:
+                    lines.append(json.loads(text))
+                except json.JSONDecodeError:
+                    pytest.fail(f"host {host.name} wrote a line that is not JSON: {text[:300]}")
+        assert all({"time", "level", "logger", "message", "request_id"} <= line.keys() for line in lines)
+        access = [line for line in lines if line["logger"] == "gunicorn.access"]
+        # Each access line has the id the client got (X-Request-Id), no query string.
+        assert access and all(line["request_id"] and "?" not in line["path"] for line in access)
+        counts[host.name] = (len(lines), len(access))
+    print(
+        f"\n[two hosts] log lines, all JSON: A {counts['a'][0]} ({counts['a'][1]} access), "
+        f"B {counts['b'][0]} ({counts['b'][1]} access)"
+    )

@@ -62,6 +62,7 @@ def test_every_advertised_endpoint_answers(client):
             "introspection_endpoint",
             "registration_endpoint",
             "pushed_authorization_request_endpoint",
+            "device_authorization_endpoint",
         )
         response = client.post(path) if back_channel else client.get(path)
         status = response.status_code

@@ -81,6 +81,29 @@ def test_rotate_publishes_now_signs_after_publish_ahead(app, browser, account, r
         assert keys.cache().signing_key("ES256").kid in new
 
 
+def test_a_key_activating_mid_request_signs_with_the_kid_it_names(
+    app, browser, account, rp, restore_keys, clock, monkeypatch
+):
+    # authlib asks for the key twice (the header's kid, then the signing key). Make the rotated-in key
+    # become active right after the first question: the token must still name the key that signed it.
+    _cli(app, "keys", "rotate")
+    activation = clock.now + settings_of(app).keys.publish_ahead + 1
+    asked = []
+    original = keys.KeyCache.signing_key
+
+    def then_the_new_key_activates(cache, alg):
+        key = original(cache, alg)
+        asked.append(key.kid)
+        clock.now = activation
+        return key
+
+    monkeypatch.setattr(keys.KeyCache, "signing_key", then_the_new_key_activates)
+    tokens, _ = sign_in_for_tokens(browser, account, rp)
+    assert asked, "no signing key was asked for"
+    token = verify_id_token(browser.client, tokens["id_token"])
+    assert token.header["kid"] == asked[0]
+
+
 def test_token_signed_before_rotation_still_verifies(app, browser, account, rp, restore_keys, clock):
     before, _ = sign_in_for_tokens(browser, account, rp)
     _cli(app, "keys", "rotate")
@@ -217,3 +240,46 @@ def test_a_reload_of_the_same_keys_imports_none_again(app, client, monkeypatch):
     of(app).keys.forget()
     assert client.get("/jwks.json").headers["ETag"] == etag
     assert imported  # forget() imports afresh
+
+
+# -- issue 10: a key change reaches every process at its next request; the last key stays -----------------
+
+
+def test_a_rotation_made_by_another_process_takes_effect_at_the_next_request(
+    app, browser, account, rp, restore_keys
+):
+    """``idp keys rotate --now`` runs in a process of its own: this app's cache is not told (no
+    ``forget``). Within [keys] cache_ttl (30 s, the clock does not move) its next request must already
+    sign with the new key and publish only the new set — a compromised key must not sign on."""
+    before, _ = sign_in_for_tokens(browser, account, rp)
+    old_kid = _kid(browser.client, before["id_token"])
+    with app.app_context():
+        from idp.services import keys as key_service
+
+        new = key_service.rotate_keys(db.session, settings_of(app), now=int(time.time()), immediate=True)
+        new_kids = {row.kid for row in new}
+        db.session.commit()
+    assert _kids(browser.client) == new_kids and old_kid not in _kids(browser.client)
+    after, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, after["id_token"]) in new_kids
+
+
+def test_retire_refuses_the_last_active_key_of_an_algorithm(app, browser, account, rp, restore_keys):
+    """Retiring the only active RS256 key would make every token request for it fail (issue 10: 500s).
+    The CLI refuses, says why, and audits nothing; after a rotation the old key may go."""
+    [only] = _kids(browser.client, "RS256")
+    result = app.test_cli_runner().invoke(args=["keys", "retire", "--", only])
+    assert result.exit_code != 0 and "only active RS256 key" in result.output
+    assert only in _kids(browser.client, "RS256")
+    with app.app_context():
+        assert not db.session.scalars(select(AuditEvent).filter_by(event="keys.retired")).all()
+    _cli(app, "keys", "rotate", "--now")
+    tokens, _ = sign_in_for_tokens(browser, account, rp)
+    assert _kid(browser.client, tokens["id_token"]) != only
+
+
+def test_every_key_command_that_changes_keys_is_audited(app, restore_keys):
+    _cli(app, "keys", "rotate", "--reason", "плановая")
+    with app.app_context():
+        rotated = db.session.scalars(select(AuditEvent).filter_by(event="keys.rotated")).all()
+        assert [event.reason for event in rotated] == ["плановая"] and rotated[0].actor_type == "cli"

@@ -200,7 +200,9 @@ def test_client_credentials_for_public_client(client, make_rp):
 
 
 @pytest.mark.parametrize(
-    "grant_type", ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"]
+    # The device grant (RFC 8628) is supported now: tests/oauth/test_device.py.
+    "grant_type",
+    ["password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
 )
 def test_unsupported_grant_type(client, rp, grant_type):
     data = {"grant_type": grant_type, "username": "x", "password": "y"}

@@ -163,7 +163,19 @@ def password():
     except PasswordPolicyError as error:
         if error.reason == "wrong_old":
             # A guess at the current password is a failed sign-in (issue 10): it feeds the lock.
-            credentials.count_failure(user, current_time(), settings().login)
+            now = current_time()
+            credentials.count_failure(user, now, settings().login)
+            audit.record_sign_in_failure(
+                db.session,
+                audit.Context(audit.Actor.staff(user), request.remote_addr, now),
+                InvalidCredentialsError(
+                    subject_id=user.id, result="wrong_password", locked_now=credentials.is_locked(user, now)
+                ),
+                staff=True,
+                login=user.username,
+                user_agent=request.user_agent.string,
+                during="password_change",
+            )
         db.session.commit()  # a wrong current password counts against the flow
         message = messages.password_reason(error.reason, min_length, staff=True)
         return render_template(

@@ -61,6 +61,12 @@ EVENTS = {
     "audit.exported": _l("Журнал выгружен"),
 }
 
+# Where a password was checked, when not on the sign-in form.
+DURING = {
+    "step_up": _l("повторный ввод пароля"),
+    "password_change": _l("смена пароля"),
+}
+
 # What failed, in a failed sign-in's details (InvalidCredentialsError.result).
 RESULTS = {
     "unknown": _l("неизвестный логин"),
@@ -100,7 +106,7 @@ DETAILS = {
     "trusted": _l("доверенный"),
     "result": _l("что не так"),
     "user_agent": _l("браузер"),
-    "step_up": _l("повторный ввод пароля"),
+    "during": _l("где"),
     "browser": _l("браузер"),
     "system": _l("система"),
     "sessions": _l("сеансов"),
@@ -139,6 +145,8 @@ def _detail(key: str, value) -> str:
         shown = when(value)
     elif key == "result" and value in RESULTS:
         shown = str(RESULTS[value])
+    elif key == "during" and value in DURING:
+        shown = str(DURING[value])
     else:
         shown = _show(value)
     return f"{DETAILS.get(key, key)}: {shown}"

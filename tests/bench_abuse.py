@@ -1,0 +1,144 @@
+"""Anonymous load against a production-like server: ``python -m tests.bench_abuse`` (not in the suite).
+
+Issue 10: every /reset/ POST slept 1.5 s inside a worker, so 8 connections against 2 gunicorn workers
+raised discovery latency from 7 ms to 5.8 s. This starts ``idp serve --production`` with 2 workers on a
+SQLite database of its own (rate limits in Redis, ``IDP_BENCH_REDIS_URL``, default
+redis://127.0.0.1:6379/3; the captcha off, as a bot that solves it would be), measures the discovery
+latency idle, then again while 20 clients POST the reset form in parallel (a mix of an unknown login, a
+wrong phone and a match), and prints the figures: the medians, the 95th percentiles, and the ratio of
+the loaded median to the idle one (the bar is 3x). Asserts nothing; takes about half a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from .processes import free_port
+from .processes import wait_until_serving
+
+PARALLEL = 20
+# [limits] form_rate_limit for the run: the default (one attacker address meets it at once), or e.g.
+# IDP_BENCH_FORM_LIMIT=100000/minute to measure the form's own work as if from many addresses.
+FORM_LIMIT = os.environ.get("IDP_BENCH_FORM_LIMIT", "10/minute;60/hour")
+PROBES = 60
+IDP = str(Path(sys.executable).with_name("idp"))
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def _run(args: list[str], env: dict) -> str:
+    done = subprocess.run([IDP, *args], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"idp {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _discovery_latencies(url: str, count: int) -> list[float]:
+    times = []
+    with requests.Session() as http:
+        for _ in range(count):
+            started = time.perf_counter()
+            http.get(url + "/.well-known/openid-configuration", timeout=60).raise_for_status()
+            times.append(time.perf_counter() - started)
+            time.sleep(0.02)
+    return times
+
+
+def _reset_worker(url: str, form: dict, stop: threading.Event, done: list[int]) -> None:
+    with requests.Session() as http:
+        while not stop.is_set():
+            page = http.get(url + "/reset/", timeout=60)
+            data = {"csrf_token": _CSRF.search(page.text).group(1), **form}
+            http.post(url + "/reset/", data=data, allow_redirects=False, timeout=60)
+            done.append(1)
+
+
+def main() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="idp-bench-abuse-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = directory / "idp.toml"
+    config.write_text(
+        f'[server]\nissuer = "{url}"\n'
+        f'[database]\nurl = "sqlite:///{directory}/idp.sqlite3"\n'
+        f'[rate_limits]\nstorage_uri = "{os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")}"\n'
+        "[captcha]\nenabled = false\n"
+        # Every POST counts against these: high enough that the load is the form's own work.
+        f'[limits]\nform_rate_limit = "{FORM_LIMIT}"\nip_daily_limit = 1000000\ndaily_limit = 100\n'
+        "phone_daily_limit = 100\nsms_daily_budget = 1000000\n",
+        encoding="utf-8",
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
+    env.update(IDP_CONFIG=str(config), IDP_SERVER_SECRET_KEY="bench-" + "x" * 40)
+    env.update(IDP_INSTANCE_PATH=str(directory))
+    _run(["db", "upgrade"], env)
+    _run(["keys", "ensure"], env)
+    _run(
+        [
+            "accounts",
+            "create",
+            "--login",
+            "77-1234567",
+            "--phone",
+            "+7 916 123-45-67",
+            "--surname",
+            "Каримов",
+            "--given-name",
+            "Бахтиёр",
+        ],
+        env,
+    )
+    server = subprocess.Popen(
+        [IDP, "serve", "--production", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(server, url)
+        _discovery_latencies(url, 10)  # warm up
+        idle = _discovery_latencies(url, PROBES)
+        forms = [
+            {"login": "77-9999999", "phone": "+7 916 123-45-67"},
+            {"login": "77-1234567", "phone": "+7 916 000-00-00"},
+            {"login": "77-1234567", "phone": "+7 916 123-45-67"},
+        ]
+        stop, done = threading.Event(), []
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            for number in range(PARALLEL):
+                pool.submit(_reset_worker, url, forms[number % len(forms)], stop, done)
+            time.sleep(2)  # let the load build up
+            loaded = _discovery_latencies(url, PROBES)
+            stop.set()
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
+    idle_median, loaded_median = statistics.median(idle), statistics.median(loaded)
+    idle_p95, loaded_p95 = _percentile(idle, 0.95) * 1000, _percentile(loaded, 0.95) * 1000
+    print(f"discovery idle:   median {idle_median * 1000:7.1f} ms   p95 {idle_p95:7.1f} ms")
+    print(
+        f"discovery loaded: median {loaded_median * 1000:7.1f} ms   p95 {loaded_p95:7.1f} ms"
+        f"   ({PARALLEL} parallel reset POST loops, {len(done)} POSTs answered meanwhile;"
+        f" form_rate_limit {FORM_LIMIT})"
+    )
+    print(f"loaded/idle median: {loaded_median / idle_median:.1f}x (issue 10's bar: at most 3x)")
+
+
+if __name__ == "__main__":
+    main()
