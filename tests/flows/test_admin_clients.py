@@ -278,29 +278,37 @@ def test_an_admin_may_also_serve_at_the_counter(admin_client):
     assert admin_client.get("/admin/").headers["Location"] == "/admin/clients"
 
 
-def test_an_edit_in_the_console_keeps_the_protocol_metadata(app, admin_client, make_rp):
-    """What the console's form does not show (README "High-assurance relying parties") survives an edit."""
+def test_the_console_sets_the_protocol_metadata(app, admin_client):
+    """README "High-assurance relying parties": auth method and keys, JWT access tokens and resources, PAR
+    and DPoP, set in the console, shown again on the edit page, kept by an edit."""
+    import json
+
     from joserfc.jwk import ECKey
 
     key = ECKey.generate_key("P-256", parameters={"kid": "c-1"}, private=True)
-    rp = make_rp(
-        auth_method="private_key_jwt",
-        jwks={"keys": [key.as_dict(private=False)]},
-        access_token_format="jwt",
-        resources=["https://api.rp.example"],
-        require_par=True,
-        dpop_bound=True,
-    )
-    edit = {**CLIENT, "name": "Переименованный"}
-    assert post_form(admin_client, f"/admin/clients/{rp['client_id']}", edit).status_code == 302
-    metadata = _row(app, rp["client_id"]).client_metadata
-    assert metadata["client_name"] == "Переименованный"
-    for name in (
-        "token_endpoint_auth_method",
-        "jwks",
-        "access_token_format",
-        "allowed_resources",
-        "require_pushed_authorization_requests",
-        "dpop_bound_access_tokens",
-    ):
-        assert metadata[name] == rp[name], name
+    jwks = {"keys": [key.as_dict(private=False)]}
+    fields = {
+        "auth_method": "private_key_jwt",
+        "jwks": json.dumps(jwks),
+        "access_token_format": "jwt",
+        "resources": "https://api.rp.example",
+        "require_par": "y",
+        "dpop_bound": "y",
+    }
+    registered = _created(post_form(admin_client, "/admin/clients/new", {**CLIENT, **fields}))
+    metadata = _row(app, registered["client_id"]).client_metadata
+    assert metadata["token_endpoint_auth_method"] == "private_key_jwt" and metadata["jwks"] == jwks
+    assert metadata["access_token_format"] == "jwt"
+    assert metadata["allowed_resources"] == ["https://api.rp.example"]
+    assert metadata["require_pushed_authorization_requests"] is True
+    assert metadata["dpop_bound_access_tokens"] is True
+    path = f"/admin/clients/{registered['client_id']}"
+    page = _text(admin_client.get(path))
+    assert "private_key_jwt" in page and "https://api.rp.example" in page and '"kid": "c-1"' in page
+    assert post_form(admin_client, path, {**CLIENT, **fields, "name": "Переименованный"}).status_code == 302
+    kept = _row(app, registered["client_id"]).client_metadata
+    assert kept["client_name"] == "Переименованный" and kept["jwks"] == jwks
+    assert kept["dpop_bound_access_tokens"] is True
+    refused = post_form(admin_client, path, {**CLIENT, **fields, "jwks": "{not json"})
+    assert refused.status_code == 200 and 'class="field-error"' in _text(refused)
+    assert _row(app, registered["client_id"]).client_metadata["jwks"] == jwks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import abort
 from flask import flash
 from flask import redirect
@@ -75,6 +77,10 @@ class ClientForm(FlaskForm):
     frontchannel_logout_uri = StringField(
         _l("Адрес front-channel logout (если есть)"), validators=[Length(max=2000)]
     )
+    client_uri = StringField(
+        _l("Главная страница сайта (client_uri), на неё ведёт ссылка после входа"),
+        validators=[Length(max=2000)],
+    )
     grant_types = MultiCheckboxField(
         _l("Типы разрешений"),
         choices=[SelectChoice(g) for g in clients_service.GRANT_TYPES],
@@ -103,17 +109,40 @@ class ClientForm(FlaskForm):
     sector_identifier_uri = StringField(
         _l("sector_identifier_uri (если адреса возврата на разных хостах)"), validators=[Length(max=2000)]
     )
+    # README "High-assurance relying parties": RFC 7523, RFC 9068 / RFC 8707, RFC 9126, RFC 9449.
+    auth_method = SelectField(
+        _l("Аутентификация конфиденциального клиента"),
+        choices=[SelectChoice(m) for m in clients_service.CONFIDENTIAL_AUTH_METHODS],
+        default="client_secret_basic",
+    )
+    jwks = TextAreaField(
+        _l("Открытые ключи клиента, JWK Set в JSON (для private_key_jwt)"), validators=[Length(max=20000)]
+    )
+    jwks_uri = StringField(
+        _l("Адрес JWK Set клиента, jwks_uri (для private_key_jwt)"), validators=[Length(max=2000)]
+    )
+    access_token_format = SelectField(
+        _l("Формат access token"),
+        choices=[
+            SelectChoice("opaque", _l("Случайная строка (opaque)")),
+            SelectChoice("jwt", _l("JWT (RFC 9068)")),
+        ],
+        default="opaque",
+    )
+    resources = TextAreaField(
+        _l("Ресурсы (resource indicators, RFC 8707), по одному в строке"), validators=[Length(max=8000)]
+    )
+    require_par = BooleanField(_l("Запросы авторизации только через PAR (RFC 9126)"))
+    dpop_bound = BooleanField(_l("Токены только с привязкой к ключу DPoP (RFC 9449)"))
 
-    def client_input(self, public: bool, current: ClientInput | None = None) -> ClientInput:
-        """The form's data; on an edit, what the form does not show (the token endpoint authentication
-        method, keys, access token format, resources, PAR and DPoP, set with ``idp clients update`` or
-        RFC 7592) is kept from ``current``."""
+    def client_input(self, public: bool) -> ClientInput:
         data = ClientInput(
             name=self.name.data or "",
             redirect_uris=_lines(self.redirect_uris.data),
             post_logout_redirect_uris=_lines(self.post_logout_redirect_uris.data),
             backchannel_logout_uri=(self.backchannel_logout_uri.data or "").strip() or None,
             frontchannel_logout_uri=(self.frontchannel_logout_uri.data or "").strip() or None,
+            client_uri=(self.client_uri.data or "").strip() or None,
             grant_types=list(self.grant_types.data or []),
             scope=" ".join(self.scopes.data or []),
             public=public,
@@ -123,12 +152,27 @@ class ClientForm(FlaskForm):
             subject_type=self.subject_type.data or "public",
             sector_identifier_uri=(self.sector_identifier_uri.data or "").strip() or None,
         )
-        if current is not None:
-            data.auth_method = current.auth_method
-            data.jwks, data.jwks_uri = current.jwks, current.jwks_uri
-            data.access_token_format, data.resources = current.access_token_format, list(current.resources)
-            data.require_par, data.dpop_bound = current.require_par, current.dpop_bound
+        if not public:
+            data.auth_method = self.auth_method.data or "client_secret_basic"
+        data.jwks = _json_object(self.jwks.data)
+        data.jwks_uri = (self.jwks_uri.data or "").strip() or None
+        data.access_token_format = self.access_token_format.data or "opaque"
+        data.resources = _lines(self.resources.data)
+        data.require_par = bool(self.require_par.data)
+        data.dpop_bound = bool(self.dpop_bound.data)
         return data
+
+
+def _json_object(text: str | None):
+    """The JWK Set typed into the form: None when empty; what is not a JSON object goes to the check
+    (services.clients.check_jwks), which refuses it on the field."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"keys": "not JSON"}
 
 
 def _lines(text: str | None) -> list[str]:
@@ -143,12 +187,21 @@ def _fill(form: ClientForm, client: OAuth2Client) -> None:
     form.post_logout_redirect_uris.data = "\n".join(client.post_logout_redirect_uris)
     form.backchannel_logout_uri.data = metadata.get("backchannel_logout_uri", "")
     form.frontchannel_logout_uri.data = metadata.get("frontchannel_logout_uri", "")
+    form.client_uri.data = metadata.get("client_uri", "")
     form.grant_types.data = list(client.grant_types)
     form.scopes.data = client.scope.split()
     form.trusted.data = client.trusted
     form.id_token_alg.data = client.id_token_signed_response_alg
     form.subject_type.data = client.subject_type
     form.sector_identifier_uri.data = client.sector_identifier_uri or ""
+    if not client.is_public:
+        form.auth_method.data = client.token_endpoint_auth_method
+    form.jwks.data = json.dumps(client.jwks, ensure_ascii=False, indent=1) if client.jwks is not None else ""
+    form.jwks_uri.data = client.jwks_uri or ""
+    form.access_token_format.data = client.access_token_format
+    form.resources.data = "\n".join(client.allowed_resources)
+    form.require_par.data = client.require_pushed_authorization_requests
+    form.dpop_bound.data = client.dpop_bound_access_tokens
     for key in clients_service.LIFETIMES:
         getattr(form, key).data = metadata.get(key)
 
@@ -239,7 +292,7 @@ def client(client_id: str):
                 db.session,
                 ctx(),
                 client,
-                form.client_input(client.is_public, clients_service.input_of(client)),
+                form.client_input(client.is_public),
                 limits=settings().oauth,
                 outbound_policy=current().outbound.policy,
                 fetch=clients_service.sector_fetch(current().outbound),
