@@ -11,12 +11,14 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint
 from flask import Response
 from flask import abort
+from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
 from werkzeug.datastructures import MultiDict
 
+from .. import messages
 from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
@@ -32,6 +34,7 @@ from ..oauth.interaction import ParamsRequest
 from ..oauth.interaction import Step
 from ..oauth.interaction import next_step
 from ..oauth.keys import Document
+from ..oauth.openapi import document as openapi_document
 from ..oauth.pending import PendingRequest
 from ..oauth.pending import drop_pending
 from ..oauth.pending import load_pending
@@ -106,9 +109,8 @@ def error_response(error: OAuth2Error, mode: str = response_modes.QUERY):
     response = authorization.error_redirect(error)
     if response is not None:
         return response_modes.deliver(response, mode)
-    return render_template(
-        "oauth/error.html", error=error.error, description=error.get_error_description()
-    ), 400
+    explanation = messages.OAUTH_ERRORS.get(error.error, messages.OAUTH_ERROR_DEFAULT)
+    return render_template("oauth/error.html", error=error.error, explanation=explanation), 400
 
 
 def parked_grant(pending_id: str):
@@ -200,6 +202,13 @@ def authorization_server_metadata_document():
     # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
     # (discovery.authorization_server_metadata: the same document).
     return _cacheable(metadata_document())
+
+
+@bp.route("/openapi.json")
+@read_by_programs
+def openapi():
+    """OpenAPI 3.1 description of the JSON endpoints (idp/oauth/openapi.py)."""
+    return jsonify(openapi_document())
 
 
 @bp.route("/jwks.json")
