@@ -140,7 +140,7 @@ def test_a_wheel_installed_elsewhere_serves_every_page(tmp_path):
     where = _run(venv / "bin" / "python", "-c", FIND_IDP, cwd=work, env=env)
     assert where.startswith(str(venv)), where
     _run(idp, "db", "upgrade", cwd=work, env=env)
-    assert "2 created" in _run(idp, "keys", "ensure", cwd=work, env=env)
+    assert "3 created" in _run(idp, "keys", "ensure", cwd=work, env=env)
 
     server = subprocess.Popen(
         [idp, "serve", "--production", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
