@@ -8,7 +8,7 @@ IDP_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run demo test test-sqlite test-postgres lint format setup tools chromium demo-data messages bench bench-load bench-tools node-tools wrk clean
+.PHONY: run demo test test-sqlite test-postgres lint format setup tools a11y-tools chromium demo-data messages bench bench-load bench-tools node-tools wrk clean
 
 setup: $(STAMP)
 
@@ -41,7 +41,7 @@ demo: setup
 # `idp serve --production`, curl for the README's token request, espeak-ng for the spoken captcha
 # («Прослушать код»), PostgreSQL's server binaries for the private server that the two-host test stops
 # and starts (tests/multihost).
-tools:
+tools: a11y-tools
 	@missing=""; \
 	test -x $(CHROMIUM) || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
@@ -55,6 +55,15 @@ tools:
 chromium: tools
 
 test: setup tools bench-tools node-tools test-sqlite test-postgres
+
+# axe-core for the accessibility checks of the browser suite, at the version pinned in
+# tests/a11y/package-lock.json (tests/browser/test_accessibility.py).
+A11Y_MODULES := tests/a11y/node_modules/.package-lock.json
+a11y-tools: $(A11Y_MODULES)
+
+$(A11Y_MODULES): tests/a11y/package.json tests/a11y/package-lock.json
+	cd tests/a11y && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # ruff (lint and format, settings in ruff.toml) over the tree, mypy (settings in setup.cfg) over the
 # layers that hold the rules: idp/services and idp/models.

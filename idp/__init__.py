@@ -50,6 +50,7 @@ from .views import BLUEPRINTS
 from .views import reset as reset_view
 from .views.errors import register_error_handlers
 from .views.locale import select_locale
+from .views.locale import switcher_context
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
@@ -126,6 +127,6 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     init_request_observation(app)
     app.before_request(refuse_long_query)
     app.after_request(add_security_headers)
-    app.context_processor(lambda: {"lang": str(get_locale())})
+    app.context_processor(lambda: {"lang": str(get_locale()), **switcher_context()})
     register_commands(app)
     return app

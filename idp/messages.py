@@ -216,6 +216,7 @@ CLI_CLIENT_FIELDS = {
     "post_logout_redirect_uris": "post-logout redirect URI",
     "backchannel_logout_uri": "back-channel logout URI",
     "frontchannel_logout_uri": "front-channel logout URI",
+    "client_uri": "home page (client_uri)",
     "sector_identifier_uri": "sector identifier URI",
 }
 CLI_CLIENT_REASONS = {
@@ -259,3 +260,21 @@ def cli_client_error(error: ClientDataError) -> str:
         return CLI_CLIENT_ERRORS[field, reason]
     text = CLI_CLIENT_REASONS.get(reason, reason)
     return f"{subject} {value!r} {text}" if value else f"{subject}: {text}"
+
+
+# An authorization request we cannot send back to the relying party (RFC 6749 §4.1.2.1: unknown client or
+# redirect URI) is explained on our page in the page's language; authlib's English error_description is
+# for programs and is not shown. The error code stays, for the person to quote to support.
+OAUTH_ERRORS = {
+    "invalid_client": _l(
+        "Сайт, с которого вы пришли, у нас не зарегистрирован или отключён. Вернитесь на него и сообщите об "
+        "этом его владельцам."
+    ),
+    "unauthorized_client": _l(
+        "Сайт, с которого вы пришли, у нас не зарегистрирован или отключён. Вернитесь на него и сообщите об "
+        "этом его владельцам."
+    ),
+}
+OAUTH_ERROR_DEFAULT = _l(
+    "Сайт, с которого вы пришли, отправил неверный запрос. Вернитесь на него и попробуйте ещё раз."
+)

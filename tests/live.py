@@ -81,7 +81,8 @@ def live_server(_schema, request):
 
 # --- a browser over plain HTTP: requests with a cookie jar, following the provider's own redirects ---
 
-_FORM_ACTION = re.compile(r'<form method="post" action="([^"]*)"')
+# The page's own form, not the language switcher (/language) above it.
+_FORM_ACTION = re.compile(r'<form method="post" action="((?!/language")[^"]*)"')
 
 
 def http_session() -> requests.Session:

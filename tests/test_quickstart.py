@@ -44,7 +44,8 @@ _PRINTED = {
     "verifier": re.compile(r"PKCE verifier (\S+)\)"),
     "authorize": re.compile(r"^\s+(http\S+/authorize\?\S+)$", re.M),
 }
-_FORM = re.compile(r'<form method="post"(?: action="([^"]*)")?')
+# The page's own form, not the language switcher (/language) above it.
+_FORM = re.compile(r'<form method="post"(?! action="/language")(?: action="([^"]*)")?')
 
 
 def make_run_commands() -> list[list[str]]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..errors import AccountDataError
 from ..extensions import db
+from ..languages import available
 from ..models import Account
 from ..services import account_admin
 from ..services import accounts as account_service
@@ -41,11 +42,18 @@ def _find_account(login: str) -> Account:
 @click.option("--middle-name")
 @click.option("--email")
 @click.option("--snils")
-@click.option("--locale", default="ru", show_default=True)
+@click.option(
+    "--locale",
+    default="ru",
+    show_default=True,
+    help="the person's language: pages after sign-in, SMS, e-mail, the slip (ru, uz, tg, ky, en)",
+)
 @json_option
 @with_appcontext
 def accounts_create(login, phone, surname, given_name, middle_name, email, snils, locale, as_json):
     """Create an account; prints its temporary password once."""
+    if locale not in available():
+        raise click.BadParameter(f"{locale!r} is not one of {', '.join(available())}", param_hint="--locale")
     with committed(AccountDataError):
         account, temporary = account_admin.create(
             db.session,
@@ -157,6 +165,7 @@ def _account_json(account: Account, temporary: str) -> dict:
         "sub": account.sub,
         "login": account.login,
         "phone": account.phone,
+        "locale": account.locale,
         "temporary_password": temporary,
         "temporary_password_expires_at": account.temporary_password_expires_at,
     }
@@ -168,4 +177,5 @@ def _account_lines(account: Account, temporary: str) -> list[str]:
         f"login:              {account.login}",
         f"temporary password: {temporary}   (shown once; expires {expires} UTC)",
         f"sub:                {account.sub}",
+        f"language:           {account.locale}",
     ]

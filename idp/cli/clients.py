@@ -114,6 +114,7 @@ def _apply_protocol_options(data: ClientInput, changes: dict) -> None:
 @click.option("--id-token-alg", default="RS256", type=click.Choice(list(ALGORITHMS)), show_default=True)
 @click.option("--backchannel-logout-uri", help="Where logout tokens are POSTed (OIDC Back-Channel Logout).")
 @click.option("--frontchannel-logout-uri", help="Loaded in an iframe at logout (OIDC Front-Channel Logout).")
+@click.option("--client-uri", help="The site's home page (RFC 7591 client_uri); the landing page links it.")
 @click.option(
     "--subject-type",
     default="public",
@@ -136,6 +137,7 @@ def clients_create(
     id_token_alg,
     backchannel_logout_uri,
     frontchannel_logout_uri,
+    client_uri,
     subject_type,
     sector_identifier_uri,
     as_json,
@@ -152,6 +154,7 @@ def clients_create(
         id_token_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
+        client_uri=client_uri,
         subject_type=subject_type,
         sector_identifier_uri=sector_identifier_uri or None,
     )
@@ -230,6 +233,7 @@ def _plain(value) -> str:
 @click.option("--no-post-logout-redirect-uris", is_flag=True, help="Remove every post-logout redirect URI.")
 @click.option("--backchannel-logout-uri", help='"" removes it.')
 @click.option("--frontchannel-logout-uri", help='"" removes it.')
+@click.option("--client-uri", help='The site\'s home page (RFC 7591 client_uri); "" removes it.')
 @click.option("--scope")
 @click.option("--grant-type", "grant_types", multiple=True, help="Replaces the grant types.")
 @click.option("--trusted/--untrusted", default=None, help="First-party (no consent screen) or not.")
@@ -271,7 +275,7 @@ def _apply_changes(data: ClientInput, changes: dict) -> None:
         data.redirect_uris = list(changes["redirect_uris"])
     if changes["post_logout_redirect_uris"] or changes["no_post_logout_redirect_uris"]:
         data.post_logout_redirect_uris = list(changes["post_logout_redirect_uris"])
-    for uri in ("backchannel_logout_uri", "frontchannel_logout_uri"):
+    for uri in ("backchannel_logout_uri", "frontchannel_logout_uri", "client_uri"):
         if changes[uri] is not None:
             setattr(data, uri, changes[uri].strip() or None)
     if changes["scope"] is not None:

@@ -55,6 +55,11 @@ class OAuth2Client(Model, ClientMixin):
         return self.client_metadata.get("post_logout_redirect_uris", [])
 
     @property
+    def client_uri(self) -> str | None:
+        # RFC 7591 §2: the client's home page (the provider's landing page links to it)
+        return self.client_metadata.get("client_uri")
+
+    @property
     def backchannel_logout_uri(self) -> str | None:
         # OIDC Back-Channel Logout 1.0 §2.2
         return self.client_metadata.get("backchannel_logout_uri")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import current_app
 from flask import url_for
 
+from ..languages import available
 from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
@@ -86,7 +87,8 @@ def provider_metadata() -> dict:
         "request_uri_parameter_supported": False,
         # select_account shows the sign-in page again, where the person continues as anyone they like.
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "ui_locales_supported": ["ru"],
+        # OIDC Core §3.1.2.1 ui_locales: the pages speak these (idp.languages, views/locale.py).
+        "ui_locales_supported": available(),
         "claims_locales_supported": ["ru"],
         "authorization_response_iss_parameter_supported": True,
         # Back-Channel Logout 1.0 §2.1 and Front-Channel Logout 1.0 §3: every logout token and every

@@ -41,6 +41,7 @@ from ..services.outbound import OutboundPolicy
 # What a registration response and a read (RFC 7591 §3.2.1, RFC 7592 §3) tell about a client.
 PUBLISHED_METADATA = (
     "client_name",
+    "client_uri",
     "redirect_uris",
     "post_logout_redirect_uris",
     "backchannel_logout_uri",

@@ -87,6 +87,8 @@ class ClientInput:
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     backchannel_logout_uri: str | None = None
     frontchannel_logout_uri: str | None = None
+    # RFC 7591 §2 client_uri: the site's home page; the provider's landing page links to it.
+    client_uri: str | None = None
     grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
     scope: str = "openid"
     public: bool = False
@@ -177,6 +179,8 @@ def check(
         check_redirect_uri(
             data.backchannel_logout_uri, "backchannel_logout_uri", outbound_policy=outbound_policy
         )
+    if data.client_uri:
+        check_redirect_uri(data.client_uri, "client_uri")
     if data.frontchannel_logout_uri:
         check_redirect_uri(data.frontchannel_logout_uri, "frontchannel_logout_uri")
         # Front-Channel Logout §2: the scheme, host and port of one of the redirect URIs.
@@ -274,6 +278,8 @@ def _metadata(data: ClientInput) -> dict:
         "token_endpoint_auth_method": data.method,
         "id_token_signed_response_alg": data.id_token_alg,
     }
+    if data.client_uri:
+        metadata["client_uri"] = data.client_uri
     if data.backchannel_logout_uri:
         # Back-Channel Logout §2.2: every logout token of ours carries sid, so say so.
         metadata.update(
@@ -404,6 +410,7 @@ def input_of(client: OAuth2Client) -> ClientInput:
         post_logout_redirect_uris=list(client.post_logout_redirect_uris),
         backchannel_logout_uri=client.backchannel_logout_uri,
         frontchannel_logout_uri=client.frontchannel_logout_uri,
+        client_uri=client.client_uri,
         grant_types=list(client.grant_types),
         scope=client.scope,
         public=client.is_public,
@@ -519,6 +526,7 @@ def _summary(client: OAuth2Client) -> dict:
         "post_logout_redirect_uris": metadata.get("post_logout_redirect_uris", []),
         "backchannel_logout_uri": metadata.get("backchannel_logout_uri"),
         "frontchannel_logout_uri": metadata.get("frontchannel_logout_uri"),
+        "client_uri": metadata.get("client_uri"),
         "grant_types": metadata.get("grant_types", []),
         "scope": metadata.get("scope", ""),
         "public": client.is_public,

@@ -127,6 +127,7 @@ def client_input(metadata: dict) -> ClientInput:
         post_logout_redirect_uris=_strings(metadata, "post_logout_redirect_uris"),
         backchannel_logout_uri=_string(metadata, "backchannel_logout_uri", None),
         frontchannel_logout_uri=_string(metadata, "frontchannel_logout_uri", None),
+        client_uri=_string(metadata, "client_uri", None),
         grant_types=grant_types,
         scope=_string(metadata, "scope", DEFAULT_SCOPE) or DEFAULT_SCOPE,
         public=method == "none",

@@ -18,6 +18,7 @@ from ..events import EventBus
 from ..events import SessionEnded
 from ..models import Account
 from ..models import AuthorizationCode
+from ..models import Consent
 from ..models import OAuth2Client
 from ..models import SsoSession
 from ..models import Token
@@ -118,6 +119,22 @@ def session_clients(db: Session, sid: str) -> list[OAuth2Client]:
     query = select(OAuth2Client).where(OAuth2Client.client_id.in_(taking_part), OAuth2Client.enabled)
     found = db.scalars(query)
     return sorted(found, key=lambda client: (client.client_name, client.client_id))
+
+
+def account_clients(db: Session, account_id: int) -> list[OAuth2Client]:
+    """The enabled relying parties a person uses: one they allowed (a consent) or one that was issued a
+    code or token for them (trusted sites ask no consent), by name. The landing page links to their
+    ``client_uri``."""
+    used = (
+        select(Consent.client_id)
+        .where(Consent.account_id == account_id)
+        .union(
+            select(AuthorizationCode.client_id).where(AuthorizationCode.account_id == account_id),
+            select(Token.client_id).where(Token.account_id == account_id),
+        )
+    )
+    query = select(OAuth2Client).where(OAuth2Client.client_id.in_(used), OAuth2Client.enabled)
+    return sorted(db.scalars(query), key=lambda client: (client.client_name, client.client_id))
 
 
 def end_account_sessions(

@@ -16,6 +16,7 @@ from . import captcha
 from . import consent
 from . import device
 from . import health
+from . import locale
 from . import login
 from . import logout
 from . import oauth
@@ -36,4 +37,5 @@ BLUEPRINTS = (
     captcha.bp,
     admin.bp,
     health.bp,
+    locale.bp,
 )

@@ -6,6 +6,7 @@ from flask import Blueprint
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField
@@ -24,8 +25,10 @@ from ..services import accounts
 from ..services import audit
 from ..services import signin_throttle
 from ..services.selfservice import reset
+from ..services.sessions import account_clients
 from ..services.sessions import session_clients
 from . import captcha
+from . import locale
 from .device import continues_device_flow
 from .errors import is_outage
 from .logout import LogoutForm
@@ -86,7 +89,19 @@ def index():
     if sso is None:
         return redirect(url_for("login.login"))
     portals = [client.client_name for client in session_clients(db.session, sso.sid)]
-    return render_template("login/index.html", account=sso.account, portals=portals, form=LogoutForm())
+    # The sites this person uses, each a link to its home page (RFC 7591 client_uri) when it has one.
+    sites = [
+        {"name": client.client_name, "url": client.client_uri}
+        for client in account_clients(db.session, sso.account_id)
+    ]
+    return render_template(
+        "login/index.html",
+        account=sso.account,
+        portals=portals,
+        sites=sites,
+        cabinet_url=current().settings.staff.cabinet_url,
+        form=LogoutForm(),
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -97,6 +112,8 @@ def login():
     if request.method != "POST":  # GET, or HEAD (a GET without the body)
         pending = load_pending(authz)
         form.login.data = dict(pending.params).get("login_hint", "")[:128] if pending else ""
+        # After an access recovery: the login it told the person, filled in (once).
+        form.login.data = session.pop("sign_in_as", "") or form.login.data
         return _page(form, authz, with_captcha=captcha_for_ip(throttle(), request.remote_addr or ""))
     runtime = current()
     now, ip = runtime.clock(), request.remote_addr or ""
@@ -146,6 +163,7 @@ def login():
     # The account's history in the staff console shows sign-ins; committed with the session below.
     ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)
+    locale.at_sign_in(account)
     sso = begin_sso(account, ["pwd"], remember=form.remember.data)
     runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
     if load_pending(authz):

@@ -18,6 +18,7 @@ from flask import request
 from flask import url_for
 from werkzeug.datastructures import MultiDict
 
+from .. import messages
 from ..extensions import authorization
 from ..extensions import csrf
 from ..extensions import db
@@ -108,9 +109,8 @@ def error_response(error: OAuth2Error, mode: str = response_modes.QUERY):
     response = authorization.error_redirect(error)
     if response is not None:
         return response_modes.deliver(response, mode)
-    return render_template(
-        "oauth/error.html", error=error.error, description=error.get_error_description()
-    ), 400
+    explanation = messages.OAUTH_ERRORS.get(error.error, messages.OAUTH_ERROR_DEFAULT)
+    return render_template("oauth/error.html", error=error.error, explanation=explanation), 400
 
 
 def parked_grant(pending_id: str):

@@ -18,6 +18,7 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask_babel import force_locale
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -37,6 +38,7 @@ from ..errors import ResendLimitError
 from ..errors import SmsDeliveryError
 from ..extensions import db
 from ..extensions import limiter
+from ..languages import duration
 from ..models import Account
 from ..runtime import current
 from ..services.mail import Mail
@@ -215,7 +217,7 @@ def _new_password(flow, action: str):
         return _password_page(form, action)
     runtime = current()
     try:
-        recovery.complete(
+        account = recovery.complete(
             db.session,
             flow,
             form.new.data,
@@ -234,7 +236,14 @@ def _new_password(flow, action: str):
     db.session.commit()
     runtime.metrics.recovery("completed")
     session.pop("recovery_flow", None)
-    flash(_("Пароль изменён. Войдите с новым паролем."))
+    # The person may have come here because they forgot their login: say it, and fill it in.
+    flash(
+        _(
+            "Пароль изменён. Ваш логин (№ заявления на патент): %(login)s. Войдите с ним и новым паролем.",
+            login=account.login,
+        )
+    )
+    session["sign_in_as"] = account.login
     return redirect(selfservice.login_url())
 
 
@@ -279,26 +288,30 @@ def _sent_page(form: CodeForm, error: str | None = None, notice: str | None = No
         error=error,
         notice=notice,
         support=support,
-        hours=settings.wait_hours,
+        wait=duration(settings.wait_hours * 3600, str(get_locale())),
         contacts=selfservice.contacts(),
         login_url=selfservice.login_url(),
     )
 
 
 def _code_text(code: str, account: Account) -> str:
-    minutes = current().settings.recovery.code_ttl // 60
+    # The login too: a person recovers access because they forgot it (the application number).
+    ttl = current().settings.recovery.code_ttl
     with force_locale(account.locale):
         return _(
-            "Код восстановления: %(code)s. Действует %(minutes)s мин. Никому его не сообщайте.",
+            "Код восстановления: %(code)s. Действует %(duration)s. Никому его не сообщайте. "
+            "Ваш логин: %(login)s",
             code=code,
-            minutes=minutes,
+            duration=duration(ttl, account.locale),
+            login=account.login,
         )
 
 
 def _link_mail(link: str, account: Account) -> Mail:
-    hours = current().settings.recovery.link_ttl // 3600
+    span = duration(current().settings.recovery.link_ttl, account.locale)
+    values = {"link": link, "duration": span, "name": account.given_name, "login": account.login}
     with force_locale(account.locale):
         subject = _("Восстановление доступа к личному кабинету")
-        text = render_template("recovery/mail_link.txt", link=link, hours=hours, name=account.given_name)
-        html = render_template("recovery/mail_link.html", link=link, hours=hours, name=account.given_name)
+        text = render_template("recovery/mail_link.txt", **values)
+        html = render_template("recovery/mail_link.html", **values)
     return Mail(to=account.email, subject=subject, text=text, html=html)

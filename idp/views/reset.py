@@ -19,6 +19,7 @@ from .. import messages
 from ..errors import LimitError
 from ..extensions import db
 from ..extensions import limiter
+from ..languages import duration
 from ..runtime import current
 from ..services.accounts import normalize_login
 from ..services.accounts import normalize_phone
@@ -65,7 +66,7 @@ def _submit(form: ResetForm):
     except LimitError:
         db.session.commit()  # the counts taken stay taken
         runtime.metrics.password_reset("limited")
-        return _page(form, messages.LIMIT_REACHED)
+        return _page(form, messages.LIMIT_REACHED, limited=True)
     db.session.commit()
     runtime.metrics.password_reset("ignored" if queued is None else "sent")
     return redirect(url_for("reset.sent"))
@@ -74,25 +75,31 @@ def _submit(form: ResetForm):
 def sms_text(temporary: str, account) -> str:
     """The reset SMS (run by the outbox, outside any request: the address comes from the issuer)."""
     # Cyrillic goes as UCS-2, 67 characters a segment: this text stays within two for an issuer of up to
-    # 42 characters and a 24-hour temporary password (tests/flows/test_reset.py checks it).
-    hours = current().settings.passwords.temporary_ttl // 3600
+    # 42 characters and a temporary password valid for up to 23 hours (tests/unit/test_catalogues.py).
+    ttl = current().settings.passwords.temporary_ttl
     login_url = current().settings.server.issuer + "/login"
     with force_locale(account.locale):
         return _(
-            "Новый пароль от личного кабинета: %(password)s. "
-            "Действует %(hours)s ч., при входе смените его: %(url)s",
+            "Новый пароль личного кабинета: %(password)s. "
+            "Действует %(duration)s, при входе смените его: %(url)s",
             password=temporary,
             url=login_url,
-            hours=hours,
+            duration=duration(ttl, account.locale),
         )
 
 
-def _page(form: ResetForm, error: str | None = None):
-    captcha.prepare(form)
+def _page(form: ResetForm, error: str | None = None, limited: bool = False):
+    """The reset form; ``limited``: the day's resets are used up, so the form is shown disabled, with
+    what to do instead (the Migration Center's contacts, the way back to the sign-in page)."""
+    if limited:
+        form.captcha_token.data = ""  # no new challenge for a form that cannot be sent
+    else:
+        captcha.prepare(form)
     return render_template(
         "reset/start.html",
         form=form,
         error=error,
+        limited=limited,
         contacts=selfservice.contacts(),
         login_url=selfservice.login_url(),
     )

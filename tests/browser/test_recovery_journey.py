@@ -18,6 +18,7 @@ from ..helpers import outbox_reader
 from ..helpers import query
 from ..helpers import settings_of
 from .pages import CAPTCHA_LABEL
+from .pages import LOGIN_LABEL
 from .pages import REDIRECT_URI
 from .pages import intercept_rp
 from .pages import no_horizontal_scroll
@@ -42,7 +43,7 @@ SUPPORT = "+7 (495) 539-55-55"
 CODE_LABEL = "Код из СМС"
 NEW_LABEL = "Новый пароль"
 REPEAT_LABEL = "Повторно введите новый пароль"
-CHANGED = "Пароль изменён. Войдите с новым паролем."
+CHANGED = "Пароль изменён. Ваш логин (№ заявления на патент)"
 SIGNED_IN = "Вход в личный кабинет иностранного гражданина выполнен!"
 
 EMAIL = "dilnoza.yusupova@example.com"
@@ -120,7 +121,9 @@ def test_recovery_by_the_emailed_link(live_server, make_account, new_page, outbo
     _new_password(page, NEW_BY_MAIL)
 
     expect(page).to_have_url(live_server.url + "/login")
-    expect(page.get_by_role("status")).to_have_text(CHANGED)
+    expect(page.get_by_role("status")).to_contain_text(CHANGED)
+    # The login it told is filled in.
+    expect(page.get_by_label(LOGIN_LABEL, exact=True)).to_have_value(account["login"])
     sign_in(page, account["login"], account["password"])
     expect(page.get_by_role("alert")).to_have_text("Неверный логин или пароль.")
     sign_in(page, account["login"], NEW_BY_MAIL)
@@ -172,7 +175,9 @@ def test_recovery_by_sms_code_on_a_phone_back_to_the_relying_party(
 
     # The sign-in page continues the relying party's authorization.
     expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+"))
-    expect(page.get_by_role("status")).to_have_text(CHANGED)
+    expect(page.get_by_role("status")).to_contain_text(CHANGED)
+    # The login it told is filled in.
+    expect(page.get_by_label(LOGIN_LABEL, exact=True)).to_have_value(account["login"])
     assert seen == []
     sign_in(page, account["login"], NEW_BY_SMS)
     page.wait_for_url(REDIRECT_URI + "?**")

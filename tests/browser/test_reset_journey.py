@@ -177,7 +177,7 @@ def test_operator_account_sign_in_forgotten_password_and_sms_reset(
     screenshot(page, "reset-360.png")
 
     # What a screen reader announces: the field's label, and an image text that says what to do.
-    form = page.locator("form").aria_snapshot()
+    form = page.locator("main form").aria_snapshot()
     for line in (
         f'textbox "{CAPTCHA_LABEL}"',
         f'img "{CAPTCHA_ALT}"',

@@ -279,3 +279,26 @@ def test_the_audit_log_holds_no_secrets(app, operator_client):
         hashes = [db.session.get(Account, account_id).password_hash]
     for secret in (temporary, second, "11223344595", "112-233-445 95", *hashes):
         assert secret not in dumped
+
+
+@pytest.mark.parametrize(
+    "locale, title, step",
+    [
+        ("tg", "Кабинети шахсии шаҳрванди хориҷӣ", 'lang="tg"'),
+        ("uz", "Xorijiy fuqaroning shaxsiy kabineti", 'lang="uz"'),
+    ],
+)
+def test_the_slip_is_printed_in_the_persons_language(app, operator_client, locale, title, step):
+    """The language chosen at the counter is the account's: the slip, SMS and e-mail use it."""
+    form = _text(operator_client.get("/admin/accounts/new"))
+    # The choice names each language in its own script.
+    for name in ("Oʻzbekcha", "Тоҷикӣ", "Кыргызча", "Русский", "English"):
+        assert f">{name}</option>" in form, name
+    response = post_form(operator_client, "/admin/accounts/new", {**NEW_ACCOUNT, "locale": locale})
+    page = _text(response)
+    slip = page[page.index('class="slip"') :]
+    assert step in page[page.index("<section") :][:200]
+    assert title in slip
+    assert "770123456" in slip
+    with app.app_context():
+        assert db.session.scalar(select(Account).filter_by(login="770123456")).locale == locale

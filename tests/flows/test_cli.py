@@ -211,6 +211,36 @@ def test_clients_create_is_audited(app):
     assert event.client_id == created["client_id"] and event.actor_type == "cli"
 
 
+def test_accounts_create_takes_the_persons_language_and_refuses_an_unknown_one(app):
+    common = ["accounts", "create", "--phone", "+79161234567", "--surname", "Каримов"]
+    common += ["--given-name", "Бахром"]
+    created = _invoke(app, *common, "--login", "77-1000001", "--locale", "ky", "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["locale"] == "ky"
+    refused = _invoke(app, *common, "--login", "77-1000002", "--locale", "de")
+    assert refused.exit_code == 2 and "'de' is not one of uz, tg, ky, ru, en" in refused.output
+
+
+def test_clients_create_and_update_take_a_client_uri(app):
+    created = _invoke(
+        app,
+        "clients", "create", "--name", "Кабинет", "--redirect-uri", "https://rp.example/cb",
+        "--client-uri", "https://rp.example/", "--json",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    client_id = json.loads(created.output)["client_id"]
+    with app.app_context():
+        assert db.session.scalar(select(OAuth2Client).filter_by(client_id=client_id)).client_uri == (
+            "https://rp.example/"
+        )
+    refused = _invoke(app, "clients", "update", client_id, "--client-uri", "http://rp.example/")
+    assert refused.exit_code != 0
+    removed = _invoke(app, "clients", "update", client_id, "--client-uri", "")
+    assert removed.exit_code == 0, removed.output
+    with app.app_context():
+        assert db.session.scalar(select(OAuth2Client).filter_by(client_id=client_id)).client_uri is None
+
+
 def test_clients_create_and_update_with_the_protocol_options(app, tmp_path):
     """private_key_jwt with a JWK Set file, JWT access tokens and resource indicators, from the command line;
     the JSON shows the metadata (README "Connecting a relying party")."""

@@ -69,7 +69,7 @@ CAPTCHA_WRONG = "Код на изображении введён неверно.
 WRONG_CREDENTIALS = "Неверный логин или пароль."
 CHANGED = "пароль от кабинета задан через восстановление доступа."
 
-_ALERT = re.compile(r'<div class="error" role="alert">(.*?)</div>', re.S)
+_ALERT = re.compile(r'<div id="form-error" class="error" role="alert">(.*?)</div>', re.S)
 _CODE = re.compile(r"восстановления: (\d{6})\. ")
 _LINK = re.compile(r"http://[^\s\"<]+/recovery/link/[\w-]+")
 _CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
@@ -255,7 +255,7 @@ def test_confirmation_carries_the_support_contacts_from_config(client, account):
     body = text(client.get("/recovery/sent"))
     for fragment in (
         SENT,
-        "или вы не получили инструкции в течение 3 ч., обратитесь:",
+        "или инструкции не пришли за 3 часа, обратитесь:",
         '<a href="https://help.example/form">форму обратной связи</a>',
         "по телефону +7 (495) 000-11-22;",
         "в центр «Мои документы» рядом с домом.",
@@ -268,7 +268,7 @@ def test_confirmation_carries_the_support_contacts_from_config(client, account):
 
 def test_confirmation_defaults_follow_the_seed(client):
     body = text(client.get("/recovery/sent"))
-    assert "в течение 2 ч., обратитесь:" in body
+    assert "или инструкции не пришли за 2 часа, обратитесь:" in body
     assert '<a href="https://www.mos.ru/feedback/support/">форму обратной связи</a>' in body
     assert "по телефону +7 (495) 539-55-55;" in body and "в центр «Мои документы»." in body
 
@@ -330,7 +330,10 @@ def test_email_journey(app, client, make_account, sms, mail):
     [message] = mail()
     assert message["to"] == EMAIL and message["subject"] == "Восстановление доступа к личному кабинету"
     assert "Здравствуйте, Алишер!" in message["text"] and "Установите новый пароль" in message["html"]
-    assert "Ссылка действует 2 ч. и только один раз." in message["text"]
+    assert "Ссылка действует 2 часа и только один раз." in message["text"]
+    # The person may have forgotten the login: the e-mail says it.
+    assert f"Ваш логин (№ заявления на патент): {account['login']}" in message["text"]
+    assert f"Ваш логин (№ заявления на патент): {account['login']}" in message["html"]
     link = link_of(message)
     token = link.rsplit("/", 1)[1]
     assert len(token) >= 43  # at least 256 bits, URL-safe base64
@@ -340,7 +343,11 @@ def test_email_journey(app, client, make_account, sms, mail):
 
     done = set_password(client, path_of(link))
     assert (done.status_code, done.headers["Location"]) == (302, "/login")
-    assert "Пароль изменён. Войдите с новым паролем." in text(client.get("/login"))
+    sign_in_page = text(client.get("/login"))
+    assert f"Пароль изменён. Ваш логин (№ заявления на патент): {account['login']}." in sign_in_page
+    # …and the sign-in form has it filled in, once.
+    assert re.search(f'name="login"[^>]*value="{account["login"]}"', sign_in_page)
+    assert re.search('name="login"[^>]*value=""', text(client.get("/login")))
     assert not signs_in(app, account["login"], PASSWORD)
     assert signs_in(app, account["login"], NEW)
     # The browser's code flow is a decoy (nothing to verify by code); the link's flow is done.
@@ -355,9 +362,10 @@ def test_sms_journey(app, client, account, sms, mail):
     assert_sent(ask(client, "8 916 123 45 67"))
     [message] = sms()
     assert message["to"] == PHONE
-    assert "Действует 10 мин. Никому его не сообщайте." in message["text"]
-    # One SMS segment: a Cyrillic text goes as UCS-2, 70 characters.
-    assert len(message["text"]) <= 70, message["text"]
+    assert "Действует 10 минут. Никому его не сообщайте." in message["text"]
+    assert message["text"].endswith(f"Ваш логин: {account['login']}")
+    # Two SMS segments at most: a Cyrillic text goes as UCS-2, 134 characters in two.
+    assert len(message["text"]) <= 134, message["text"]
 
     verified = enter_code(client, code_of(message))
     assert (verified.status_code, verified.headers["Location"]) == (302, "/recovery/password")

@@ -52,7 +52,7 @@ WRONG_CREDENTIALS = "Неверный логин или пароль."
 NEW = "новый пароль для кабинета"
 MOSCOW = zoneinfo.ZoneInfo("Europe/Moscow")
 
-_ALERT = re.compile(r'<div class="error" role="alert">(.*?)</div>', re.S)
+_ALERT = re.compile(r'<div id="form-error" class="error" role="alert">(.*?)</div>', re.S)
 _SMS_PASSWORD = re.compile(r": ([" + passwords.TEMPORARY_ALPHABET + r"]{10})\. ")
 _CSRF_VALUE = re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+"')
 
@@ -218,7 +218,7 @@ def test_login_and_phone_may_be_typed_loosely(client, account, outbox, typed):
     "locale, browser, opening",
     [
         ("en", "ru", "New password for your personal account: "),
-        ("ru", "en", "Новый пароль от личного кабинета: "),
+        ("ru", "en", "Новый пароль личного кабинета: "),
     ],
 )
 def test_sms_speaks_the_account_language_not_the_browser(app, make_account, outbox, locale, browser, opening):
@@ -479,6 +479,21 @@ def test_fourth_reset_of_the_day_is_refused(client, account, outbox):
     response = ask(client, account["login"])
     assert response.status_code == 200 and alert(response) == LIMIT
     assert len(outbox()) == 3
+    # The form is shown disabled, without a captcha, and the page says what to do instead.
+    body = response.get_data(as_text=True)
+    assert '<fieldset class="plain" disabled aria-describedby="form-error next-step">' in body
+    assert "captcha_token" not in body
+    assert "Попробуйте завтра или обратитесь в Миграционный центр:" in body
+    assert '<a class="button" href="/login">вернуться на страницу входа</a>' in body
+
+
+@pytest.mark.config(contacts={"address": ADDRESS, "phone": "", "hours": HOURS})
+def test_fourth_reset_gives_the_centres_address_and_hours(client, account, outbox):
+    for _ in range(3):
+        assert_sent(ask(client, account["login"]))
+    body = html.unescape(ask(client, account["login"]).get_data(as_text=True))
+    step = body[body.index('id="next-step"') :]
+    assert f"<li>{ADDRESS}</li><li>{HOURS}</li>" in step
 
 
 def test_unknown_login_is_refused_after_three_the_same_way(client, account, outbox):

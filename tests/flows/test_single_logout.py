@@ -101,9 +101,20 @@ def test_landing_page_lists_the_sites_of_this_session(app, browser, account, mak
     sign_in_for_tokens(Browser(app.test_client()), account, rps["absent"])
 
     page = browser.get("/").get_data(as_text=True)
-    listed = re.findall(r"<li>([^<]*)</li>", page[page.index('<ul class="portals">') :])
+    this_session = page[page.index('<ul class="portals">') :]
+    listed = re.findall(r"<li>([^<]*)</li>", this_session[: this_session.index("</ul>")])
     assert listed == ["Личный кабинет", "Портал услуг", "Справочная"]
-    assert "В этом сеансе вы вошли на сайты" in page and "Чужой сайт" not in page
+    assert "В этом сеансе вы вошли на сайты" in page
+    # «Ваши сайты» lists every site the person uses, the other session's too, each linked to its
+    # client_uri when it has one.
+    yours = page[page.index('<ul class="sites">') :]
+    yours = yours[: yours.index("</ul>")]
+    assert re.findall(r"<li>(?:<a [^>]*>)?([^<]*)", yours) == [
+        "Личный кабинет",
+        "Портал услуг",
+        "Справочная",
+        "Чужой сайт",
+    ]
 
 
 def test_sign_out_from_the_landing_page_ends_every_site(browser, account, make_rp, deliveries):

@@ -320,6 +320,18 @@ def test_only_admin_names_are_reserved(app, client, make_rp):
     assert kinds == {CABINET: False, "Личный кабинет мигранта": True}
 
 
+def test_client_uri_is_registered_and_published(app, client):
+    registered = _register(
+        client, _initial_token(app), body={**METADATA, "client_uri": "https://rp.example/"}
+    )
+    assert registered.status_code == 201, registered.get_json()
+    assert registered.get_json()["client_uri"] == "https://rp.example/"
+    bad = _register(client, _initial_token(app), body={**METADATA, "client_uri": "javascript:alert(1)"})
+    assert bad.status_code == 400
+    read = _manage(client, "GET", registered.get_json())
+    assert read.get_json()["client_uri"] == "https://rp.example/"
+
+
 def test_registration_of_the_protocol_features(app, client):
     """RFC 7591 §2 jwks / token_endpoint_auth_method, and this provider's
     access_token_format and allowed_resources: stored, published, and private_key_jwt gets no secret."""

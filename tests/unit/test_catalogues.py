@@ -23,6 +23,7 @@ from flask import url_for
 from flask_babel import force_locale
 from flask_babel import gettext
 
+from idp.languages import duration
 from idp.services.passwords import generate_temporary_password
 
 from .. import catalogues
@@ -176,9 +177,10 @@ def test_a_back_translation_is_kept_in_step_with_the_catalogue(language):
 
 # Every text the SMS sender is given (idp/views/reset.py, idp/views/recovery.py).
 SMS_TEXTS = {
-    "reset": "Новый пароль от личного кабинета: %(password)s. Действует %(hours)s ч., при входе смените его: "
+    "reset": "Новый пароль личного кабинета: %(password)s. Действует %(duration)s, при входе смените его: "
     "%(url)s",
-    "recovery-code": "Код восстановления: %(code)s. Действует %(minutes)s мин. Никому его не сообщайте.",
+    "recovery-code": "Код восстановления: %(code)s. Действует %(duration)s. Никому его не сообщайте. "
+    "Ваш логин: %(login)s",
 }
 # The takeover notices (idp/notifications.py), each with the time and the Migration Center's site.
 NOTICE_SMS = {
@@ -236,15 +238,16 @@ def test_sms_segments_are_counted_as_phones_count_them(text, segments):
     assert sms_segments(text) == segments
 
 
-def _sms_arguments(app) -> dict[str, dict]:
+def _sms_arguments(app, language: str) -> dict[str, dict]:
+    # The longest spans a text is sized for: 23 hours (the longest Russian unit word, «часа»), 59 minutes.
     with app.test_request_context():
         return {
             "reset": dict(
                 password=generate_temporary_password(),
-                hours=settings_of(app).passwords.temporary_ttl // 3600,
+                duration=duration(23 * 3600, language),
                 url=settings_of(app).server.issuer + url_for("login.login"),
             ),
-            "recovery-code": dict(code="000000", minutes=settings_of(app).recovery.code_ttl // 60),
+            "recovery-code": dict(code="000000", duration=duration(59 * 60, language), login="7" * 12),
             # The longest date and a site as long as mc.mos.ru's.
             **{name: dict(when="31.12.2026 23:59", contact="mc.mos.ru") for name in NOTICE_SMS},
         }
@@ -252,7 +255,7 @@ def _sms_arguments(app) -> dict[str, dict]:
 
 def render_sms(app, language: str, name: str) -> str:
     with app.test_request_context(), force_locale(language):
-        return gettext(SMS_TEXTS[name], **_sms_arguments(app)[name])
+        return gettext(SMS_TEXTS[name], **_sms_arguments(app, language)[name])
 
 
 def test_the_sms_texts_are_the_ones_in_messages_pot():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 
-from babel import Locale
 from flask import abort
 from flask import flash
 from flask import redirect
@@ -25,8 +24,9 @@ from wtforms.validators import Length
 
 from ... import messages
 from ...errors import AccountDataError
-from ...extensions import babel
 from ...extensions import db
+from ...languages import available
+from ...languages import name_of
 from ...models import Account
 from ...runtime import current
 from ...services import account_admin
@@ -61,7 +61,7 @@ class AccountForm(FlaskForm):
     phone = StringField(_l("Телефон из заявления"), validators=[InputRequired(), Length(max=32)])
     email = StringField(_l("Электронная почта (если есть)"), validators=[Length(max=254)])
     snils = StringField(_l("СНИЛС (если есть)"), validators=[Length(max=20)])
-    locale = SelectField(_l("Язык писем и СМС"))
+    locale = SelectField(_l("Язык писем и СМС"), default="ru")
 
 
 class LoginChangeForm(FlaskForm):
@@ -84,15 +84,7 @@ def _account(account_id: int) -> Account:
 
 
 def _language_choices() -> list[SelectChoice]:
-    codes = ["ru"] + sorted(str(loc) for loc in babel.list_translations() if str(loc) != "ru")
-    return [SelectChoice(code, _language_name(code)) for code in codes]
-
-
-def _language_name(code: str) -> str:
-    try:
-        return Locale.parse(code).get_display_name(code).capitalize()
-    except (ValueError, TypeError):
-        return code
+    return [SelectChoice(code, name_of(code)) for code in available()]
 
 
 def _show_error(form, error: AccountDataError) -> str:
@@ -177,11 +169,12 @@ def _issued(account: Account, temporary: str, heading: str):
 
 
 def _slip(account: Account, temporary: str) -> dict:
-    """The slip's text, in Russian whatever the operator's language: the person takes it home, and the
-    sign-in page they will see is Russian (seed, «Авторизация в личном кабинете», steps 2 and 3)."""
+    """The slip's text in the account's language, whatever the operator's: the person takes it home, and
+    the sign-in page will speak that language too (the switcher's choice is saved on the account)."""
     url = settings().staff.cabinet_url
-    with force_locale("ru"):
+    with force_locale(account.locale):
         return {
+            "lang": account.locale,
             "title": _("Личный кабинет иностранного гражданина"),
             "rows": [
                 (_("Логин (№ заявления на патент)"), account.login),
@@ -227,7 +220,7 @@ def _card(
         "phone": account.phone,
         "email": account.email or "—",
         "snils": _("указан") if account.snils else _("не указан"),
-        "locale": _language_name(account.locale),
+        "locale": name_of(account.locale),
         "status": STATUS.get(account.status, account.status),
         "blocked": not account.is_active,
         "locked_until": when(account.locked_until) if account.locked_until > now else "",

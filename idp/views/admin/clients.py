@@ -77,6 +77,10 @@ class ClientForm(FlaskForm):
     frontchannel_logout_uri = StringField(
         _l("Адрес front-channel logout (если есть)"), validators=[Length(max=2000)]
     )
+    client_uri = StringField(
+        _l("Главная страница сайта (client_uri), на неё ведёт ссылка после входа"),
+        validators=[Length(max=2000)],
+    )
     grant_types = MultiCheckboxField(
         _l("Типы разрешений"),
         choices=[SelectChoice(g) for g in clients_service.GRANT_TYPES],
@@ -138,6 +142,7 @@ class ClientForm(FlaskForm):
             post_logout_redirect_uris=_lines(self.post_logout_redirect_uris.data),
             backchannel_logout_uri=(self.backchannel_logout_uri.data or "").strip() or None,
             frontchannel_logout_uri=(self.frontchannel_logout_uri.data or "").strip() or None,
+            client_uri=(self.client_uri.data or "").strip() or None,
             grant_types=list(self.grant_types.data or []),
             scope=" ".join(self.scopes.data or []),
             public=public,
@@ -182,6 +187,7 @@ def _fill(form: ClientForm, client: OAuth2Client) -> None:
     form.post_logout_redirect_uris.data = "\n".join(client.post_logout_redirect_uris)
     form.backchannel_logout_uri.data = metadata.get("backchannel_logout_uri", "")
     form.frontchannel_logout_uri.data = metadata.get("frontchannel_logout_uri", "")
+    form.client_uri.data = metadata.get("client_uri", "")
     form.grant_types.data = list(client.grant_types)
     form.scopes.data = client.scope.split()
     form.trusted.data = client.trusted
