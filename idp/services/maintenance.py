@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ..models import AuthorizationCode
 from ..models import CaptchaUse
 from ..models import DailyCounter
+from ..models import DeviceCode
 from ..models import InitialAccessToken
 from ..models import PasswordChangeFlow
 from ..models import PushedRequest
@@ -35,6 +36,9 @@ CODE_RETENTION = 86400
 # An answered captcha's row is what refuses its replay; it goes ten minutes after the challenge expired, so
 # that a host whose clock runs a little behind (and still takes the challenge as live) finds it.
 CAPTCHA_RETENTION = 600
+# How long an expired device authorization request (RFC 8628) is kept, seconds: a device still polling
+# gets expired_token rather than an unknown code.
+DEVICE_RETENTION = 3600
 
 
 def purge_expired(db: Session, *, now: int, retention: int) -> dict[str, int]:
@@ -86,6 +90,8 @@ def purge_expired(db: Session, *, now: int, retention: int) -> dict[str, int]:
     day_counts = affected_rows(db, delete(DailyCounter).where(DailyCounter.day < two_days_ago))
     used_jtis = replay.purge(db, now=now)
     pushed = affected_rows(db, delete(PushedRequest).where(PushedRequest.expires_at < now))
+    # RFC 8628: a device code past its expiry only ever answers expired_token; kept an hour for that.
+    devices = affected_rows(db, delete(DeviceCode).where(DeviceCode.expires_at < now - DEVICE_RETENTION))
     return {
         "codes": codes,
         "sessions": sessions,
@@ -99,4 +105,5 @@ def purge_expired(db: Session, *, now: int, retention: int) -> dict[str, int]:
         "counters": day_counts,
         "used_jtis": used_jtis,
         "pushed_requests": pushed,
+        "device_codes": devices,
     }

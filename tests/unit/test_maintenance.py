@@ -7,6 +7,7 @@ from idp.models import Account
 from idp.models import AuthorizationCode
 from idp.models import CaptchaUse
 from idp.models import DailyCounter
+from idp.models import DeviceCode
 from idp.models import InitialAccessToken
 from idp.models import PasswordChangeFlow
 from idp.models import PushedRequest
@@ -135,6 +136,22 @@ def test_purge_deletes_only_what_can_no_longer_be_used(app, account):
                 for name, expires in (("old", NOW - 30), ("live", NOW + 30))
             ]
         )
+        # Device codes (RFC 8628) go an hour after they expired.
+        db.session.add_all(
+            [
+                DeviceCode(
+                    device_code_hash=name,
+                    user_code_hash=name,
+                    client_id="c",
+                    scope="openid",
+                    created_at=NOW - 7200,
+                    expires_at=expires,
+                    interval=5,
+                    status="pending",
+                )
+                for name, expires in (("old", NOW - 3601), ("recent", NOW - 60))
+            ]
+        )
         db.session.commit()
 
         counts = purge_expired(db.session, now=NOW, retention=30 * DAY)
@@ -153,7 +170,9 @@ def test_purge_deletes_only_what_can_no_longer_be_used(app, account):
             "counters": 1,
             "used_jtis": 1,
             "pushed_requests": 1,
+            "device_codes": 1,
         }
+        assert db.session.scalars(select(DeviceCode.device_code_hash)).all() == ["recent"]
         assert db.session.scalars(select(UsedJti.key_hash)).all() == ["live"]
         assert db.session.scalars(select(PushedRequest.request_uri_hash)).all() == ["live"]
         assert sorted(db.session.scalars(select(StaffSession.token_hash))) == ["live", "recent"]
