@@ -74,7 +74,9 @@ def _flow_choice() -> tuple[str | None, int]:
 def select_locale() -> str:
     choice, chosen_at = read_choice()
     flow, began_at = _flow_choice()
-    if flow and (choice is None or began_at >= chosen_at):
+    # Times are whole seconds: a choice made in the second the flow began counts as made during it (a
+    # person who switches as soon as the page appears; a choice just before a redirect is the rarer case).
+    if flow and (choice is None or began_at > chosen_at):
         return flow
     if choice:
         return choice

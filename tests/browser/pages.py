@@ -42,26 +42,26 @@ def sign_in(page, login: str, password: str) -> None:
     page.get_by_role("button", name="войти", exact=True).click()
 
 
-def start_authorization(page, live_server, rp, scope: str = "openid profile") -> tuple[str, str]:
-    """Send the browser to /authorize as the RP would (PKCE S256); return (state, verifier)."""
+def start_authorization(
+    page, live_server, rp, scope: str = "openid profile", ui_locales: str | None = None
+) -> tuple[str, str]:
+    """Send the browser to /authorize as the RP would (PKCE S256, ``ui_locales`` if given); return (state,
+    verifier)."""
     verifier, challenge = pkce_pair()
     state = "st-" + verifier[:8]
-    page.goto(
-        live_server.url
-        + "/authorize?"
-        + urlencode(
-            {
-                "response_type": "code",
-                "client_id": rp["client_id"],
-                "redirect_uri": REDIRECT_URI,
-                "scope": scope,
-                "state": state,
-                "nonce": "n-" + verifier[-8:],
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            }
-        )
-    )
+    params = {
+        "response_type": "code",
+        "client_id": rp["client_id"],
+        "redirect_uri": REDIRECT_URI,
+        "scope": scope,
+        "state": state,
+        "nonce": "n-" + verifier[-8:],
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    if ui_locales:
+        params["ui_locales"] = ui_locales
+    page.goto(live_server.url + "/authorize?" + urlencode(params))
     return state, verifier
 
 

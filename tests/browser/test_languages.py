@@ -1,71 +1,321 @@
-"""The migrant pages in each of the five languages on a 360 px phone, chosen once by the relying party's
-``ui_locales`` and once by the switcher, with screenshots in artifacts/screenshots/lang-<xx>-*.png."""
+"""The migrant's three journeys in each of the five languages on a 360 px phone, walked to the end: the first
+sign-in (temporary password, forced change, back at the relying party), the SMS reset (form with captcha, the
+SMS from the outbox, sign-in with its password, forced change) and the recovery by SMS code. The language is
+chosen by the relying party's ``ui_locales`` for some journeys and by the switcher for the others, so that
+every journey is walked in every language and with both ways of choosing. One sign-in with a forced change
+is also done with the keyboard only. Screenshots in artifacts/screenshots/lang-<xx>-*.png.
+
+What the pages and the SMS must say comes from the catalogues (Flask-Babel's ``force_locale``), not from
+strings copied here: a page in the wrong language, or an untranslated string, fails."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import re
 
 import pytest
+from flask_babel import force_locale
+from flask_babel import gettext
 from playwright.sync_api import expect
 
 from idp.languages import NAMES
+from idp.languages import duration
 
-from ..helpers import pkce_pair
+from ..conftest import CAPTCHA_ANSWER
+from ..helpers import outbox_reader
+from ..helpers import query
+from ..helpers import settings_of
 from .pages import REDIRECT_URI
 from .pages import no_horizontal_scroll
+from .pages import redeem
 from .pages import screenshot
+from .pages import start_authorization
+from .pages import wait_for_captcha
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("known_captcha")]
 
-HEADINGS = {
-    "ru": "Вход в личный кабинет иностранного гражданина",
-    "uz": "Xorijiy fuqaroning shaxsiy kabinetiga kirish",
-    "en": "Sign in to the personal account of a foreign citizen",
-}
+WIDTH = 360
+
+# The catalogue's message ids (the Russian source) of what the journeys read and press.
+SIGN_IN_HEADING = "Вход в личный кабинет иностранного гражданина"
+LOGIN_LABEL = "Логин (№ заявления на патент)"
+PASSWORD_LABEL = "Пароль"
+SIGN_IN_BUTTON = "войти"
+CANNOT_SIGN_IN = "не могу войти"
+CHANGE_HEADING = "Смена пароля"
+CHANGE_LABELS = ["Старый пароль", "Новый пароль", "Повторно введите новый пароль"]
+CHANGE_BUTTON = "сменить пароль"
+RESET_HEADING = "Сброс пароля к личному кабинету иностранного гражданина"
+PHONE_LABEL = "Ваш номер телефона"
+CAPTCHA_LABEL = "Код на изображении"
+RESET_BUTTON = "Прислать новый пароль"
+RESET_SENT = "Новый пароль будет выслан на номер телефона, полученный при подаче заявления на патент."
+TO_SIGN_IN = "на страницу входа"
+RECOVERY_HEADING = "Восстановление доступа"
+IDENTIFIER_LABEL = "Телефон, электронная почта или СНИЛС"
+SURNAME_LABEL = "Фамилия"
+RECOVERY_BUTTON = "Восстановить доступ"
+CODE_LABEL = "Код из СМС"
+CONTINUE = "Продолжить"
+NEW_PASSWORD_HEADING = "Установите новый пароль"
+NEW_LABELS = ["Новый пароль", "Повторно введите новый пароль"]
+# The SMS (views/reset.py sms_text, views/recovery.py _code_text).
+RESET_SMS = (
+    "Новый пароль личного кабинета: %(password)s. Действует %(duration)s, при входе смените его: %(url)s"
+)
+CODE_SMS = (
+    "Код восстановления: %(code)s. Действует %(duration)s. Никому его не сообщайте. Ваш логин: %(login)s"
+)
+
+SURNAME = "Рахимов"
+OWN_PASSWORD = "Самарканд весной 2024 и абрикосы"
+RECOVERED_PASSWORD = "плов по пятницам у Курского"
+
+# The relying party chooses (ui_locales) the first sign-in in these languages and the person (switcher) the
+# reset and the recovery; in the others, the other way round.
+RP_CHOOSES_FIRST_SIGN_IN = {"ru", "tg", "en"}
+
+
+def _t(app, language: str, msgid: str, **values) -> str:
+    """The catalogue's text for ``msgid`` in ``language``."""
+    with app.test_request_context(), force_locale(language):
+        return gettext(msgid, **values)
+
+
+def _sms_pattern(app, language: str, msgid: str, marker: str, group: str, **values) -> re.Pattern:
+    """The SMS ``msgid`` in ``language``, with ``marker`` (a placeholder's value) matched by ``group``."""
+    text = _t(app, language, msgid, **values)
+    assert marker in text
+    return re.compile(re.escape(text).replace(marker, group))
+
+
+class Journey:
+    """One journey in one browser context: a 360 px page in ``language``, chosen by ``ui_locales`` or by the
+    switcher, started at the relying party and expected to end there."""
+
+    def __init__(self, live_server, rp, new_page, language: str, by: str, name: str):
+        self.app, self.live_server, self.rp = live_server.app, live_server, rp
+        self.language, self.by, self.name = language, by, name
+        # The switcher is tried from a page in another language: the browser's Russian, or for Russian
+        # itself a relying party's English (a choice made during the flow beats its ui_locales).
+        other = "en" if language == "ru" else "ru"
+        self.page = new_page(WIDTH, 740)
+        ui_locales = language if by == "ui_locales" else ("en" if language == "ru" else None)
+        self.state, self.verifier = start_authorization(self.page, live_server, rp, ui_locales=ui_locales)
+        expect(self.page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$"))
+        if by == "switcher":
+            expect(self.page.locator("html")).to_have_attribute("lang", other)
+            self.page.get_by_role("button", name=NAMES[language], exact=True).click()
+            expect(self.page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$"))
+            chosen = self.page.get_by_role("button", name=NAMES[language], exact=True)
+            expect(chosen).to_have_attribute("aria-current", "true")
+        self.shows(SIGN_IN_HEADING, "sign-in")
+
+    def t(self, msgid: str, **values) -> str:
+        return _t(self.app, self.language, msgid, **values)
+
+    def shows(self, heading: str, shot: str) -> None:
+        """The page is in the journey's language: ``<html lang>`` and its heading from the catalogue."""
+        expect(self.page.locator("html")).to_have_attribute("lang", self.language)
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(self.t(heading))
+        no_horizontal_scroll(self.page, WIDTH)
+        screenshot(self.page, f"lang-{self.language}-{self.name}-{shot}-{WIDTH}.png")
+
+    def field(self, label: str):
+        return self.page.get_by_label(self.t(label), exact=True)
+
+    def press(self, button: str) -> None:
+        self.page.get_by_role("button", name=self.t(button), exact=True).click()
+
+    def sign_in(self, login: str, password: str) -> None:
+        self.field(LOGIN_LABEL).fill(login)
+        self.field(PASSWORD_LABEL).fill(password)
+        self.press(SIGN_IN_BUTTON)
+
+    def forced_change(self, old: str, new: str) -> None:
+        """The forced change after a sign-in with a temporary password; it ends at the relying party."""
+        expect(self.page).to_have_url(re.compile(r"/password/change\?authz=[\w-]+$"))
+        expect(self.page.locator("main form label")).to_have_text([self.t(label) for label in CHANGE_LABELS])
+        for label, value in zip(CHANGE_LABELS, (old, new, new), strict=True):
+            self.field(label).fill(value)
+        self.shows(CHANGE_HEADING, "change")
+        self.lands_at_rp(CHANGE_BUTTON)
+
+    def lands_at_rp(self, button: str) -> None:
+        """``button`` sends the person back to the relying party with a code it can redeem.
+
+        Playwright does not route every redirect, so the browser's request to the (absent) relying party is
+        watched, not answered (as in test_reset_journey.py)."""
+        with self.page.expect_request(lambda request: request.url.startswith(REDIRECT_URI + "?")) as sent:
+            self.page.get_by_role("button", name=self.t(button), exact=True).click(no_wait_after=True)
+        params = query(sent.value.url)
+        assert params["state"] == self.state and params["iss"] == self.live_server.url
+        resp = redeem(self.live_server, self.rp, params["code"], self.verifier)
+        assert resp.status_code == 200, resp.text
+
+    def to_reset(self) -> None:
+        self.page.get_by_role("link", name=self.t(CANNOT_SIGN_IN), exact=True).click()
+        expect(self.page).to_have_url(re.compile(re.escape(self.live_server.url + "/reset/?authz=")))
+
+
+@pytest.fixture
+def sms(live_server):
+    """The SMS sent so far (the durable outbox delivered first, as the server's loop would)."""
+    with outbox_reader(settings_of(live_server.app).sms.file_path, live_server.app) as read:
+        yield read
+
+
+def _first_sign_in(live_server, rp, new_page, make_account, language: str, by: str) -> None:
+    account = make_account(login="77-0000101", phone="+79160000101", temporary=True, locale=language)
+    journey = Journey(live_server, rp, new_page, language, by, "first")
+    journey.sign_in(account["login"], account["password"])
+    journey.forced_change(account["password"], OWN_PASSWORD)
+
+
+def _reset(live_server, rp, new_page, make_account, sms, language: str, by: str) -> None:
+    # The operator set the account's language at the counter: the SMS is written in it.
+    account = make_account(login="77-0000102", phone="+79160000102", locale=language)
+    journey = Journey(live_server, rp, new_page, language, by, "reset")
+    sign_in_url = journey.page.url
+    journey.to_reset()
+    expect(journey.page.locator("main form label")).to_have_text(
+        [journey.t(label) for label in (LOGIN_LABEL, PHONE_LABEL, CAPTCHA_LABEL)]
+    )
+    journey.field(LOGIN_LABEL).fill(account["login"])
+    journey.field(PHONE_LABEL).press_sequentially("9160000102")
+    wait_for_captcha(journey.page)
+    journey.field(CAPTCHA_LABEL).fill(CAPTCHA_ANSWER)
+    journey.shows(RESET_HEADING, "form")
+    journey.press(RESET_BUTTON)
+
+    expect(journey.page).to_have_url(live_server.url + "/reset/sent")
+    expect(journey.page.get_by_role("status")).to_have_text(journey.t(RESET_SENT))
+    journey.shows(RESET_HEADING, "sent")
+    journey.page.get_by_role("link", name=journey.t(TO_SIGN_IN), exact=True).click()
+    expect(journey.page).to_have_url(sign_in_url)
+    journey.shows(SIGN_IN_HEADING, "sign-in-again")
+
+    settings = settings_of(live_server.app)
+    [message] = [m for m in sms() if m["to"] == "+79160000102"]
+    pattern = _sms_pattern(
+        live_server.app,
+        language,
+        RESET_SMS,
+        "PASSWORDMARK",
+        r"(\S{10})",
+        password="PASSWORDMARK",
+        url=settings.server.issuer + "/login",
+        duration=duration(settings.passwords.temporary_ttl, language),
+    )
+    match = pattern.fullmatch(message["text"])
+    assert match, (message["text"], pattern.pattern)
+    from_sms = match.group(1)
+
+    journey.sign_in(account["login"], from_sms)
+    journey.forced_change(from_sms, OWN_PASSWORD)
+
+
+def _recovery(live_server, rp, new_page, make_account, sms, language: str, by: str) -> None:
+    account = make_account(login="77-0000103", phone="+79160000103", surname=SURNAME, locale=language)
+    journey = Journey(live_server, rp, new_page, language, by, "recovery")
+    journey.to_reset()
+    journey.page.get_by_role("link", name=journey.t(RECOVERY_HEADING), exact=True).click()
+    expect(journey.page).to_have_url(live_server.url + "/recovery/")
+    expect(journey.page.locator("main form label")).to_have_text(
+        [journey.t(label) for label in (IDENTIFIER_LABEL, SURNAME_LABEL, CAPTCHA_LABEL)]
+    )
+    journey.field(IDENTIFIER_LABEL).fill("8 (916) 000-01-03")
+    journey.field(SURNAME_LABEL).fill(SURNAME.upper())
+    wait_for_captcha(journey.page)
+    journey.field(CAPTCHA_LABEL).fill(CAPTCHA_ANSWER)
+    journey.shows(RECOVERY_HEADING, "form")
+    journey.press(RECOVERY_BUTTON)
+
+    expect(journey.page).to_have_url(live_server.url + "/recovery/sent")
+    expect(journey.field(CODE_LABEL)).to_be_focused()
+    journey.shows(RECOVERY_HEADING, "sent")
+    [message] = [m for m in sms() if m["to"] == "+79160000103"]
+    pattern = _sms_pattern(
+        live_server.app,
+        language,
+        CODE_SMS,
+        "CODEMARK",
+        r"(\d{6})",
+        code="CODEMARK",
+        login=account["login"],
+        duration=duration(settings_of(live_server.app).recovery.code_ttl, language),
+    )
+    match = pattern.fullmatch(message["text"])
+    assert match, (message["text"], pattern.pattern)
+    journey.field(CODE_LABEL).fill(match.group(1))
+    journey.press(CONTINUE)
+
+    expect(journey.page).to_have_url(live_server.url + "/recovery/password")
+    expect(journey.page.locator("main form label")).to_have_text([journey.t(label) for label in NEW_LABELS])
+    for label in NEW_LABELS:
+        journey.field(label).fill(RECOVERED_PASSWORD)
+    journey.shows(NEW_PASSWORD_HEADING, "password")
+    journey.press(CHANGE_BUTTON)
+
+    # Back on the sign-in page of the relying party's authorization, the login filled in.
+    expect(journey.page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$"))
+    expect(journey.field(LOGIN_LABEL)).to_have_value(account["login"])
+    journey.shows(SIGN_IN_HEADING, "sign-in-again")
+    journey.field(PASSWORD_LABEL).fill(RECOVERED_PASSWORD)
+    journey.lands_at_rp(SIGN_IN_BUTTON)
 
 
 @pytest.mark.parametrize("language", ["uz", "tg", "ky", "ru", "en"])
-def test_sign_in_reset_and_recovery_pages_in_each_language(live_server, new_page, rp, make_account, language):
-    account = make_account(login="77-0000099", temporary=True)
-    # (1) Chosen by the relying party (ui_locales on /authorize); the first sign-in, temporary password.
-    page = new_page(360, 740)
-    _verifier, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": rp["client_id"],
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile",
-        "state": "st",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "ui_locales": f"{language}-XX ru",
-    }
-    page.goto(live_server.url + "/authorize?" + urlencode(query))
-    expect(page.locator("html")).to_have_attribute("lang", language)
-    if language in HEADINGS:
-        expect(page.get_by_role("heading", level=1)).to_have_text(HEADINGS[language])
-    no_horizontal_scroll(page, 360)
-    screenshot(page, f"lang-{language}-login-360.png")
-    page.locator("#login").fill(account["login"])
-    page.locator("#password").fill(account["password"])
-    page.locator("main button[type=submit]").click()
-    expect(page).to_have_url(live_server.url + "/password/change?authz=" + page.url.split("authz=")[1])
-    expect(page.locator("html")).to_have_attribute("lang", language)
-    no_horizontal_scroll(page, 360)
-    screenshot(page, f"lang-{language}-first-sign-in-360.png")
+def test_first_sign_in_reset_and_recovery_in_each_language(
+    live_server, rp, new_page, make_account, sms, language
+):
+    first, other = ("ui_locales", "switcher")
+    if language not in RP_CHOOSES_FIRST_SIGN_IN:
+        first, other = other, first
+    _first_sign_in(live_server, rp, new_page, make_account, language, first)
+    _reset(live_server, rp, new_page, make_account, sms, language, other)
+    _recovery(live_server, rp, new_page, make_account, sms, language, other)
 
-    # (2) Chosen with the switcher, in a browser that prefers Russian: the reset and recovery pages.
-    page = new_page(360, 740)
-    page.goto(live_server.url + "/reset/")
+
+def _tab_to(page, target, key: str = "Tab", limit: int = 25) -> None:
+    """Press ``key`` until ``target`` has the focus (a person moving through the page with the keyboard)."""
+    for _ in range(limit):
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press(key)
+    expect(target).to_be_focused()
+
+
+def test_first_sign_in_with_the_keyboard_only_in_kyrgyz(live_server, rp, new_page, make_account):
+    language = "ky"
+    t = lambda msgid: _t(live_server.app, language, msgid)  # noqa: E731
+    account = make_account(login="77-0000104", temporary=True)
+    page = new_page(WIDTH, 740)
+    state, verifier = start_authorization(page, live_server, rp)
+    login = page.get_by_label(t(LOGIN_LABEL), exact=True)
+    # The Russian page; back from the (autofocused) login field to the switcher, and Enter on «Кыргызча».
     expect(page.locator("html")).to_have_attribute("lang", "ru")
-    page.get_by_role("button", name=NAMES[language], exact=True).click()
-    expect(page).to_have_url(live_server.url + "/reset/")
+    switch = page.get_by_role("button", name=NAMES[language], exact=True)
+    _tab_to(page, switch, key="Shift+Tab")
+    page.keyboard.press("Enter")
     expect(page.locator("html")).to_have_attribute("lang", language)
-    chosen = page.get_by_role("button", name=NAMES[language], exact=True)
-    expect(chosen).to_have_attribute("aria-current", "true")
-    no_horizontal_scroll(page, 360)
-    screenshot(page, f"lang-{language}-reset-360.png")
-    page.goto(live_server.url + "/recovery/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(t(SIGN_IN_HEADING))
+    _tab_to(page, login)
+    page.keyboard.type(account["login"])
+    _tab_to(page, page.get_by_label(t(PASSWORD_LABEL), exact=True))
+    page.keyboard.type(account["password"])
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/password/change\?authz=[\w-]+$"))
     expect(page.locator("html")).to_have_attribute("lang", language)
-    no_horizontal_scroll(page, 360)
-    screenshot(page, f"lang-{language}-recovery-360.png")
+    expect(page.get_by_role("heading", level=1)).to_have_text(t(CHANGE_HEADING))
+    for label, value in zip(CHANGE_LABELS, (account["password"], OWN_PASSWORD, OWN_PASSWORD), strict=True):
+        _tab_to(page, page.get_by_label(t(label), exact=True))
+        page.keyboard.type(value)
+    screenshot(page, f"lang-{language}-keyboard-change-{WIDTH}.png")
+    # The redirect to the (absent) relying party is watched, not answered (as in test_reset_journey.py).
+    with page.expect_request(lambda request: request.url.startswith(REDIRECT_URI + "?")) as sent:
+        page.keyboard.press("Enter")
+    params = query(sent.value.url)
+    assert params["state"] == state and params["iss"] == live_server.url
+    resp = redeem(live_server, rp, params["code"], verifier)
+    assert resp.status_code == 200, resp.text

@@ -101,6 +101,13 @@ def test_a_choice_before_the_flow_yields_to_ui_locales_one_during_it_wins(browse
     assert _lang(browser.get(page.request.full_path)) == "uz"
 
 
+def test_a_choice_in_the_second_the_flow_began_wins(browser, rp, clock):
+    page = _authorize(browser, rp, ui_locales="tg")
+    assert _lang(page) == "tg"
+    _choose(browser.client, "uz")
+    assert _lang(browser.get(page.request.full_path)) == "uz"
+
+
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "x"])
 def test_the_switcher_goes_back_only_to_this_site(client, target):
     response = _choose(client, "en", target)
