@@ -3,7 +3,9 @@ sign-in (temporary password, forced change, back at the relying party), the SMS 
 SMS from the outbox, sign-in with its password, forced change) and the recovery by SMS code. The language is
 chosen by the relying party's ``ui_locales`` for some journeys and by the switcher for the others, so that
 every journey is walked in every language and with both ways of choosing. One sign-in with a forced change
-is also done with the keyboard only. Screenshots in artifacts/screenshots/lang-<xx>-*.png.
+is also done with the keyboard only, and so are an SMS reset (Uzbek) and a recovery by SMS code (Russian):
+Tab, Shift+Tab, Enter and typing, no clicks, the focus checked where the person must find it. Screenshots
+in artifacts/screenshots/lang-<xx>-*.png.
 
 What the pages and the SMS must say comes from the catalogues (Flask-Babel's ``force_locale``), not from
 strings copied here: a page in the wrong language, or an untranslated string, fails."""
@@ -319,3 +321,144 @@ def test_first_sign_in_with_the_keyboard_only_in_kyrgyz(live_server, rp, new_pag
     assert params["state"] == state and params["iss"] == live_server.url
     resp = redeem(live_server, rp, params["code"], verifier)
     assert resp.status_code == 200, resp.text
+
+
+def _enter_on(page, target, key: str = "Tab") -> None:
+    """Move the focus to ``target`` with ``key`` and press Enter on it."""
+    _tab_to(page, target, key=key)
+    page.keyboard.press("Enter")
+
+
+def _lands_at_rp_by_enter(page, live_server, rp, state: str, verifier: str) -> None:
+    """Enter in the focused field sends the form; the browser goes back to the relying party with a code it
+    can redeem (the redirect to the absent relying party is watched, not answered)."""
+    with page.expect_request(lambda request: request.url.startswith(REDIRECT_URI + "?")) as sent:
+        page.keyboard.press("Enter")
+    params = query(sent.value.url)
+    assert params["state"] == state and params["iss"] == live_server.url
+    resp = redeem(live_server, rp, params["code"], verifier)
+    assert resp.status_code == 200, resp.text
+
+
+def test_sms_reset_with_the_keyboard_only_in_uzbek(live_server, rp, new_page, make_account, sms):
+    language = "uz"
+    t = lambda msgid: _t(live_server.app, language, msgid)  # noqa: E731
+    account = make_account(login="77-0000105", phone="+79160000105", locale=language)
+    page = new_page(WIDTH, 740)
+    state, verifier = start_authorization(page, live_server, rp, ui_locales=language)
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    login = page.get_by_label(t(LOGIN_LABEL), exact=True)
+    expect(login).to_be_focused()
+    sign_in_url = page.url
+    # From the sign-in form to «не могу войти».
+    _enter_on(page, page.get_by_role("link", name=t(CANNOT_SIGN_IN), exact=True))
+
+    expect(page).to_have_url(re.compile(re.escape(live_server.url + "/reset/?authz=")))
+    expect(page.get_by_role("heading", level=1)).to_have_text(t(RESET_HEADING))
+    expect(page.get_by_label(t(LOGIN_LABEL), exact=True)).to_be_focused()
+    page.keyboard.type(account["login"])
+    _tab_to(page, page.get_by_label(t(PHONE_LABEL), exact=True))
+    page.keyboard.type("9160000105")
+    wait_for_captcha(page)
+    _tab_to(page, page.get_by_label(t(CAPTCHA_LABEL), exact=True))
+    page.keyboard.type(CAPTCHA_ANSWER)
+    screenshot(page, f"lang-{language}-keyboard-reset-form-{WIDTH}.png")
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(live_server.url + "/reset/sent")
+    expect(page.get_by_role("status")).to_have_text(t(RESET_SENT))
+    _enter_on(page, page.get_by_role("link", name=t(TO_SIGN_IN), exact=True))
+    expect(page).to_have_url(sign_in_url)
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    expect(page.get_by_role("heading", level=1)).to_have_text(t(SIGN_IN_HEADING))
+    # The sign-in page again, the focus in the (empty) login field.
+    expect(page.get_by_label(t(LOGIN_LABEL), exact=True)).to_be_focused()
+
+    settings = settings_of(live_server.app)
+    [message] = [m for m in sms() if m["to"] == "+79160000105"]
+    pattern = _sms_pattern(
+        live_server.app,
+        language,
+        RESET_SMS,
+        "PASSWORDMARK",
+        r"(\S{10})",
+        password="PASSWORDMARK",
+        url=settings.server.issuer + "/login",
+        duration=duration(settings.passwords.temporary_ttl, language),
+    )
+    match = pattern.fullmatch(message["text"])
+    assert match, (message["text"], pattern.pattern)
+    from_sms = match.group(1)
+
+    _tab_to(page, page.get_by_label(t(LOGIN_LABEL), exact=True))
+    page.keyboard.type(account["login"])
+    _tab_to(page, page.get_by_label(t(PASSWORD_LABEL), exact=True))
+    page.keyboard.type(from_sms)
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/password/change\?authz=[\w-]+$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(t(CHANGE_HEADING))
+    expect(page.get_by_label(t(CHANGE_LABELS[0]), exact=True)).to_be_focused()
+    for label, value in zip(CHANGE_LABELS, (from_sms, OWN_PASSWORD, OWN_PASSWORD), strict=True):
+        _tab_to(page, page.get_by_label(t(label), exact=True))
+        page.keyboard.type(value)
+    _lands_at_rp_by_enter(page, live_server, rp, state, verifier)
+
+
+def test_recovery_by_sms_code_with_the_keyboard_only_in_russian(live_server, rp, new_page, make_account, sms):
+    language = "ru"
+    t = lambda msgid: _t(live_server.app, language, msgid)  # noqa: E731
+    account = make_account(login="77-0000106", phone="+79160000106", surname=SURNAME, locale=language)
+    page = new_page(WIDTH, 740)
+    state, verifier = start_authorization(page, live_server, rp)
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    expect(page.get_by_label(t(LOGIN_LABEL), exact=True)).to_be_focused()
+    _enter_on(page, page.get_by_role("link", name=t(CANNOT_SIGN_IN), exact=True))
+    expect(page).to_have_url(re.compile(re.escape(live_server.url + "/reset/?authz=")))
+    # Past the reset form to the «Восстановление доступа» link below it.
+    _enter_on(page, page.get_by_role("link", name=t(RECOVERY_HEADING), exact=True))
+
+    expect(page).to_have_url(live_server.url + "/recovery/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(t(RECOVERY_HEADING))
+    expect(page.get_by_label(t(IDENTIFIER_LABEL), exact=True)).to_be_focused()
+    page.keyboard.type("8 (916) 000-01-06")
+    _tab_to(page, page.get_by_label(t(SURNAME_LABEL), exact=True))
+    page.keyboard.type(SURNAME)
+    wait_for_captcha(page)
+    _tab_to(page, page.get_by_label(t(CAPTCHA_LABEL), exact=True))
+    page.keyboard.type(CAPTCHA_ANSWER)
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(live_server.url + "/recovery/sent")
+    code = page.get_by_label(t(CODE_LABEL), exact=True)
+    expect(code).to_be_focused()
+    [message] = [m for m in sms() if m["to"] == "+79160000106"]
+    pattern = _sms_pattern(
+        live_server.app,
+        language,
+        CODE_SMS,
+        "CODEMARK",
+        r"(\d{6})",
+        code="CODEMARK",
+        login=account["login"],
+        duration=duration(settings_of(live_server.app).recovery.code_ttl, language),
+    )
+    match = pattern.fullmatch(message["text"])
+    assert match, (message["text"], pattern.pattern)
+    page.keyboard.type(match.group(1))
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(live_server.url + "/recovery/password")
+    expect(page.get_by_label(t(NEW_LABELS[0]), exact=True)).to_be_focused()
+    for label in NEW_LABELS:
+        _tab_to(page, page.get_by_label(t(label), exact=True))
+        page.keyboard.type(RECOVERED_PASSWORD)
+    screenshot(page, f"lang-{language}-keyboard-recovery-password-{WIDTH}.png")
+    page.keyboard.press("Enter")
+
+    # Back on the sign-in page with the login filled in: the focus waits in the password field.
+    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/login\?authz=[\w-]+$"))
+    expect(page.get_by_label(t(LOGIN_LABEL), exact=True)).to_have_value(account["login"])
+    expect(page.get_by_label(t(PASSWORD_LABEL), exact=True)).to_be_focused()
+    page.keyboard.type(RECOVERED_PASSWORD)
+    _lands_at_rp_by_enter(page, live_server, rp, state, verifier)
