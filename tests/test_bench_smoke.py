@@ -15,11 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 from sqlalchemy import make_url
 from sqlalchemy import text
 
 from bench.load import WRK_WORKLOADS
+
+# Its own PostgreSQL database whatever this pass uses: the SQLite pass runs it.
+pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
 
