@@ -2,11 +2,13 @@
 
 Issue 10: every /reset/ POST slept 1.5 s inside a worker, so 8 connections against 2 gunicorn workers
 raised discovery latency from 7 ms to 5.8 s. This starts ``idp serve --production`` with 2 workers on a
-SQLite database of its own (rate limits in Redis, ``IDP_BENCH_REDIS_URL``, default
-redis://127.0.0.1:6379/3; the captcha off, as a bot that solves it would be), measures the discovery
-latency idle, then again while 20 clients POST the reset form in parallel (a mix of an unknown login, a
-wrong phone and a match), and prints the figures: the medians, the 95th percentiles, and the ratio of
-the loaded median to the idle one (the bar is 3x). Asserts nothing; takes about half a minute.
+SQLite database of its own, or on the empty database that ``IDP_BENCH_DATABASE_URL`` names
+(PostgreSQL, as in production); rate limits in Redis (``IDP_BENCH_REDIS_URL``, default
+redis://127.0.0.1:6379/3); the captcha off, as a bot that solves it would be. It measures the
+discovery latency idle, then again while 20 clients POST the reset form in parallel (a mix of an
+unknown login, a wrong phone and a match), and prints the figures: the medians, the 95th percentiles,
+and the ratio of the loaded median to the idle one (the bar is 3x). Asserts nothing; takes about half
+a minute.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def main() -> None:
     config = directory / "idp.toml"
     config.write_text(
         f'[server]\nissuer = "{url}"\n'
-        f'[database]\nurl = "sqlite:///{directory}/idp.sqlite3"\n'
+        f'[database]\nurl = "{os.environ.get("IDP_BENCH_DATABASE_URL", f"sqlite:///{directory}/idp.sqlite3")}"\n'
         f'[rate_limits]\nstorage_uri = "{os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")}"\n'
         "[captcha]\nenabled = false\n"
         # Every POST counts against these: high enough that the load is the form's own work.
