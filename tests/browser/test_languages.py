@@ -92,6 +92,26 @@ def _sms_pattern(app, language: str, msgid: str, marker: str, group: str, **valu
     return re.compile(re.escape(text).replace(marker, group))
 
 
+def _reset_sms_password(live_server, sms, language: str, phone: str) -> str:
+    """The temporary password of the reset SMS sent to ``phone``, whose whole text must be the catalogue's
+    in ``language``."""
+    settings = settings_of(live_server.app)
+    [message] = [m for m in sms() if m["to"] == phone]
+    pattern = _sms_pattern(
+        live_server.app,
+        language,
+        RESET_SMS,
+        "PASSWORDMARK",
+        r"(\S{10})",
+        password="PASSWORDMARK",
+        url=settings.server.issuer + "/login",
+        duration=duration(settings.passwords.temporary_ttl, language),
+    )
+    match = pattern.fullmatch(message["text"])
+    assert match, (message["text"], pattern.pattern)
+    return match.group(1)
+
+
 class Journey:
     """One journey in one browser context: a 360 px page in ``language``, chosen by ``ui_locales`` or by the
     switcher, started at the relying party and expected to end there."""
@@ -198,21 +218,7 @@ def _reset(live_server, rp, new_page, make_account, sms, language: str, by: str)
     expect(journey.page).to_have_url(sign_in_url)
     journey.shows(SIGN_IN_HEADING, "sign-in-again")
 
-    settings = settings_of(live_server.app)
-    [message] = [m for m in sms() if m["to"] == "+79160000102"]
-    pattern = _sms_pattern(
-        live_server.app,
-        language,
-        RESET_SMS,
-        "PASSWORDMARK",
-        r"(\S{10})",
-        password="PASSWORDMARK",
-        url=settings.server.issuer + "/login",
-        duration=duration(settings.passwords.temporary_ttl, language),
-    )
-    match = pattern.fullmatch(message["text"])
-    assert match, (message["text"], pattern.pattern)
-    from_sms = match.group(1)
+    from_sms = _reset_sms_password(live_server, sms, language, "+79160000102")
 
     journey.sign_in(account["login"], from_sms)
     journey.forced_change(from_sms, OWN_PASSWORD)
@@ -376,21 +382,7 @@ def test_sms_reset_with_the_keyboard_only_in_uzbek(live_server, rp, new_page, ma
     # The sign-in page again, the focus in the (empty) login field.
     expect(page.get_by_label(t(LOGIN_LABEL), exact=True)).to_be_focused()
 
-    settings = settings_of(live_server.app)
-    [message] = [m for m in sms() if m["to"] == "+79160000105"]
-    pattern = _sms_pattern(
-        live_server.app,
-        language,
-        RESET_SMS,
-        "PASSWORDMARK",
-        r"(\S{10})",
-        password="PASSWORDMARK",
-        url=settings.server.issuer + "/login",
-        duration=duration(settings.passwords.temporary_ttl, language),
-    )
-    match = pattern.fullmatch(message["text"])
-    assert match, (message["text"], pattern.pattern)
-    from_sms = match.group(1)
+    from_sms = _reset_sms_password(live_server, sms, language, "+79160000105")
 
     _tab_to(page, page.get_by_label(t(LOGIN_LABEL), exact=True))
     page.keyboard.type(account["login"])
