@@ -44,9 +44,11 @@ from .services import notices
 from .services.mail import make_mailer
 from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
+from .services.selfservice import recovery
 from .services.selfservice import reset
 from .services.sms import make_sender
 from .views import BLUEPRINTS
+from .views import recovery as recovery_view
 from .views import reset as reset_view
 from .views.errors import register_error_handlers
 from .views.locale import select_locale
@@ -116,6 +118,15 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
         reset.KIND,
         reset.SmsDelivery(runtime.sms, settings, clock, reset_view.sms_text),
         max_attempts=3,
+    )
+    # The recovery's SMS code or e-mailed link, made and sent by the outbox likewise (issue 10).
+    runtime.outbox.register(
+        recovery.KIND,
+        recovery.Delivery(
+            runtime.sms, runtime.mailer, settings, clock, recovery_view.code_text, recovery_view.link_mail
+        ),
+        max_attempts=3,
+        count=metrics.recovery_delivery,
     )
     runtime.events.subscribe(SessionEnded, logout.BackchannelLogout(settings.server.issuer).session_ended)
     # Delivers the outbox and sweeps timed-out sessions; started by the servers only (idp.serving).

@@ -64,8 +64,9 @@ OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "outcome",
         ("sent", "ignored", "limited", "failed"),
     ),
-    # started: an e-mail link or SMS code went out (or a decoy answered the same); limited; failed: the
-    # message could not leave; code_ok / code_wrong: an SMS code typed; completed: a new password set.
+    # started: a recovery was queued (an e-mail link, an SMS code, or a decoy that sends nothing: the outbox
+    # decides); limited; failed: the outbox's message was refused (by the gateway or the mail server);
+    # code_ok / code_wrong: an SMS code typed; completed: a new password set.
     "idp_recoveries": (
         "Access recovery steps by outcome",
         "outcome",
@@ -94,7 +95,7 @@ SCRAPE_GAUGES = {
     "idp_backchannel_logout_oldest_age_seconds": "Age of the oldest pending back-channel logout delivery",
 }
 # Request latency buckets, seconds: a page or token answer is ~10 ms, a sign-in ~0.3 s of bcrypt, the
-# reset and recovery forms answer at once (their messages go through the outbox or are sent inline).
+# reset and recovery forms answer at once (their messages leave from the outbox).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 ScrapeReader = Callable[[], dict[str, float]]
@@ -154,6 +155,11 @@ class Metrics:
 
     def recovery(self, outcome: str) -> None:
         self.count("idp_recoveries", outcome)
+
+    def recovery_delivery(self, status: str) -> None:
+        """The outbox's end of a recovery message: only a refusal ("failed") is a recovery outcome."""
+        if status == "failed":
+            self.recovery("failed")
 
     def sms(self, outcome: str) -> None:
         self.count("idp_sms", outcome)

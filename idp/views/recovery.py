@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -29,13 +30,11 @@ from wtforms.validators import Length
 
 from .. import messages
 from ..errors import CodeMismatchError
-from ..errors import DeliveryError
 from ..errors import FlowExpiredError
 from ..errors import LimitError
 from ..errors import PasswordPolicyError
 from ..errors import RecoveryInputError
 from ..errors import ResendLimitError
-from ..errors import SmsDeliveryError
 from ..extensions import db
 from ..extensions import limiter
 from ..languages import duration
@@ -85,16 +84,15 @@ def _submit(form: StartForm):
     if not captcha.solved(form):
         return _start_page(form, messages.CAPTCHA_WRONG)
     runtime = current()
-    ip, now = request.remote_addr or "", runtime.clock()
     try:
         kind, value = recovery.identify(form.identifier.data)
-        plan = recovery.start(
+        flow = recovery.start(
             db.session,
             kind=kind,
             value=value,
             surname=form.surname.data,
-            ip=ip,
-            now=now,
+            ip=request.remote_addr or "",
+            now=runtime.clock(),
             settings=runtime.settings,
         )
     except RecoveryInputError as error:
@@ -103,37 +101,12 @@ def _submit(form: StartForm):
         db.session.commit()  # the counts taken stay taken
         runtime.metrics.recovery("limited")
         return _start_page(form, messages.LIMIT_REACHED)
-    try:
-        selfservice.deliver(
-            lambda: _send_instructions(plan),
-            sent=lambda: recovery.started(db.session, plan, ip=ip, now=now),
-            not_sent=lambda: recovery.not_started(db.session, plan),
-        )
-    except DeliveryError:
-        runtime.metrics.recovery("failed")
-        return _start_page(form, messages.MESSAGE_NOT_SENT)
+    # why: nothing is sent here — the outbox sends the code or the link (or nothing) afterwards — so the
+    # answer is immediate and the same whatever matched (issue 10: the sending was a timing oracle).
+    db.session.commit()
     runtime.metrics.recovery("started")
-    session["recovery_flow"] = plan.code_flow.id
+    session["recovery_flow"] = flow.id
     return redirect(url_for("recovery.sent"))
-
-
-def _send_instructions(plan: recovery.RecoveryStart) -> None:
-    """The link by e-mail, or the code by SMS, or nothing for a decoy."""
-    account, runtime = plan.account, current()
-    if account is None:
-        return
-    if plan.link_token is not None:
-        runtime.mailer.send(
-            _link_mail(selfservice.issuer_url("recovery.link", token=plan.link_token), account)
-        )
-    else:
-        _send_code(account, plan.code)
-
-
-def _send_code(account: Account | None, code: str | None) -> None:
-    """The SMS with a code, if there is one to send (a decoy has none)."""
-    if account is not None and code is not None:
-        current().sms.send(account.phone, _code_text(code, account))
 
 
 @bp.route("/sent", methods=["GET", "POST"])
@@ -171,23 +144,14 @@ class ResendForm(FlaskForm):
 def resend():
     if not ResendForm().validate_on_submit():
         return _sent_page(CodeForm(), messages.STALE_FORM), 400
-    runtime = current()
+    runtime, flow_id = current(), session.get("recovery_flow")
     try:
-        plan = recovery.resend(
-            db.session, session.get("recovery_flow"), now=runtime.clock(), settings=runtime.settings
-        )
+        recovery.resend(db.session, flow_id, now=runtime.clock(), settings=runtime.settings)
     except ResendLimitError:
         return _sent_page(CodeForm(), messages.RESEND_LIMIT)
     except FlowExpiredError:
         return _expired()
-    try:
-        selfservice.deliver(
-            lambda: _send_code(plan.account, plan.code),
-            sent=lambda: recovery.resent(db.session, plan, settings=runtime.settings),
-            not_sent=lambda: recovery.not_resent(db.session, plan),
-        )
-    except SmsDeliveryError:
-        return _sent_page(CodeForm(), messages.MESSAGE_NOT_SENT)
+    db.session.commit()  # the outbox sends the new code, or nothing for a decoy: the same answer
     return _sent_page(CodeForm(), notice=_("Новый код отправлен."))
 
 
@@ -294,7 +258,8 @@ def _sent_page(form: CodeForm, error: str | None = None, notice: str | None = No
     )
 
 
-def _code_text(code: str, account: Account) -> str:
+def code_text(code: str, account: Account) -> str:
+    """The SMS with a recovery code (run by the outbox, outside any request)."""
     # The login too: a person recovers access because they forgot it (the application number).
     ttl = current().settings.recovery.code_ttl
     with force_locale(account.locale):
@@ -307,11 +272,15 @@ def _code_text(code: str, account: Account) -> str:
         )
 
 
-def _link_mail(link: str, account: Account) -> Mail:
+def link_mail(token: str, account: Account) -> Mail:
+    """The e-mail with a recovery link (run by the outbox, outside any request: the link is built from
+    [server] issuer, never from a request's Host header)."""
+    path = current_app.url_map.bind("").build("recovery.link", {"token": token})
+    link = current().settings.server.issuer + path
     span = duration(current().settings.recovery.link_ttl, account.locale)
     values = {"link": link, "duration": span, "name": account.given_name, "login": account.login}
     with force_locale(account.locale):
         subject = _("Восстановление доступа к личному кабинету")
         text = render_template("recovery/mail_link.txt", **values)
         html = render_template("recovery/mail_link.html", **values)
-    return Mail(to=account.email, subject=subject, text=text, html=html)
+    return Mail(to=account.email or "", subject=subject, text=text, html=html)

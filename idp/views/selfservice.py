@@ -1,18 +1,15 @@
-"""What the self-service pages (``password``, ``reset``, ``recovery``) share: the delivery of a message
-between two transactions, the uniform answer time, the password rules, the Migration Center's contacts,
-and the way back to the sign-in page (and to the relying party that sent the user there)."""
+"""What the self-service pages (``password``, ``reset``, ``recovery``) share: the per-address limit of
+their forms, the password rules, the Migration Center's contacts, and the way back to the sign-in page
+(and to the relying party that sent the user there). Their messages leave from the durable outbox
+(``services.selfservice.sending``), never inside a request."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from flask import request
 from flask import session
 from flask import url_for
 
 from .. import messages
-from ..errors import DeliveryError
-from ..extensions import db
 from ..runtime import current
 
 
@@ -20,27 +17,6 @@ def contacts() -> dict:
     """The Migration Center's contacts from [contacts], only the lines that are set."""
     settings = current().settings.contacts
     return {"name": settings.name, "url": settings.url, "lines": settings.lines}
-
-
-def deliver(send: Callable[[], None], *, sent: Callable[[], None], not_sent: Callable[[], None]) -> None:
-    """Send a message between two transactions (the transaction rule of ``services.selfservice``):
-    commit what the flow counted, so no row stays locked during the slow gateway call; send; then record
-    ``sent`` or, when the gateway refused (DeliveryError, raised again), ``not_sent``.
-
-    Unknown is not failed (issue 10): when no definite answer came (a timeout; ``DeliveryError.unknown``)
-    the message may still arrive, so it is recorded as ``sent`` — what it carries stays valid and its
-    counts stay taken. Otherwise a gateway answering after its timeout would deliver unlimited messages,
-    each carrying something that no longer works."""
-    db.session.commit()
-    try:
-        send()
-    except DeliveryError as error:
-        if not error.unknown:
-            not_sent()
-            db.session.commit()
-            raise
-    sent()
-    db.session.commit()
 
 
 def form_rate_limit() -> str:
@@ -63,9 +39,3 @@ def remember_authz() -> None:
 
 def login_url() -> str:
     return url_for("login.login", authz=session.get("return_authz"))
-
-
-def issuer_url(endpoint: str, **values) -> str:
-    """An absolute URL for a message (SMS, e-mail), built from the configured issuer, never from the
-    request's Host header."""
-    return current().settings.server.issuer + url_for(endpoint, **values)

@@ -62,7 +62,7 @@ CODE_LABEL = "Код из СМС"
 CONTINUE = "Продолжить"
 NEW_PASSWORD_HEADING = "Установите новый пароль"
 NEW_LABELS = ["Новый пароль", "Повторно введите новый пароль"]
-# The SMS (views/reset.py sms_text, views/recovery.py _code_text).
+# The SMS (views/reset.py sms_text, views/recovery.py code_text).
 RESET_SMS = (
     "Новый пароль личного кабинета: %(password)s. Действует %(duration)s, при входе смените его: %(url)s"
 )

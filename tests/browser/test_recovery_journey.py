@@ -56,9 +56,13 @@ _CODE = re.compile(r"восстановления: (\d{6})\. ")
 
 @pytest.fixture
 def outboxes(live_server):
-    """``(sms, mail)``: what the live server's file backends wrote during this test."""
-    settings = settings_of(live_server.app)
-    with outbox_reader(settings.sms.file_path) as sms, outbox_reader(settings.mail.file_path) as mail:
+    """``(sms, mail)``: what the live server's file backends wrote during this test, once its durable
+    outbox has sent what was due (the recovery's code and link leave from it, not from the request)."""
+    settings, app = settings_of(live_server.app), live_server.app
+    with (
+        outbox_reader(settings.sms.file_path, app) as sms,
+        outbox_reader(settings.mail.file_path, app) as mail,
+    ):
         yield sms, mail
 
 

@@ -4,10 +4,10 @@ each of the same shape (as Ory Kratos keeps its flows):
 * a stored row with ``state``, ``expires_at`` and ``attempts`` (``models.password``, ``models.reset``,
   ``models.recovery``), and the state diagram in the docstring of the flow's model and module;
 * one function per transition;
-* one transaction rule: the functions flush, the caller (a view or a command) commits. A transition that
-  sends a message is split in two around the sending, so the caller can commit what was counted before
-  the slow gateway call, and record the outcome in a second transaction: ``request``/``start`` returns
-  what to send, then ``sent``/``not_sent`` (see ``views.selfservice.deliver``).
+* one transaction rule: the functions flush, the caller (a view or a command) commits. Nothing is sent
+  inside a request: a transition that sends a message writes it to the durable outbox, whose handler
+  makes the secret (password, code, link) at sending time, commits it, and sends
+  (``sending.send_made``: a timeout keeps it valid, a refusal gives the allowance back).
 
 Modules:
 
@@ -15,7 +15,8 @@ Modules:
   change at will;
 * ``reset``: a new temporary password by SMS («не могу войти»);
 * ``recovery``: access recovery by phone, e-mail, SNILS or patent number with the surname;
-* ``limits``: the daily limits and the SMS allowance the reset and the recovery share ([limits]).
+* ``limits``: the daily limits and the SMS allowance the reset and the recovery share ([limits]);
+* ``sending``: how the outbox sends what the reset and the recovery made (unknown is not failed).
 
 May import: models, ``idp.config``, ``idp.errors``, ``idp.events``, other services. Must not import:
 Flask, flask_babel, views, oauth. Message texts are composed by the caller, in the user's language.

@@ -57,11 +57,22 @@ def take_sms(tally: counters.Tally, phone: str, settings: Settings) -> bool:
     return True
 
 
-def give_back_sms(db: Session, *, login: str, phone: str, asked_at: int, settings: Settings) -> None:
-    """A reset SMS was refused for certain: the login's request, the phone's SMS and the budget's count
-    are given back on the day they were taken (the address's request stays counted)."""
+def give_back(
+    db: Session,
+    *,
+    asked_at: int,
+    settings: Settings,
+    request: tuple[str, str] | None = None,
+    sms_to: str | None = None,
+) -> None:
+    """A message was refused for certain: give back, on the day of ``asked_at``, the identifier's request
+    (``request``: its kind and value) and, for an SMS, the phone's count and the budget's (``sms_to``).
+    The address's request stays counted."""
     day = counters.local_day(asked_at, settings.server.timezone)
-    for key in (requests_key("login", login), f"sms-phone:{phone}", SMS_BUDGET_KEY):
+    keys = [requests_key(*request)] if request else []
+    if sms_to:
+        keys += [f"sms-phone:{sms_to}", SMS_BUDGET_KEY]
+    for key in keys:
         counters.give_back(db, key, day)
 
 

@@ -1,13 +1,26 @@
 """Access recovery by phone, e-mail, SNILS or patent number with the surname (the mos.ru way).
 
-    (start) ──limits, instructions sent──▶ sent ──the code or the link──▶ verified ──new password──▶ done
-                                            └──(expires_at, attempts)──▶ failed
+    (start) ──limits──▶ queued ──the outbox: a code, a link, or nothing──▶ sent ──code or link──▶ verified
+                          ▲                                                  │                      │
+                          └──────────────────── resend ──────────────────────┤             new password
+                                                                             ▼                      ▼
+                                                              failed (expires_at, attempts)       done
 
-One function per transition of ``RecoveryFlow``: ``start`` then ``started`` or ``not_started`` (the
-instructions were sent or not), ``resend`` then ``resent`` or ``not_resent`` (sent → sent),
-``verify_code`` and ``check_link`` (sent → verified), ``complete`` (verified → done). A flow found past
-its time or over its attempts becomes ``failed``. The functions flush; the caller commits, whatever the
-outcome: a counted attempt and a failed flow are state too.
+One function per transition of ``RecoveryFlow``: ``start`` ((start) → queued), ``Delivery`` (the outbox's
+handler: queued → sent), ``resend`` (sent → queued), ``verify_code`` and ``check_link`` (→ verified),
+``complete`` (verified → done). A flow found past its time or over its attempts becomes ``failed``. The
+functions flush; the caller commits, whatever the outcome: a counted attempt and a failed flow are state
+too.
+
+Nothing is sent inside a request (issue 10: the time a match took to send was an oracle of accounts, and
+the wait held a worker). ``start`` and ``resend`` write the same rows whatever matched — the day's counts
+of the address and the identifier (``start``), the browser's code flow, one message of the durable outbox
+(``KIND``) — and answer at once. ``Delivery`` then, outside any request, takes the SMS allowance (phone and
+budget), makes the code or the link token, stores its digest, commits and sends (``sending.send_made``,
+as the SMS reset does): no code or token ever waits in the outbox or anywhere in clear. A timeout keeps
+what it carried valid and every count taken; a definite refusal undoes it and gives the identifier's,
+the phone's and the budget's counts back (the address's stays). A failed message changes nothing on the
+account.
 
 Instructions go only to contacts already on file, never to an address typed in the form. The channel
 follows what was typed: an e-mail gets e-mail, a phone gets SMS, a SNILS or patent number gets e-mail
@@ -23,8 +36,8 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from dataclasses import field
 
 import email_validator
 from sqlalchemy import select
@@ -45,47 +58,28 @@ from ...models.account import fold_name
 from ...models.base import affected_rows
 from ...models.recovery import DONE
 from ...models.recovery import FAILED
+from ...models.recovery import LIVE
+from ...models.recovery import QUEUED
 from ...models.recovery import SENT
 from ...models.recovery import VERIFIED
 from .. import audit
-from .. import counters
+from .. import outbox
 from ..accounts import normalize_login
 from ..accounts import normalize_phone
 from ..accounts import normalize_snils
+from ..mail import Mail
+from ..mail import MailSender
+from ..sms import SmsSender
 from . import limits
 from . import password
+from . import sending
 
 log = logging.getLogger(__name__)
 
 EMAIL, PHONE, SNILS, LOGIN = "email", "phone", "snils", "login"
+# The outbox kind of the recovery's messages (services.outbox; registered in create_app).
+KIND = "recovery"
 _SNILS_LOOK = re.compile(r"^\d{3}-\d{3}-\d{3}[ -]\d{2}$")
-
-
-@dataclass
-class RecoveryStart:
-    """A recovery waiting for its instructions: the flows to store once they are sent, whom to send
-    what (``code`` by SMS or ``link_token`` by e-mail; neither for a decoy), and the counts taken."""
-
-    code_flow: RecoveryFlow
-    tally: counters.Tally
-    account: Account | None = None
-    code: str | None = None
-    link_token: str | None = None
-    flows: list[RecoveryFlow] = field(default_factory=list)
-
-    @property
-    def by_email(self) -> bool:
-        return self.link_token is not None
-
-
-@dataclass
-class RecoveryResend:
-    """A new code waiting for its SMS (``account`` and ``code`` are None for a decoy: nothing to send)."""
-
-    flow: RecoveryFlow
-    tally: counters.Tally
-    account: Account | None = None
-    code: str | None = None
 
 
 def identify(raw: str) -> tuple[str, str]:
@@ -157,70 +151,180 @@ def _new_code() -> str:
 
 def start(
     db: Session, *, kind: str, value: str, surname: str, ip: str, now: int, settings: Settings
-) -> RecoveryStart:
-    """What to send for this identifier and surname: instructions if exactly one account matches within
-    the limits, else a decoy. Raises LimitError when a daily limit is reached (the counts taken stay:
-    the caller commits them)."""
+) -> RecoveryFlow:
+    """(start) → queued: count the request and queue what the outbox sends for this identifier and
+    surname (instructions if exactly one account matches, else nothing); return the browser's code flow.
+    Raises LimitError when a daily limit is reached (the counts taken stay: the caller commits them)."""
     tally = limits.day_tally(db, now, settings)
     limits.take_request(tally, ip=ip, kind=kind, value=value, settings=settings)
     account = find_account(db, kind, value, surname)
     by_email = account is not None and (kind == EMAIL or (kind in (SNILS, LOGIN) and bool(account.email)))
-    if account is not None and not by_email and not limits.take_sms(tally, account.phone, settings):
-        account = None  # over a limit: behave as for no match
-    # The browser always gets a code flow: a real one when an SMS goes out, else a decoy that no code
-    # verifies. An e-mail adds a separate flow reached only through its link. So the pages a browser
-    # sees, expiry and attempt counts included, never depend on what matched or on the channel.
-    code_flow = RecoveryFlow(
+    # why: the browser always gets a code flow and one outbox message, whatever matched — a real flow
+    # when the account is texted, else a decoy that no code verifies (an e-mail adds a flow of its own,
+    # made by the outbox) — so the rows written, the answer and its time, and the pages after it
+    # (expiry and attempt counts included) never depend on what matched or on the channel.
+    flow = RecoveryFlow(
         id=new_secret(24),
+        account_id=account.id if account is not None and not by_email else None,
         channel="sms",
-        state=SENT,
+        state=QUEUED,
         created_at=now,
         expires_at=now + settings.recovery.code_ttl,
         attempts=0,
         codes_sent=1,
     )
-    plan = RecoveryStart(code_flow=code_flow, tally=tally, account=account, flows=[code_flow])
-    if account is not None and by_email:
-        plan.link_token = new_secret(32)
-        plan.flows.append(
-            RecoveryFlow(
-                id=new_secret(24),
-                account_id=account.id,
-                channel="email",
-                state=SENT,
-                created_at=now,
-                expires_at=now + settings.recovery.link_ttl,
-                attempts=0,
-                codes_sent=0,
-                link_token_hash=digest(plan.link_token),
+    db.add(flow)
+    payload: dict[str, object] = {"flow": flow.id, "n": 1}
+    if account is not None:
+        # What the outbox needs besides the flow: the kind of identifier whose request a refusal gives
+        # back (its value is the account's), when and from where it was asked (the account's history),
+        # and for an e-mail whom to write to. No code, token or contact: those are read or made then.
+        payload.update(asked=kind, at=now, ip=ip)
+        if by_email:
+            # The link's flow is written by the outbox, with this id: one letter even if it tries twice.
+            payload.update(mail=account.id, link=new_secret(24))
+    outbox.enqueue(db, KIND, payload, now=now)
+    db.flush()
+    return flow
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outbox handler of ``KIND``: queued → sent, making and sending the code or the link (if any)."""
+
+    sms: SmsSender
+    mailer: MailSender
+    settings: Settings
+    clock: Callable[[], int]
+    # (code, account) -> the SMS text; (link token, account) -> the e-mail; in the account's language.
+    code_text: Callable[[str, Account], str]
+    link_mail: Callable[[str, Account], Mail]
+
+    def __call__(self, db: Session, payload: dict) -> None:
+        now = self.clock()
+        flow_id = payload.get("flow")
+        flow = db.get(RecoveryFlow, flow_id) if isinstance(flow_id, str) else None
+        # Not queued for this code any more: sent by a lost attempt, superseded by a newer code (whose
+        # message sends it), verified or failed meanwhile; past its expiry its code would be of no use.
+        due = (
+            flow is not None
+            and flow.state == QUEUED
+            and flow.codes_sent == payload.get("n")
+            and flow.expires_at > now
+        )
+        account = db.get(Account, flow.account_id) if due and flow is not None and flow.account_id else None
+        if flow is not None and account is not None and account.is_active:
+            self._text(db, flow, account, payload, now)
+            return
+        if due and flow is not None:
+            self._queued_to_sent(db, flow)  # a decoy's: nothing to text
+        db.commit()
+        if payload.get("mail"):
+            # Whatever became of the browser's decoy flow meanwhile (a re-send, wrong codes): the letter
+            # does not depend on it.
+            self._mail(db, payload, now)
+
+    def _queued_to_sent(self, db: Session, flow: RecoveryFlow, code_hash: str | None = None) -> bool:
+        """queued → sent unless a newer code was asked for meanwhile (or the flow moved on)."""
+        values: dict[str, object] = {"state": SENT}
+        if code_hash is not None:
+            values["code_hash"] = code_hash
+        return bool(
+            affected_rows(
+                db,
+                update(RecoveryFlow)
+                .where(
+                    RecoveryFlow.id == flow.id,
+                    RecoveryFlow.state == QUEUED,
+                    RecoveryFlow.codes_sent == flow.codes_sent,
+                )
+                .values(**values),
             )
         )
-    elif account is not None:
-        plan.code = _new_code()
-        code_flow.account_id = account.id
-        code_flow.code_hash = _code_hash(settings.server.key, code_flow.id, plan.code)
-    return plan
+
+    def _text(self, db: Session, flow: RecoveryFlow, account: Account, payload: dict, now: int) -> None:
+        tally = limits.day_tally(db, now, self.settings)
+        if not limits.take_sms(tally, account.phone, self.settings):
+            self._queued_to_sent(db, flow)  # over the phone's limit or the budget: as for no match
+            db.commit()
+            return
+        code, previous = _new_code(), flow.code_hash
+        made = _code_hash(self.settings.server.key, flow.id, code)
+        if not self._queued_to_sent(db, flow, made):
+            db.rollback()  # a newer code was asked for: its message sends it (and takes the allowance)
+            return
+        self._asked(db, account, payload, "account.recovery_texted")
+        flow_id, phone, text = flow.id, account.phone, self.code_text(code, account)
+        asked = self._asked_request(account, payload)
+
+        def refused() -> None:
+            # The code it carried is void; the one before it (after a re-send) works again.
+            db.execute(
+                update(RecoveryFlow)
+                .where(RecoveryFlow.id == flow_id, RecoveryFlow.code_hash == made)
+                .values(code_hash=previous)
+            )
+            limits.give_back(db, asked_at=now, settings=self.settings, sms_to=phone)
+            self._give_back_request(db, asked, payload)
+
+        sending.send_made(db, lambda: self.sms.send(phone, text), refused=refused, what="recovery SMS")
+
+    def _mail(self, db: Session, payload: dict, now: int) -> None:
+        link_id = payload.get("link")
+        account = db.get(Account, payload.get("mail"))
+        if not isinstance(link_id, str) or db.get(RecoveryFlow, link_id) is not None:
+            return  # written (and sent) by a lost attempt: its primary key makes the letter single
+        if account is None or not account.is_active or not account.email:
+            return
+        if now >= int(payload["at"]) + self.settings.recovery.link_ttl:
+            return  # the outbox was held up past the link's lifetime: too late to be of use
+        token = new_secret(32)
+        link = RecoveryFlow(
+            id=link_id,
+            account_id=account.id,
+            channel="email",
+            state=SENT,
+            created_at=now,
+            expires_at=now + self.settings.recovery.link_ttl,
+            attempts=0,
+            codes_sent=0,
+            link_token_hash=digest(token),
+        )
+        db.add(link)
+        self._asked(db, account, payload, "account.recovery_mailed")
+        mail, asked = self.link_mail(token, account), self._asked_request(account, payload)
+
+        def refused() -> None:
+            refused_link = db.get(RecoveryFlow, link_id)
+            if refused_link is not None and refused_link.state == SENT:
+                refused_link.state = FAILED
+            self._give_back_request(db, asked, payload)
+
+        sending.send_made(db, lambda: self.mailer.send(mail), refused=refused, what="recovery e-mail")
+
+    @staticmethod
+    def _asked(db: Session, account: Account, payload: dict, event: str) -> None:
+        """The account's history: instructions were sent (not for a re-sent code)."""
+        if "asked" in payload:
+            context = audit.Context(audit.ANONYMOUS, str(payload.get("ip") or ""), int(payload["at"]))
+            audit.record(db, context, event, account_id=account.id)
+
+    @staticmethod
+    def _asked_request(account: Account, payload: dict) -> tuple[str, str] | None:
+        """The identifier whose request a refusal gives back: its kind as typed, its value the account's."""
+        kind = payload.get("asked")
+        column = {EMAIL: "email", PHONE: "phone", SNILS: "snils", LOGIN: "login"}.get(str(kind))
+        value = getattr(account, column) if column else None
+        return (str(kind), value) if value else None
+
+    def _give_back_request(self, db: Session, asked: tuple[str, str] | None, payload: dict) -> None:
+        if asked is not None:
+            limits.give_back(db, asked_at=int(payload["at"]), settings=self.settings, request=asked)
 
 
-def started(db: Session, plan: RecoveryStart, *, ip: str, now: int) -> RecoveryFlow:
-    """(start) → sent: the instructions left (or there were none to send); return the browser's flow."""
-    db.add_all(plan.flows)
-    if plan.account is not None:
-        event = "account.recovery_mailed" if plan.by_email else "account.recovery_texted"
-        audit.record(db, audit.Context(audit.ANONYMOUS, ip, now), event, account_id=plan.account.id)
-    db.flush()
-    return plan.code_flow
-
-
-def not_started(db: Session, plan: RecoveryStart) -> None:
-    """The gateway refused: the request does not count, and nothing is stored."""
-    plan.tally.give_back()
-    db.flush()
-
-
-def _live_flow(db: Session, flow_id: object, now: int, state: str) -> RecoveryFlow:
+def _live_flow(db: Session, flow_id: object, now: int, states: tuple[str, ...]) -> RecoveryFlow:
     flow = db.get(RecoveryFlow, flow_id) if isinstance(flow_id, str) else None
-    if flow is None or flow.state != state:
+    if flow is None or flow.state not in states:
         raise FlowExpiredError()
     if flow.expires_at <= now:
         flow.state = FAILED
@@ -230,15 +334,16 @@ def _live_flow(db: Session, flow_id: object, now: int, state: str) -> RecoveryFl
 
 
 def verify_code(db: Session, flow_id: object, code: str, *, now: int, settings: Settings) -> RecoveryFlow:
-    """sent → verified on the right code. Each try counts first, atomically, against the flow's cap."""
-    flow = _live_flow(db, flow_id, now, SENT)
+    """sent (or queued again for a new code) → verified on the right code. Each try counts first,
+    atomically, against the flow's cap."""
+    flow = _live_flow(db, flow_id, now, LIVE)
     if flow.channel != "sms":
         raise FlowExpiredError()
     cap = settings.recovery.code_attempts
     counted = affected_rows(
         db,
         update(RecoveryFlow)
-        .where(RecoveryFlow.id == flow.id, RecoveryFlow.state == SENT, RecoveryFlow.attempts < cap)
+        .where(RecoveryFlow.id == flow.id, RecoveryFlow.state.in_(LIVE), RecoveryFlow.attempts < cap)
         .values(attempts=RecoveryFlow.attempts + 1),
     )
     db.refresh(flow)
@@ -259,38 +364,21 @@ def verify_code(db: Session, flow_id: object, code: str, *, now: int, settings: 
     return flow
 
 
-def resend(db: Session, flow_id: object, *, now: int, settings: Settings) -> RecoveryResend:
-    """sent → sent: a new SMS code for the same flow; the count of wrong tries stays (it is the flow's,
-    not the code's). A decoy answers the same and sends nothing."""
-    flow = _live_flow(db, flow_id, now, SENT)
+def resend(db: Session, flow_id: object, *, now: int, settings: Settings) -> RecoveryFlow:
+    """sent (or still queued) → queued: a new SMS code for the same flow, made and sent by the outbox;
+    the count of wrong tries stays (it is the flow's, not the code's), and so does the current code until
+    the new one is made. A decoy is queued the same, and its message sends nothing."""
+    flow = _live_flow(db, flow_id, now, LIVE)
     if flow.channel != "sms":
         raise FlowExpiredError()
     if flow.codes_sent >= settings.recovery.codes_per_flow:
         raise ResendLimitError()
-    tally = limits.day_tally(db, now, settings)
-    account = db.get(Account, flow.account_id) if flow.account_id else None
     flow.codes_sent += 1
     flow.expires_at = now + settings.recovery.code_ttl
-    if account is None or not limits.take_sms(tally, account.phone, settings):
-        tally.give_back()
-        db.flush()
-        return RecoveryResend(flow=flow, tally=tally)
+    flow.state = QUEUED
+    outbox.enqueue(db, KIND, {"flow": flow.id, "n": flow.codes_sent}, now=now)
     db.flush()
-    return RecoveryResend(flow=flow, tally=tally, account=account, code=_new_code())
-
-
-def resent(db: Session, plan: RecoveryResend, *, settings: Settings) -> None:
-    """The new code left: it replaces the old one."""
-    if plan.code is not None:
-        plan.flow.code_hash = _code_hash(settings.server.key, plan.flow.id, plan.code)
-    db.flush()
-
-
-def not_resent(db: Session, plan: RecoveryResend) -> None:
-    """The gateway refused: the SMS does not count against the flow or the day; the old code stays."""
-    plan.tally.give_back()
-    plan.flow.codes_sent -= 1
-    db.flush()
+    return flow
 
 
 def check_link(db: Session, token: object, *, now: int) -> RecoveryFlow:
@@ -301,11 +389,11 @@ def check_link(db: Session, token: object, *, now: int) -> RecoveryFlow:
     flow = db.scalar(select(RecoveryFlow).filter_by(link_token_hash=digest(token)))
     if flow is None:
         raise FlowExpiredError()
-    return _live_flow(db, flow.id, now, SENT)
+    return _live_flow(db, flow.id, now, (SENT,))
 
 
 def verified_flow(db: Session, flow_id: object, *, now: int) -> RecoveryFlow:
-    return _live_flow(db, flow_id, now, VERIFIED)
+    return _live_flow(db, flow_id, now, (VERIFIED,))
 
 
 def complete(

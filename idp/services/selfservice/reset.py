@@ -15,7 +15,8 @@ The page answers at once and the same for every case (issue 10: the reset page m
 login and phone, and no request may wait — let alone ``sleep`` — to look alike): a miss writes nothing
 but the counts, a match two small rows, and nobody waits for the SMS gateway. ``SmsDelivery``, the
 outbox's handler, then makes the temporary password (so no password ever waits in the outbox), stores
-its keyed digest, voids older pending resets, commits, and sends:
+its keyed digest, voids older pending resets, commits, and sends (``sending.send_made``, which the
+access recovery's code and link share):
 
 * sent, or **no definite answer** (a timeout: the SMS may well arrive): the password stays valid and
   every count stays taken — unknown is not failed;
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,8 +46,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...config import Settings
-from ...errors import DeliveryError
-from ...errors import OutboxRefusedError
 from ...models import Account
 from ...models import ResetFlow
 from ...models.reset import QUEUED
@@ -60,9 +58,7 @@ from .. import outbox
 from .. import passwords
 from ..sms import SmsSender
 from . import limits
-
-log = logging.getLogger(__name__)
-
+from . import sending
 
 KIND = "reset_sms"
 
@@ -124,21 +120,16 @@ class SmsDelivery:
         account.updated_at = now
         flow_id, phone, login, day = flow.id, account.phone, account.login, flow.created_at
         text = self.text(temporary, account)
-        # Committed before the gateway is called: the row must not stay locked during the wait, and
-        # the password is valid from here whatever the gateway answers, short of a refusal.
-        db.commit()
-        try:
-            self.sender.send(phone, text)
-        except DeliveryError as error:
-            if error.unknown:
-                log.warning("reset SMS of flow %d: no definite answer; its password stays valid", flow_id)
-                return
-            refused = db.get(ResetFlow, flow_id)
-            if refused is not None and refused.state == SENT:
-                refused.state, refused.done_at = VOID, self.clock()
-            limits.give_back_sms(db, login=login, phone=phone, asked_at=day, settings=self.settings)
-            db.commit()
-            raise OutboxRefusedError(f"the SMS gateway refused the message ({error})") from error
+
+        def refused() -> None:
+            row = db.get(ResetFlow, flow_id)
+            if row is not None and row.state == SENT:
+                row.state, row.done_at = VOID, self.clock()
+            limits.give_back(db, asked_at=day, settings=self.settings, request=("login", login), sms_to=phone)
+
+        sending.send_made(
+            db, lambda: self.sender.send(phone, text), refused=refused, what=f"reset SMS of flow {flow_id}"
+        )
 
 
 def _pending(db: Session, account: Account, now: int) -> ResetFlow | None:
