@@ -38,6 +38,7 @@ from ..runtime import current
 from ..runtime import settings
 from ..services import clients
 from . import claims
+from . import dpop
 from . import keys
 from . import response_modes
 from . import storage
@@ -75,6 +76,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         refuse_unsupported_parameters(self, redirect_uri)
         response_modes.validate(self, redirect_uri)
         claims_request(self, redirect_uri)
+        dpop.requested_jkt(self, redirect_uri)
         if not getattr(self.request, "pushed", False) and _par_required(self.request.client):
             raise InvalidRequestError(
                 "This client must push its authorization requests to the PAR endpoint (RFC 9126).",
@@ -116,6 +118,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                         claims.parse_claims_request(data.get("claims")), request.client.scope
                     )
                 ),
+                # RFC 9449 §10 (validated with the request, validate_authorization_request).
+                dpop_jkt=data.get("dpop_jkt") if dpop.enabled() else None,
                 created_at=now,
                 expires_at=now + settings().oauth.code_ttl,
             )
