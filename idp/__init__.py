@@ -85,7 +85,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     skip_limiter_where_unlimited(app)
     app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
-    # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
+    # Counters for /metrics; in each granian worker, built after the fork (idp.metrics).
     metrics = Metrics()
     runtime = Runtime(
         settings,
