@@ -29,6 +29,7 @@ from ..observability import request_id_for
 from ..runtime import of
 from .discovery import metadata_document
 from .keys import Document
+from .keys import read_stamp_alone
 
 # Path -> the endpoint that serves it in Flask (for the metrics, as Flask would label it).
 ENDPOINTS = {
@@ -79,7 +80,7 @@ class Documents:
         try:
             with self.app.app_context():
                 if path == "/jwks.json":
-                    # The key cache reloads from the database every [keys] cache_ttl seconds.
+                    read_stamp_alone()
                     return of(self.app).keys.jwks_document()
                 return metadata_document()
         except Exception:  # noqa: BLE001 - Flask answers instead, with its own error handling
