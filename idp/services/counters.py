@@ -22,7 +22,7 @@ def local_day(now: int, timezone: str) -> str:
 
 def take(db: Session, key: str, day: str, limit: int) -> bool:
     """Count one for ``key`` on ``day`` unless that would pass ``limit``; True if counted."""
-    for _ in range(2):
+    for _ in range(3):
         bumped = affected_rows(
             db,
             update(DailyCounter)
@@ -31,8 +31,13 @@ def take(db: Session, key: str, day: str, limit: int) -> bool:
         )
         if bumped:
             return True
-        if db.scalar(select(DailyCounter.count).filter_by(key=key, day=day)) is not None:
-            return False
+        count = db.scalar(select(DailyCounter.count).filter_by(key=key, day=day))
+        if count is not None:
+            if count >= limit:
+                return False
+            # Created by another request between the UPDATE and this SELECT (PostgreSQL, READ
+            # COMMITTED): below the limit, so count against it.
+            continue
         try:
             with db.begin_nested():
                 db.add(DailyCounter(key=key, day=day, count=1))

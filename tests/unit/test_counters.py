@@ -41,3 +41,24 @@ def test_give_back_returns_one_and_never_goes_below_zero(app):
         counters.give_back(db.session, "k", "d")
         assert counters.current(db.session, "k", "d") == 0
         assert counters.take(db.session, "k", "d", 1)
+
+
+def test_a_row_created_by_another_request_meanwhile_is_counted_against(app, monkeypatch):
+    """PostgreSQL, READ COMMITTED: a racing request may create the day's row after this one's UPDATE
+    found none and before its SELECT looks. Below the limit, that is no refusal: take counts against the
+    new row (the recovery's outbox sends several SMS to one phone at once)."""
+    with app.app_context():
+        assert counters.take(db.session, "k", "d", 3)  # the racing request's row, count 1
+        db.session.commit()
+        real = counters.affected_rows
+        calls = []
+
+        def update_before_the_row_was_visible(session, statement):
+            calls.append(statement)
+            return 0 if len(calls) == 1 else real(session, statement)
+
+        monkeypatch.setattr(counters, "affected_rows", update_before_the_row_was_visible)
+        assert counters.take(db.session, "k", "d", 3)
+        assert len(calls) == 2
+        db.session.commit()
+        assert counters.current(db.session, "k", "d") == 2
