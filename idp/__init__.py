@@ -46,6 +46,8 @@ from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
 from .services.selfservice import reset
 from .services.sms import make_sender
+from .urls import IssuerPath
+from .urls import issuer_path
 from .views import BLUEPRINTS
 from .views import reset as reset_view
 from .views.errors import register_error_handlers
@@ -70,6 +72,9 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))
+    # An issuer with a path (https://host/idp): the provider is served under it (idp/urls.py).
+    if issuer_path(settings.server.issuer):
+        app.wsgi_app = IssuerPath(app.wsgi_app, issuer_path(settings.server.issuer))
     if settings.server.proxy_count:
         count = settings.server.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
