@@ -149,7 +149,8 @@ def par_endpoint():
     pushed_authorization_request_endpoint."""
     if not current().settings.par.enabled:
         abort(404)
-    return authorization.create_endpoint_response("pushed_authorization")
+    # RFC 9449 §8: a DPoP proof may come with the push (§10.1), so its answer carries the next nonce.
+    return dpop.attach_nonce(authorization.create_endpoint_response("pushed_authorization"))
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])

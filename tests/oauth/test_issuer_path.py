@@ -88,6 +88,10 @@ def test_oauth_metadata_has_the_well_known_part_inserted_before_the_path(client)
     ],
 )
 def test_no_metadata_at_addresses_of_other_issuers(client, path):
+    # The documents' fast path (idp/oauth/documents.py) has learned the ones under the issuer's path.
+    for _ in range(2):
+        assert client.get("/idp/.well-known/openid-configuration").status_code == 200
+        assert client.get("/idp/.well-known/oauth-authorization-server").status_code == 200
     assert client.get(path).status_code == 404
 
 
