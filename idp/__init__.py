@@ -34,6 +34,7 @@ from .metrics import Metrics
 from .oauth import init_oauth
 from .oauth import logout
 from .oauth.client_cache import ClientCache
+from .oauth.documents import Documents
 from .oauth.keys import KeyCache
 from .observability import init_request_observation
 from .runtime import EXTENSION
@@ -70,6 +71,9 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))
+    # Discovery and the JWKS without Flask's per-request machinery (idp.oauth.documents), behind
+    # ProxyFix like the app itself.
+    app.wsgi_app = Documents(app, app.wsgi_app)  # type: ignore[method-assign]
     if settings.server.proxy_count:
         count = settings.server.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
@@ -85,7 +89,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     skip_limiter_where_unlimited(app)
     app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
-    # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
+    # Counters for /metrics; in each granian worker, built after the fork (idp.metrics).
     metrics = Metrics()
     runtime = Runtime(
         settings,

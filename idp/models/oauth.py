@@ -51,6 +51,9 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     used_at: Mapped[int | None] = mapped_column(Integer)
     # The claims request parameter (OIDC Core §5.5), as JSON {"id_token": [names], "userinfo": [names]}.
     claims: Mapped[str | None] = mapped_column(Text)
+    # RFC 9449 §10: the thumbprint of the DPoP key that alone may redeem this code (dpop_jkt, or the key
+    # of the proof sent to the PAR endpoint).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
