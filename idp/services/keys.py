@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey
 from joserfc.jwk import KeyParameters
 from joserfc.jwk import OKPKey
 from joserfc.jwk import RSAKey
+from sqlalchemy import Connection
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -104,7 +105,7 @@ _STAMP = select(
 )
 
 
-def version_stamp(db: Session) -> tuple:
+def version_stamp(db: Session | Connection) -> tuple:
     """Changes whenever a key is added, removed or given an expiry (rotate, retire): what every process
     compares with the stamp its cache was loaded at (``oauth.keys``)."""
     return tuple(db.execute(_STAMP).one())
