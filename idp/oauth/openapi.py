@@ -374,12 +374,16 @@ def document() -> dict:
                             "redirect_uri": STRING,
                             # RFC 9449 §10: binds the code to a DPoP key (so does a DPoP header, §10.1).
                             "dpop_jkt": STRING,
+                            # RFC 8707 §2: repeatable; bound to the code.
+                            "resource": STRING,
                         },
                         [],
                     ),
                     "responses": {
                         "201": _json(_ref("PushedAuthorizationResponse"), "A single-use request_uri"),
-                        "400": _error("invalid_request, invalid_dpop_proof, use_dpop_nonce, …"),
+                        "400": _error(
+                            "invalid_request, invalid_target, invalid_dpop_proof, use_dpop_nonce, …"
+                        ),
                         "401": _error("invalid_client"),
                     },
                 }
