@@ -37,7 +37,9 @@ from ..models.oauth import ACR_PASSWORD
 from ..runtime import current
 from ..runtime import settings
 from ..services import clients
+from . import access_tokens
 from . import claims
+from . import dpop
 from . import keys
 from . import response_modes
 from . import storage
@@ -64,6 +66,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     # The redirect_uri this grant's request was validated for (a grant object serves one request).
     _validated: str | None = None
+    # The resource indicators of the request (RFC 8707), checked with it.
+    _resources: list[str] = []
 
     def validate_authorization_request(self):
         # authlib's create_authorization_response validates again the grant that get_consent_grant has
@@ -75,6 +79,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         refuse_unsupported_parameters(self, redirect_uri)
         response_modes.validate(self, redirect_uri)
         claims_request(self, redirect_uri)
+        dpop.requested_jkt(self, redirect_uri)
+        self._resources = access_tokens.authorization_resources(self, redirect_uri)
         if not getattr(self.request, "pushed", False) and _par_required(self.request.client):
             raise InvalidRequestError(
                 "This client must push its authorization requests to the PAR endpoint (RFC 9126).",
@@ -116,6 +122,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                         claims.parse_claims_request(data.get("claims")), request.client.scope
                     )
                 ),
+                # RFC 9449 §10 (validated with the request, validate_authorization_request).
+                dpop_jkt=data.get("dpop_jkt") if dpop.enabled() else None,
+                resources=access_tokens.stored_resources(self._resources),
                 created_at=now,
                 expires_at=now + settings().oauth.code_ttl,
             )
@@ -248,7 +257,7 @@ class _IdTokenClaims:
         return {"alg": alg, "typ": "JWT", "kid": _id_token_key(alg).kid}
 
     def get_authorization_code_claims(self, authorization_code):
-        # The code (or, on refresh, the token's session: _SessionClaims) knows the account and the client,
+        # The code (or, on refresh, the token's session: SessionClaims) knows the account and the client,
         # so sub — pairwise or not — and the individually requested claims are added here.
         result = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
@@ -329,7 +338,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         # racing this rotation waits on the claimed row and its revoke_family then sees the new token;
         # committed apart, the new token could land after that sweep and outlive its revoked family.
         # The ID token extension reads auth_time/amr/sid from here; the old token carries them.
-        self.request.authorization_code = _SessionClaims(token)
+        self.request.authorization_code = SessionClaims(token)
 
     def authenticate_user(self, refresh_token):
         return _active_account(refresh_token.account_id)
@@ -339,11 +348,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         pass
 
 
-class _SessionClaims:
-    def __init__(self, token):
-        self.sid, self.auth_time, self.amr = token.sid, token.auth_time, token.amr
-        self.account_id, self.client_id = token.account_id, token.client_id
-        self.scope, self.claims = token.scope, token.claims
+class SessionClaims:
+    """The session behind a grant that has no authorization code — a rotated refresh token, an approved
+    device code — in the shape the ID token extension reads a code in (sid, auth_time, amr, claims)."""
+
+    id = None
+
+    def __init__(self, row, *, amr: str | None = None):
+        # ``amr`` stands in where the row holds none (a device code: its approval was a password sign-in).
+        self.sid, self.auth_time, self.amr = row.sid, row.auth_time, row.amr or amr
+        self.account_id, self.client_id, self.scope = row.account_id, row.client_id, row.scope
+        self.claims = getattr(row, "claims", None)
 
     def get_nonce(self):
         return None

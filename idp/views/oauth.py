@@ -42,6 +42,7 @@ from ..oauth.pending import new_pending
 from ..oauth.pending import save_pending
 from ..runtime import current
 from ..services.consents import find_consent
+from ..urls import issuer_path
 from .sso import current_sso
 
 bp = Blueprint("oauth", __name__)
@@ -61,10 +62,10 @@ def authorize():
     # party, not a form of ours (so no CSRF token).
     try:
         # RFC 9126 §4: a request_uri from /par stands for the pushed parameters, and only those.
-        params, pushed = par.resolve(list(request.values.items(multi=True)))
+        params, pushed_id = par.resolve(list(request.values.items(multi=True)))
     except OAuth2Error as error:
         return error_response(error)
-    return proceed(new_pending(params, pushed=pushed))
+    return proceed(new_pending(params, pushed_id=pushed_id))
 
 
 @bp.route("/authorize/continue/<pending_id>")
@@ -89,7 +90,13 @@ def proceed(pending: PendingRequest):
             grant, sso=sso, consent=consent, started_at=pending.started_at, now=current().clock()
         )
         if step is not Step.ISSUE and not pending.fits():
-            raise InvalidRequestError("Authorization request too large.", redirect_uri=grant.redirect_uri)
+            # A request that needs the user is parked in the session cookie, which has no room for it;
+            # a pushed one (RFC 9126) is kept on the server instead, whatever its size.
+            raise InvalidRequestError(
+                "The authorization request is too large: push it to the PAR endpoint (RFC 9126).",
+                redirect_uri=grant.redirect_uri,
+                state=grant.request.payload.state,
+            )
     except OAuth2Error as error:
         drop_pending(pending.id)
         return error_response(error, mode)
@@ -142,7 +149,8 @@ def par_endpoint():
     pushed_authorization_request_endpoint."""
     if not current().settings.par.enabled:
         abort(404)
-    return authorization.create_endpoint_response("pushed_authorization")
+    # RFC 9449 §8: a DPoP proof may come with the push (§10.1), so its answer carries the next nonce.
+    return dpop.attach_nonce(authorization.create_endpoint_response("pushed_authorization"))
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -193,6 +201,8 @@ def client_configuration(client_id: str):
 @bp.route("/.well-known/openid-configuration")
 @read_by_programs
 def discovery():
+    # OIDC Discovery 1.0 §4: the issuer followed by /.well-known/openid-configuration, and only there.
+    _under_the_issuer()
     return _cacheable(metadata_document())
 
 
@@ -200,8 +210,27 @@ def discovery():
 @read_by_programs
 def authorization_server_metadata_document():
     # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
-    # (discovery.authorization_server_metadata: the same document).
+    # (discovery.authorization_server_metadata: the same document). For an issuer with a path this is the
+    # OIDC-style address (issuer + /.well-known/...) that some OAuth libraries use too.
+    _under_the_issuer()
     return _cacheable(metadata_document())
+
+
+@bp.route("/.well-known/oauth-authorization-server/<path:path>")
+@read_by_programs
+def authorization_server_metadata_of_path(path: str):
+    """RFC 8414 §3.1: the metadata of an issuer with a path (https://host/idp) is at the host's root, the
+    well-known part inserted before the path: /.well-known/oauth-authorization-server/idp."""
+    if request.script_root or "/" + path != issuer_path(current().settings.server.issuer):
+        abort(404)
+    return _cacheable(metadata_document())
+
+
+def _under_the_issuer() -> None:
+    # A metadata document names its issuer, so it is served at the address built from that issuer only:
+    # under an issuer with a path, not at the host's root (RFC 8414 §3.3: the issuer must match).
+    if request.script_root != issuer_path(current().settings.server.issuer):
+        abort(404)
 
 
 @bp.route("/openapi.json")
