@@ -48,6 +48,8 @@ from .services.outbox import Kinds
 from .services.selfservice import recovery
 from .services.selfservice import reset
 from .services.sms import make_sender
+from .urls import IssuerPath
+from .urls import issuer_path
 from .views import BLUEPRINTS
 from .views import recovery as recovery_view
 from .views import reset as reset_view
@@ -76,6 +78,10 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     # Discovery and the JWKS without Flask's per-request machinery (idp.oauth.documents), behind
     # ProxyFix like the app itself.
     app.wsgi_app = Documents(app, app.wsgi_app)  # type: ignore[method-assign]
+    # An issuer with a path (https://host/idp): the provider is served under it (idp/urls.py); in front of
+    # Documents, which then sees the path below it and the script root.
+    if issuer_path(settings.server.issuer):
+        app.wsgi_app = IssuerPath(app.wsgi_app, issuer_path(settings.server.issuer))  # type: ignore[method-assign]
     if settings.server.proxy_count:
         count = settings.server.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)

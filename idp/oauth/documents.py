@@ -63,10 +63,13 @@ class Documents:
         ):
             return self.wsgi_app(environ, start_response)
         started = time.perf_counter()
-        learned = self.learned.get(path)
+        # Learned per script root: under an issuer with a path (idp/urls.py) only /idp/... is served, and
+        # the same path at the host's root is Flask's 404.
+        key = environ.get("SCRIPT_NAME", "") + path
+        learned = self.learned.get(key)
         document = self._document(path) if learned is not None else None
         if learned is None or document is None or learned[0] != f'"{document.etag}"':
-            return self._learn(path, environ, start_response)
+            return self._learn(key, environ, start_response)
         runtime = of(self.app)
         request_id = request_id_for(environ, runtime.settings.server.proxy_count)
         environ[ENVIRON_KEY] = request_id
@@ -86,7 +89,7 @@ class Documents:
         except Exception:  # noqa: BLE001 - Flask answers instead, with its own error handling
             return None
 
-    def _learn(self, path: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def _learn(self, key: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
         def keep(status: str, headers: Headers, exc_info=None):
             names = [name.lower() for name, _ in headers]
             if (
@@ -98,7 +101,7 @@ class Documents:
                 etag = headers[names.index("etag")][1]
                 marker = REQUEST_ID_HEADER.lower()
                 kept = [(name, None if name.lower() == marker else value) for name, value in headers]
-                self.learned[path] = (etag, kept)
+                self.learned[key] = (etag, kept)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, keep)

@@ -38,7 +38,6 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import g
 from flask import request as flask_request
-from flask import url_for
 from joserfc import jws
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -50,6 +49,7 @@ from ..extensions import db
 from ..runtime import current
 from ..runtime import settings
 from ..services import replay
+from ..urls import public_url
 
 ALGORITHMS = ["ES256", "RS256", "PS256", "EdDSA"]
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
@@ -131,7 +131,7 @@ def _nonce_valid(nonce) -> bool:
 
 def endpoint_url(endpoint: str) -> str:
     # The htu a client signs is the URL it called, which the issuer names (never the Host header).
-    return settings().server.issuer + url_for(endpoint)
+    return public_url(endpoint)
 
 
 def access_token_hash(access_token: str) -> str:
