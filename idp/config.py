@@ -248,8 +248,9 @@ class OAuthSettings:
     )
     client_cache_ttl: int = option(
         5,
-        "how long each process keeps a client it read, seconds; a change made in the process (console, "
-        "CLI, registration) drops it at once, one made elsewhere is seen within this; 0 = read every time",
+        "how long each process keeps a client it read (and the CORS origins), seconds; a change made in "
+        "the process (console, CLI, registration) drops it at once, one made elsewhere is seen within "
+        "this; 0 = read every time",
         check=_at_least(0, 60),
     )
 

@@ -98,11 +98,41 @@ def parse_claims_request(raw: str | None) -> dict[str, dict]:
         if not isinstance(members, dict):
             raise ClaimsRequestError(f"'claims.{target}' must be a JSON object.")
         for name, request in members.items():
-            # §5.5.1: each member is null (a default request) or an object (essential, value, values).
-            if request is not None and not isinstance(request, dict):
-                raise ClaimsRequestError(f"'claims.{target}.{name}' must be null or an object.")
+            _check_member(f"claims.{target}.{name}", name, request)
         parsed[target] = members
     return parsed
+
+
+def _check_member(where: str, name: str, request) -> None:
+    # §5.5.1: each member is null (a default request) or an object whose "essential" is a boolean and
+    # "values" an array; "value" may be any JSON value, except for sub, which is compared with a sub.
+    if request is None:
+        return
+    if not isinstance(request, dict):
+        raise ClaimsRequestError(f"'{where}' must be null or an object.")
+    if not isinstance(request.get("essential", False), bool):
+        raise ClaimsRequestError(f"'{where}.essential' must be a boolean.")
+    if not isinstance(request.get("values", []), list):
+        raise ClaimsRequestError(f"'{where}.values' must be an array.")
+    if name == "sub":
+        wanted = ([request["value"]] if "value" in request else []) + request.get("values", [])
+        if not all(isinstance(value, str) for value in wanted):
+            raise ClaimsRequestError(f"'{where}' must ask for string values.")
+
+
+def subject_accepted(parsed: dict[str, dict], sub: str) -> bool:
+    """§3.1.2.2 and §5.5.1: a ``sub`` asked for with a ``value`` (or ``values``) is a demand, not a
+    preference — the provider answers only for that user ("MUST NOT reply with an ID Token or Access
+    Token for a different user"). The other claims' value and values are requests only: the claim is
+    returned with the account's own value (§5.5.1: the OP returns it as it is)."""
+    for members in parsed.values():
+        request = members.get("sub")
+        if not isinstance(request, dict):
+            continue
+        wanted = ([request["value"]] if "value" in request else []) + request.get("values", [])
+        if wanted and sub not in wanted:
+            return False
+    return True
 
 
 def acr_refused(parsed: dict[str, dict], acr: str) -> bool:

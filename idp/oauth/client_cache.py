@@ -18,6 +18,10 @@ token is checked against its client in the database where it is used (``storage.
 a token issued in that window to a client just disabled is refused at introspection and UserInfo.
 Only clients that exist and are enabled are cached; an unknown ``client_id`` always goes to the
 database (a stranger cannot fill the cache).
+
+The same cache keeps the CORS origins (``cors.allowed_origins``: the web origins of every enabled
+client's redirect URIs), read on every cross-origin request otherwise. Any change to any client,
+a new one included, forgets them; a change made elsewhere is seen within the TTL, as for clients.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -47,8 +52,26 @@ class ClientCache:
     def __init__(self, ttl: int):
         self.ttl = ttl
         self._entries: dict[str, tuple[float, OAuth2Client]] = {}
+        self._origins: tuple[float, frozenset[str]] | None = None
+        # Bumped by every drop: a set of origins read from the database while a client changed (the
+        # change committed between the read and the store) is not kept.
+        self._generation = 0
         self._lock = threading.Lock()
         _CACHES.add(self)
+
+    def origins(self, session: Session, load: Callable[[], set[str]]) -> frozenset[str]:
+        """The CORS origins: the kept set while fresh, else ``load()`` (kept if nothing changed meanwhile
+        and ``session`` has no uncommitted change to clients, whose view is not everyone's)."""
+        entry = self._origins
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        generation = self._generation
+        origins = frozenset(load())
+        if self.ttl and _CHANGED not in session.info and _ALL not in session.info:
+            with self._lock:
+                if generation == self._generation:
+                    self._origins = (time.monotonic(), origins)
+        return origins
 
     def get(self, client_id: str) -> OAuth2Client | None:
         """The snapshot of ``client_id`` if one is fresh."""
@@ -75,8 +98,10 @@ class ClientCache:
             self._entries[client.client_id] = (time.monotonic(), snapshot)
 
     def drop(self, client_ids: set[str] | None) -> None:
-        """Forget ``client_ids`` (None: every client)."""
+        """Forget ``client_ids`` (None: every client), and the CORS origins."""
         with self._lock:
+            self._generation += 1
+            self._origins = None
             if client_ids is None:
                 self._entries.clear()
             else:
@@ -100,9 +125,10 @@ def drop_everywhere(client_ids: set[str] | None) -> None:
 
 @event.listens_for(Session, "after_flush")
 def _clients_flushed(session: Session, flush_context) -> None:
+    # A new client is in no cache of clients, but its redirect URIs add CORS origins.
     changed = {
         obj.client_id
-        for obj in (*session.dirty, *session.deleted)
+        for obj in (*session.new, *session.dirty, *session.deleted)
         if isinstance(obj, OAuth2Client) and obj.client_id
     }
     if changed:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import OAuth2Client
+from ..runtime import current
 
 # Views (endpoint names) that answer cross-origin requests.
 ENDPOINTS = {
@@ -50,8 +51,13 @@ def web_origin(uri: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
-def allowed_origins() -> set[str]:
-    """The web origins of every enabled client's registered redirect URIs."""
+def allowed_origins() -> frozenset[str]:
+    """The web origins of every enabled client's registered redirect URIs, kept per process with the
+    clients (``client_cache``: ``[oauth] client_cache_ttl``, forgotten when a client changes here)."""
+    return current().clients.origins(db.session, _read_origins)
+
+
+def _read_origins() -> set[str]:
     origins = set()
     for metadata in db.session.scalars(select(OAuth2Client.client_metadata).filter_by(enabled=True)):
         for uri in (metadata or {}).get("redirect_uris", []):

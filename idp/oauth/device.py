@@ -41,6 +41,7 @@ from ..models.device import DeviceCode
 from ..runtime import current
 from ..runtime import settings
 from .grants import ALL_AUTH_METHODS
+from .grants import SessionClaims
 from .grants import _IdTokenClaims
 
 # RFC 8628 §3.5: each slow_down adds this to the interval.
@@ -121,31 +122,6 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         db.session.commit()
 
 
-class _DeviceSession:
-    """What the ID token and the stored token take from the approving session (as the code would give)."""
-
-    id = None
-    claims = None
-
-    def __init__(self, row: DeviceCode):
-        self.sid, self.auth_time, self.amr = row.sid, row.auth_time, row.amr or "pwd"
-        self.account_id, self.client_id, self.scope = row.account_id, row.client_id, row.scope
-
-    def get_nonce(self):
-        return None
-
-    def get_auth_time(self):
-        return self.auth_time
-
-    def get_acr(self):
-        from ..models.oauth import ACR_PASSWORD
-
-        return ACR_PASSWORD
-
-    def get_amr(self):
-        return self.amr.split()
-
-
 class DeviceCodeGrant(_DeviceCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
@@ -174,7 +150,7 @@ class DeviceCodeGrant(_DeviceCodeGrant):
                 db.session.commit()
                 raise InvalidGrantError()
             # The ID token (OpenIDDeviceToken) and save_token read the session from here, as from a code.
-            self.request.authorization_code = _DeviceSession(credential)
+            self.request.authorization_code = SessionClaims(credential, amr="pwd")
             # why: no commit here; the claim commits with the tokens (save_token).
             return account
         too_soon = (

@@ -266,7 +266,7 @@ class _IdTokenClaims:
         return {"alg": alg, "typ": "JWT", "kid": _id_token_key(alg).kid}
 
     def get_authorization_code_claims(self, authorization_code):
-        # The code (or, on refresh, the token's session: _SessionClaims) knows the account and the client,
+        # The code (or, on refresh, the token's session: SessionClaims) knows the account and the client,
         # so sub — pairwise or not — and the individually requested claims are added here.
         result = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
@@ -352,7 +352,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         # racing this rotation waits on the claimed row and its revoke_family then sees the new token;
         # committed apart, the new token could land after that sweep and outlive its revoked family.
         # The ID token extension reads auth_time/amr/sid from here; the old token carries them.
-        self.request.authorization_code = _SessionClaims(token)
+        self.request.authorization_code = SessionClaims(token)
 
     def authenticate_user(self, refresh_token):
         return _active_account(refresh_token.account_id)
@@ -362,11 +362,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         pass
 
 
-class _SessionClaims:
-    def __init__(self, token):
-        self.sid, self.auth_time, self.amr = token.sid, token.auth_time, token.amr
-        self.account_id, self.client_id = token.account_id, token.client_id
-        self.scope, self.claims = token.scope, token.claims
+class SessionClaims:
+    """The session behind a grant that has no authorization code — a rotated refresh token, an approved
+    device code — in the shape the ID token extension reads a code in (sid, auth_time, amr, claims)."""
+
+    id = None
+
+    def __init__(self, row, *, amr: str | None = None):
+        # ``amr`` stands in where the row holds none (a device code: its approval was a password sign-in).
+        self.sid, self.auth_time, self.amr = row.sid, row.auth_time, row.amr or amr
+        self.account_id, self.client_id, self.scope = row.account_id, row.client_id, row.scope
+        self.claims = getattr(row, "claims", None)
 
     def get_nonce(self):
         return None

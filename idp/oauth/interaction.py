@@ -24,7 +24,10 @@ from ..models import Consent
 from ..models import SsoSession
 from ..runtime import settings
 from . import keys
+from .claims import ClaimsRequestError
 from .claims import consent_scope
+from .claims import parse_claims_request
+from .claims import subject_accepted
 from .subjects import subject
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
@@ -131,7 +134,8 @@ def _needs_login(grant, sso: SsoSession | None, prompts: set[str], started_at: i
     if sso is None:
         return True
     fresh = sso.auth_time >= started_at
-    if hinted is not None and hinted != subject(sso.account, grant.client):
+    sub = subject(sso.account, grant.client)
+    if (hinted is not None and hinted != sub) or not _subject_requested(grant, sub):
         if fresh:
             # The user signed in, but as someone else than the RP asked for.
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
@@ -143,6 +147,17 @@ def _needs_login(grant, sso: SsoSession | None, prompts: set[str], started_at: i
     if "login" in prompts or "select_account" in prompts:
         return True
     return max_age is not None and now - sso.auth_time > max_age
+
+
+def _subject_requested(grant, sub: str) -> bool:
+    """Whether ``sub`` is the user a ``claims`` request's ``sub`` value names, if it names one (OIDC Core
+    §3.1.2.2): like an id_token_hint, it is answered only for that user."""
+    try:
+        parsed = parse_claims_request(grant.request.payload.data.get("claims"))
+    except ClaimsRequestError:
+        # Refused as invalid_request when the grant was validated; nothing to compare here.
+        return True
+    return subject_accepted(parsed, sub)
 
 
 def _needs_consent(grant, consent: Consent | None, prompts: set[str], started_at: int) -> bool:

@@ -7,7 +7,9 @@
   for ``[par] request_uri_ttl`` seconds. Answer: 201 ``{"request_uri", "expires_in"}`` (§2.2).
 * ``/authorize?client_id=…&request_uri=…`` takes the pushed parameters, and only those (§4): the
   request_uri is claimed atomically on its first use, for its own client, before it expires; afterwards
-  it is ``invalid_request_uri``. The request then goes through sign-in and consent as any other.
+  it is ``invalid_request_uri``. The request then goes through sign-in and consent as any other, kept
+  on the server meanwhile: the session holds only the row's id (``pending.py``), and the row, spent,
+  lives ``[oauth] interaction_ttl`` more seconds, or until the request is answered.
 * A client registered with ``require_pushed_authorization_requests``, or every client with
   ``[par] required``, is refused at ``/authorize`` without a pushed request (§5).
 * Request objects stay refused, pushed or not (no JAR, RFC 9101): ``request`` is
@@ -39,8 +41,9 @@ from .interaction import ParamsRequest
 URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 # Parameters of client authentication: they authenticate the push and are not part of the request.
 _AUTHENTICATION_PARAMS = ("client_secret", "client_assertion", "client_assertion_type")
-# Bounds what is stored for one pushed request.
-MAX_PARAMS_BYTES = 8192
+# Bounds what is stored for one pushed request: room for a long ``claims``, many scopes and a long
+# ``state`` (the point of pushing, §1), well under the request body limit (MAX_CONTENT_LENGTH, 64 KiB).
+MAX_PARAMS_BYTES = 32768
 
 
 class InvalidRequestURIError(OAuth2Error):
@@ -98,16 +101,16 @@ class PushedAuthorizationEndpoint(Endpoint):
         return 201, body, default_json_headers
 
 
-def resolve(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
-    """The parameters of an authorization request, and whether they were pushed: for a ``request_uri``
-    from /par, the pushed ones (claimed now, once); otherwise those given."""
+def resolve(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None]:
+    """The parameters of an authorization request, and the id of the pushed request they come from: for a
+    ``request_uri`` from /par, the pushed ones (claimed now, once); otherwise those given, and None."""
     values = MultiDict(params)
     request_uri = values.get("request_uri")
     ours = isinstance(request_uri, str) and request_uri.startswith(URN_PREFIX)
     if not ours or not settings().par.enabled:
         # Not one of ours (a request object by reference, RFC 9101): the grant refuses it
         # (request_uri_not_supported, to the client's redirect URI).
-        return params, False
+        return params, None
     client_id = values.get("client_id")
     if not client_id:
         raise InvalidRequestURIError("'client_id' is missing beside 'request_uri'.")
@@ -121,9 +124,11 @@ def resolve(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]
         db.session,
         update(PushedRequest)
         .where(PushedRequest.id == row.id, PushedRequest.used_at.is_(None))
-        .values(used_at=now),
+        # The request_uri is spent; the row now stands for the request while the user signs in and
+        # consents (pending.py keeps only its id in the session), so it lives as long as that may take.
+        .values(used_at=now, expires_at=now + settings().oauth.interaction_ttl),
     )
     db.session.commit()
     if not claimed:
         raise InvalidRequestURIError("'request_uri' has been used already.")
-    return [(key, value) for key, value in row.params], True
+    return [(key, value) for key, value in row.params], row.id

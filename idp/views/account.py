@@ -39,12 +39,11 @@ from ..headers import allow_frames
 from ..models import SsoSession
 from ..oauth.logout import frontchannel_frames
 from ..runtime import current
-from ..services import accounts
 from ..services import audit
 from ..services import my_account
 from ..services import sessions
-from ..services.selfservice import reset
 from .consent import SCOPE_LABELS
+from .login import check_password
 from .login import login_rate_limit
 from .logout import FRONTCHANNEL_WAIT
 from .sso import current_sso
@@ -208,15 +207,7 @@ def confirm():
     runtime = current()
     now = runtime.clock()
     try:
-        accounts.authenticate(
-            db.session,
-            sso.account.login,
-            form.password.data,
-            now=now,
-            settings=runtime.settings.passwords,
-            lockout=runtime.settings.login,
-            pending=reset.Pending(runtime.settings.server.secret_key),
-        )
+        check_password(sso.account.login, form.password.data, now)
     except InvalidCredentialsError as error:
         audit.record_sign_in_failure(
             db.session,

@@ -67,6 +67,22 @@ def captcha_for_ip(counts: signin_throttle.Throttle, ip: str) -> bool:
         return True
 
 
+def check_password(login: str, password: str, now: int):
+    """The migrant's login and password checked as at sign-in (the step-up of /account/confirm too):
+    the lock settings apply, and an SMS reset's password waits beside the account's own
+    (services.selfservice.reset). Raises InvalidCredentialsError."""
+    settings = current().settings
+    return accounts.authenticate(
+        db.session,
+        login,
+        password,
+        now=now,
+        settings=settings.passwords,
+        lockout=settings.login,
+        pending=reset.Pending(settings.server.secret_key),
+    )
+
+
 def wait_message(verdict: signin_throttle.Verdict, now: int) -> str:
     return messages.SIGN_IN_WAIT % {"seconds": max(1, verdict.wait_seconds(now))}
 
@@ -133,16 +149,7 @@ def login():
         error = messages.CAPTCHA_WRONG if form.captcha.data else messages.SIGN_IN_CAPTCHA
         return _page(form, authz, error, with_captcha=True)
     try:
-        account = accounts.authenticate(
-            db.session,
-            form.login.data,
-            form.password.data,
-            now=now,
-            settings=runtime.settings.passwords,
-            lockout=runtime.settings.login,
-            # An SMS reset's password waits beside the account's own (services.selfservice.reset).
-            pending=reset.Pending(runtime.settings.server.secret_key),
-        )
+        account = check_password(form.login.data, form.password.data, now)
     except InvalidCredentialsError as error:
         audit.record_sign_in_failure(
             db.session,

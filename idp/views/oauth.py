@@ -61,10 +61,10 @@ def authorize():
     # party, not a form of ours (so no CSRF token).
     try:
         # RFC 9126 §4: a request_uri from /par stands for the pushed parameters, and only those.
-        params, pushed = par.resolve(list(request.values.items(multi=True)))
+        params, pushed_id = par.resolve(list(request.values.items(multi=True)))
     except OAuth2Error as error:
         return error_response(error)
-    return proceed(new_pending(params, pushed=pushed))
+    return proceed(new_pending(params, pushed_id=pushed_id))
 
 
 @bp.route("/authorize/continue/<pending_id>")
@@ -89,7 +89,13 @@ def proceed(pending: PendingRequest):
             grant, sso=sso, consent=consent, started_at=pending.started_at, now=current().clock()
         )
         if step is not Step.ISSUE and not pending.fits():
-            raise InvalidRequestError("Authorization request too large.", redirect_uri=grant.redirect_uri)
+            # A request that needs the user is parked in the session cookie, which has no room for it;
+            # a pushed one (RFC 9126) is kept on the server instead, whatever its size.
+            raise InvalidRequestError(
+                "The authorization request is too large: push it to the PAR endpoint (RFC 9126).",
+                redirect_uri=grant.redirect_uri,
+                state=grant.request.payload.state,
+            )
     except OAuth2Error as error:
         drop_pending(pending.id)
         return error_response(error, mode)

@@ -1,7 +1,10 @@
 // A relying party on panva's openid-client (tests/oauth/test_openid_client.py drives it): discovery,
 // private_key_jwt, PAR, PKCE, DPoP-bound tokens, UserInfo, refresh and introspection against a live idp.
 //
-// Argument: a JSON object {issuer, client_id, private_jwk, redirect_uri, scope}. It prints one JSON line
+// Argument: a JSON object {issuer, client_id, private_jwk, redirect_uri, scope}, and optionally: extra (more
+// authorization request parameters), par (false: a plain authorization URL, with dpop_jkt, RFC 9449 §10),
+// token_dpop ("other": redeem the code with another DPoP key than the one the request was bound to; the
+// line printed then is the error). It prints one JSON line
 // {"authorization_url": ...}, reads the callback URL (where the browser was sent) from stdin, finishes
 // the flow and prints one JSON line with what it got. Any failure: a JSON line {"error": ...}, exit 1.
 import * as readline from 'node:readline'
@@ -39,28 +42,35 @@ async function main() {
   )
   const dpop = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'))
   const verifier = client.randomPKCECodeVerifier()
-  const state = client.randomState()
+  const state = (args.extra && args.extra.state) || client.randomState()
   const nonce = client.randomNonce()
-  const url = await client.buildAuthorizationUrlWithPAR(
-    config,
-    {
-      redirect_uri: args.redirect_uri,
-      scope: args.scope,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      nonce,
-    },
-    { DPoP: dpop },
-  )
+  const parameters = {
+    redirect_uri: args.redirect_uri,
+    scope: args.scope,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...(args.extra || {}),
+  }
+  let url
+  if (args.par === false) {
+    // RFC 9449 §10: without PAR, the code is bound by the thumbprint of the key, sent as dpop_jkt.
+    url = client.buildAuthorizationUrl(config, { ...parameters, dpop_jkt: await dpop.calculateThumbprint() })
+  } else {
+    // RFC 9449 §10.1: openid-client signs the push with the DPoP key, which binds the code to it.
+    url = await client.buildAuthorizationUrlWithPAR(config, parameters, { DPoP: dpop })
+  }
   line({ authorization_url: url.href, par_endpoint: config.serverMetadata().pushed_authorization_request_endpoint })
   const callback = await nextLine()
+  const tokenDpop =
+    args.token_dpop === 'other' ? client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256')) : dpop
   const tokens = await client.authorizationCodeGrant(
     config,
     new URL(callback),
     { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true },
     undefined,
-    { DPoP: dpop },
+    { DPoP: tokenDpop },
   )
   const claims = tokens.claims()
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP: dpop })

@@ -5,13 +5,16 @@ never lets a token of a disabled client be used."""
 
 from __future__ import annotations
 
+import json
 import time
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy import text
 
 from idp.extensions import db
+from idp.oauth import client_cache
 from idp.services import audit
 from idp.services import registration
 
@@ -141,3 +144,102 @@ def test_a_change_the_cache_cannot_see_never_lets_a_token_be_used(app, client, b
     # ...but no token of a disabled client is honoured where it is used.
     assert client.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
     assert _introspect(client, rp, issued.get_json()["access_token"]).get_json() == {"active": False}
+
+
+# -- the CORS origins (idp/oauth/cors.py), kept in the same cache ------------------------------------------
+
+
+def _allowed(client, origin: str) -> bool:
+    """Whether a preflight of ``origin`` at the token endpoint is allowed."""
+    response = client.options("/token", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    return response.headers.get("Access-Control-Allow-Origin") == origin
+
+
+class _Clock:
+    """``time.monotonic`` of the cache, moved on by hand (instead of sleeping through the TTL)."""
+
+    def __init__(self, monkeypatch):
+        self.offset = 0.0
+        monkeypatch.setattr(client_cache, "time", SimpleNamespace(monotonic=self.monotonic))
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+def test_cors_origins_are_read_once(app, client, rp):
+    assert _allowed(client, "https://rp.example")
+    with _Statements(app) as statements:
+        for _ in range(3):
+            assert _allowed(client, "https://rp.example")
+            assert not _allowed(client, "https://stranger.example")
+    assert statements.reading("oauth2_clients") == []
+
+
+def test_a_new_clients_origin_is_allowed_at_once(app, client, admin_client, make_rp):
+    assert _allowed(client, "https://rp.example") is False  # no client yet; the empty set is kept
+    # Created in this process (as the CLI and the console do, through services.clients).
+    make_rp(redirect_uris=["https://rp.example/cb"])
+    assert _allowed(client, "https://rp.example")
+    # Registered by RFC 7591.
+    assert not _allowed(client, "https://partner.example")
+    with app.app_context():
+        ctx = audit.Context(audit.Actor("cli", None, "tests"), None, int(time.time()))
+        _, initial = registration.issue_initial_token(
+            db.session, ctx, label="партнёр", ttl=3600, single_use=True
+        )
+        db.session.commit()
+    metadata = {"client_name": "Портал партнёра", "redirect_uris": ["https://partner.example:8443/cb"]}
+    registered = client.post("/register", json=metadata, headers=bearer(initial))
+    assert registered.status_code == 201, registered.get_data(as_text=True)
+    assert _allowed(client, "https://partner.example:8443")
+    # The CLI adds a redirect URI: its origin is allowed at once.
+    client_id = registered.get_json()["client_id"]
+    changed = app.test_cli_runner().invoke(
+        args=["clients", "update", client_id, "--redirect-uri", "https://spa.example/cb"]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert _allowed(client, "https://spa.example") and not _allowed(client, "https://partner.example:8443")
+    # The console disables it: no longer allowed.
+    path = f"/admin/clients/{client_id}"
+    disabled = post_form(
+        admin_client, f"{path}/disable", {"state-confirm": "y", "state-reason": "тест"}, page_path=path
+    )
+    assert disabled.status_code == 302, disabled.get_data(as_text=True)[:500]
+    assert not _allowed(client, "https://spa.example")
+
+
+def _add_redirect_uri_by_hand(app, client_id: str, uri: str) -> None:
+    """What another process or host would do: the database changes, this process's cache does not know."""
+    with app.app_context():
+        row = db.session.execute(
+            text("SELECT client_metadata FROM oauth2_clients WHERE client_id = :c"), {"c": client_id}
+        ).scalar_one()
+        metadata = json.loads(row) if isinstance(row, str) else dict(row)
+        metadata["redirect_uris"] = [*metadata["redirect_uris"], uri]
+        db.session.execute(
+            text("UPDATE oauth2_clients SET client_metadata = :m WHERE client_id = :c"),
+            {"m": json.dumps(metadata), "c": client_id},
+        )
+        db.session.commit()
+
+
+def test_a_change_made_elsewhere_is_seen_within_the_ttl(app, client, rp, monkeypatch):
+    clock = _Clock(monkeypatch)
+    assert _allowed(client, "https://rp.example") and not _allowed(client, "https://spa.example")
+    _add_redirect_uri_by_hand(app, rp["client_id"], "https://spa.example/cb")
+    _disable_by_hand(app, rp["client_id"])
+    # Kept for client_cache_ttl (5 s): this process still answers from what it read.
+    clock.offset = 4.5
+    assert _allowed(client, "https://rp.example") and not _allowed(client, "https://spa.example")
+    clock.offset = 5.5
+    assert not _allowed(client, "https://rp.example")
+
+
+@pytest.mark.config(oauth={"client_cache_ttl": 0})
+def test_without_the_cache_origins_are_read_every_time(app, client, rp):
+    assert _allowed(client, "https://rp.example")
+    _add_redirect_uri_by_hand(app, rp["client_id"], "https://spa.example/cb")
+    assert _allowed(client, "https://spa.example")
+    with _Statements(app) as statements:
+        assert _allowed(client, "https://rp.example")
+    assert len(statements.reading("oauth2_clients")) == 1

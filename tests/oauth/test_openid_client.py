@@ -37,17 +37,8 @@ def _read(process: subprocess.Popen) -> dict:
     return answer
 
 
-@pytest.mark.parametrize(
-    "require_nonce",
-    [
-        pytest.param(False, marks=pytest.mark.config(dpop={"require_nonce": False})),
-        pytest.param(True, marks=pytest.mark.config(dpop={"require_nonce": True})),
-    ],
-    ids=["dpop", "dpop-nonce"],
-)
-def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, require_nonce):
-    key = ECKey.generate_key("P-256", parameters={"kid": "rp-es256"}, private=True)
-    rp = make_rp(
+def _rp(make_rp, key: ECKey, **overrides) -> dict:
+    values = dict(
         auth_method="private_key_jwt",
         jwks={"keys": [key.as_dict(private=False)]},
         require_par=True,
@@ -56,12 +47,20 @@ def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, r
         grant_types=["authorization_code", "refresh_token"],
         scope="openid profile offline_access",
     )
+    values.update(overrides)
+    return make_rp(**values)
+
+
+def _run(live_server, account, rp: dict, key: ECKey, *, expect_error: bool = False, **options) -> dict:
+    """Drive rp.mjs through one authorization: its authorization URL, the sign-in by requests, the
+    callback handed back; returns its last line (the tokens and what it did with them, or its error)."""
     args = {
         "issuer": live_server.url,
         "client_id": rp["client_id"],
         "private_jwk": key.as_dict(private=True),
         "redirect_uri": REDIRECT_URI,
         "scope": "openid profile offline_access",
+        **options,
     }
     process = subprocess.Popen(
         [_node(), str(NODE_DIR / "rp.mjs"), json.dumps(args)],
@@ -75,8 +74,9 @@ def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, r
         started = _read(process)
         assert started["par_endpoint"] == live_server.url + "/par"
         url = started["authorization_url"]
-        # PAR: the browser carries only client_id and the request_uri (RFC 9126 §4).
-        assert "request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A" in url and "scope=" not in url
+        if options.get("par", True):
+            # PAR: the browser carries only client_id and the request_uri (RFC 9126 §4).
+            assert "request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A" in url and "scope=" not in url
         browser = http_session()
         answer = sign_in(browser, live_server.url, url, account["login"], account["password"])
         assert answer.status_code == 302, answer.text
@@ -84,10 +84,28 @@ def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, r
         assert callback.startswith(REDIRECT_URI + "?")
         process.stdin.write(callback + "\n")
         process.stdin.flush()
-        result = _read(process)
+        if expect_error:
+            text = process.stdout.readline()
+            assert text, process.stderr.read()
+            return json.loads(text)
+        return _read(process)
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "require_nonce",
+    [
+        pytest.param(False, marks=pytest.mark.config(dpop={"require_nonce": False})),
+        pytest.param(True, marks=pytest.mark.config(dpop={"require_nonce": True})),
+    ],
+    ids=["dpop", "dpop-nonce"],
+)
+def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, require_nonce):
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-es256"}, private=True)
+    rp = _rp(make_rp, key)
+    result = _run(live_server, account, rp, key)
     assert result["token_type"].lower() == "dpop" and result["refreshed_token_type"].lower() == "dpop"
     assert result["userinfo"]["sub"] == result["sub"] == result["userinfo_after_refresh"]["sub"]
     assert result["userinfo"]["name"]
@@ -107,3 +125,20 @@ def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, r
         allow_redirects=False,
     )
     assert direct.status_code == 302 and "error=invalid_request" in direct.headers["Location"]
+
+
+def test_openid_client_pushes_a_large_request(live_server, account, make_rp):
+    """RFC 9126 §1: a request too large for a URL (or for the session cookie) is pushed, and it goes
+    through the sign-in (the session holds only a reference to it)."""
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-es256"}, private=True)
+    rp = _rp(make_rp, key, dpop_bound=False)
+    wanted = {"name": {"essential": True}, **{f"urn:example:claim:{n:04d}": None for n in range(150)}}
+    extra = {
+        "claims": json.dumps({"userinfo": wanted}),
+        "state": "s" * 2500,
+        "login_hint": account["login"],
+        "ui_locales": "ru",
+    }
+    assert sum(len(k) + len(v) for k, v in extra.items()) > 7000
+    result = _run(live_server, account, rp, key, extra=extra)
+    assert result["userinfo"]["sub"] == result["sub"] and result["userinfo"]["name"]

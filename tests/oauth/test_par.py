@@ -3,14 +3,26 @@ clients that must push, and what a pushed request may not carry."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import PushedRequest
+from idp.oauth.par import MAX_PARAMS_BYTES
+from idp.services import maintenance
+
+from ..helpers import settings_of
 from ._flow import ISSUER
 from ._flow import at_redirect_uri
 from ._flow import auth_params
+from ._flow import is_consent_page
 from ._flow import is_login_page
 from ._flow import public_rp
 from ._flow import redeem
+from ._flow import userinfo
+from ._flow import verify_id_token
 
 URN = "urn:ietf:params:oauth:request_uri:"
 
@@ -139,3 +151,95 @@ def test_par_off(client, browser, rp):
     assert _push(client, rp, params).status_code == 404
     refused = at_redirect_uri(browser.authorize(**params, request_uri=URN + "x"))
     assert refused["error"] == "request_uri_not_supported"
+
+
+def _large_request(rp, **overrides) -> tuple[dict, str | None]:
+    """About 8 KB of parameters: a long claims request, a long state and nonce (OIDC Core §5.5, §3.1.2.1)."""
+    wanted = {"name": {"essential": True}, **{f"urn:example:claim:{n:04d}": None for n in range(150)}}
+    claims = json.dumps({"userinfo": wanted, "id_token": {"phone_number": None}})
+    params, verifier = auth_params(
+        rp,
+        scope="openid profile phone email patent offline_access",
+        state="s" * 1500,
+        nonce="n" * 500,
+        claims=claims,
+        **overrides,
+    )
+    assert 7000 < sum(len(k) + len(v) for k, v in params.items()) < MAX_PARAMS_BYTES
+    return params, verifier
+
+
+def _pushed_rows(app) -> list[PushedRequest]:
+    with app.app_context():
+        return list(db.session.scalars(select(PushedRequest)))
+
+
+def test_a_large_pushed_request_goes_through_sign_in_and_consent(app, browser, account, make_rp):
+    untrusted = make_rp(trusted=False)
+    params, verifier = _large_request(untrusted)
+    response = _push(browser.client, untrusted, params)
+    assert response.status_code == 201, response.get_json()
+    request_uri = response.get_json()["request_uri"]
+    page = _authorize_pushed(browser, account, untrusted, request_uri)
+    assert is_consent_page(page), (page.status_code, page.request.path)
+    # The session cookie holds the row's id, not the 8 KB of parameters.
+    cookie = browser.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None and len(cookie.value) < 1500
+    path = page.request.path + "?" + page.request.query_string.decode()
+    result = at_redirect_uri(browser.follow(browser.submit(path, {"allow": "Разрешить"}, page=page)))
+    assert result["state"] == params["state"]
+    tokens = redeem(browser.client, untrusted, result["code"], verifier)
+    assert tokens.status_code == 200, tokens.get_json()
+    assert tokens.get_json()["scope"] == params["scope"]
+    id_token = verify_id_token(browser.client, tokens.get_json()["id_token"])
+    assert id_token.claims["nonce"] == params["nonce"]
+    info = userinfo(browser.client, tokens.get_json()["access_token"]).get_json()
+    assert info["name"]
+    # Answered: the pushed request is gone, and its request_uri stays spent.
+    assert _pushed_rows(app) == []
+    again = _authorize_pushed(browser, None, untrusted, request_uri)
+    assert again.status_code == 400 and "invalid_request_uri" in again.get_data(as_text=True)
+
+
+def test_a_pushed_request_outlives_its_request_uri_while_the_user_signs_in(app, browser, account, rp, clock):
+    params, verifier = _large_request(rp)
+    request_uri = _push(browser.client, rp, params).get_json()["request_uri"]
+    clock.now = clock.now
+    page = _authorize_pushed(browser, None, rp, request_uri)
+    assert is_login_page(page)
+    # Past the request_uri's 60 s, within [oauth] interaction_ttl, and after a purge.
+    clock.now += 120
+    with app.app_context():
+        maintenance.purge_expired(db.session, now=clock.now, retention=86400)
+        db.session.commit()
+    result = at_redirect_uri(browser.sign_in(account["login"], account["password"], page=page))
+    assert result["state"] == params["state"]
+    assert redeem(browser.client, rp, result["code"], verifier).status_code == 200
+
+
+def test_a_pushed_request_is_forgotten_after_the_interaction_ttl(app, browser, account, rp, clock):
+    params, _ = _large_request(rp)
+    request_uri = _push(browser.client, rp, params).get_json()["request_uri"]
+    clock.now = clock.now
+    page = _authorize_pushed(browser, None, rp, request_uri)
+    clock.now += settings_of(app).oauth.interaction_ttl + 1
+    with app.app_context():
+        maintenance.purge_expired(db.session, now=clock.now, retention=86400)
+        db.session.commit()
+    assert _pushed_rows(app) == []
+    late = browser.sign_in(account["login"], account["password"], page=page)
+    assert late.status_code in (200, 400) and "code=" not in late.headers.get("Location", "")
+
+
+def test_a_large_request_at_authorize_is_told_to_use_par(browser, account, rp):
+    params, _ = _large_request(rp)
+    # POSTed (OIDC Core §3.1.2.1): a query string this long is refused before anything reads it (414).
+    result = at_redirect_uri(browser.follow(browser.client.post("/authorize", data=params)))
+    assert result["error"] == "invalid_request" and "PAR" in result["error_description"]
+    assert result["state"] == params["state"]
+
+
+def test_a_pushed_request_larger_than_the_limit_is_refused(client, rp):
+    params, _ = auth_params(rp, state="s" * (MAX_PARAMS_BYTES + 1))
+    response = _push(client, rp, params)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"

@@ -13,6 +13,8 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from idp.models.oauth import ACR_PASSWORD
 
@@ -179,7 +181,19 @@ def test_claims_survive_refresh(browser, account, rp):
     assert userinfo(browser.client, fresh["access_token"]).get_json() == {"sub": account["sub"]}
 
 
-@pytest.mark.parametrize("raw", ["not json", "[1]", '{"userinfo": []}', '{"id_token": {"name": 5}}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[1]",
+        '{"userinfo": []}',
+        '{"id_token": {"name": 5}}',
+        '{"id_token": {"name": {"essential": "yes"}}}',
+        '{"userinfo": {"name": {"values": "Алишер"}}}',
+        '{"id_token": {"sub": {"value": 5}}}',
+        '{"id_token": {"sub": {"values": [null]}}}',
+    ],
+)
 def test_malformed_claims_parameter_is_invalid_request(browser, account, rp, raw):
     done = authorize(browser, rp, account, claims=raw)
     assert done.result["error"] == "invalid_request"
@@ -208,6 +222,83 @@ def test_essential_acr_that_cannot_be_met_fails(browser, account, rp):
     met = {"id_token": {"acr": {"essential": True, "values": ["urn:example:mfa", ACR_PASSWORD]}}}
     tokens, _ = sign_in_for_tokens(browser, account, rp, claims=json.dumps(met))
     assert verify_id_token(browser.client, tokens["id_token"]).claims["acr"] == ACR_PASSWORD
+
+
+def test_value_and_values_of_other_claims_are_requests_answered_with_the_accounts_values(
+    browser, account, rp
+):
+    # OIDC Core §5.5.1: "value"/"values" say what the relying party expects; the provider returns the claim
+    # as the account has it, each in the member it was asked for.
+    claims = {
+        "id_token": {
+            "given_name": {"value": "Иван"},
+            "phone_number": {"essential": True, "values": ["+7000"]},
+        },
+        "userinfo": {"family_name": {"values": ["Иванов", "Петров"]}},
+    }
+    tokens, _ = sign_in_for_tokens(browser, account, rp, scope="openid", claims=json.dumps(claims))
+    id_claims = verify_id_token(browser.client, tokens["id_token"]).claims
+    assert id_claims["given_name"] == "Алишер" and id_claims["phone_number"] == "+79161234567"
+    assert "family_name" not in id_claims
+    info = userinfo(browser.client, tokens["access_token"]).get_json()
+    assert info == {"sub": account["sub"], "family_name": "Рахимов"}
+
+
+def test_essential_claims_the_account_lacks_are_omitted_not_an_error(browser, make_account, rp):
+    # §5.5.1: an essential claim the provider cannot return is not an error; the account has no e-mail and
+    # no middle name.
+    plain = make_account(login="77-0000002", phone="+79161230002", middle_name=None)
+    claims = {
+        "id_token": {"email": {"essential": True}, "middle_name": {"essential": True}, "given_name": None},
+        "userinfo": {"email": {"essential": True}, "email_verified": {"essential": True}},
+    }
+    tokens, _ = sign_in_for_tokens(browser, plain, rp, scope="openid", claims=json.dumps(claims))
+    id_claims = verify_id_token(browser.client, tokens["id_token"]).claims
+    assert "email" not in id_claims and "middle_name" not in id_claims and id_claims["given_name"]
+    assert userinfo(browser.client, tokens["access_token"]).get_json() == {"sub": plain["sub"]}
+
+
+@pytest.mark.parametrize("target", ["id_token", "userinfo"])
+def test_sub_value_of_the_signed_in_user_gets_tokens(browser, account, rp, target):
+    claims = {target: {"sub": {"value": account["sub"]}}}
+    tokens, _ = sign_in_for_tokens(browser, account, rp, claims=json.dumps(claims))
+    assert verify_id_token(browser.client, tokens["id_token"]).claims["sub"] == account["sub"]
+
+
+@pytest.mark.parametrize("request_sub", [{"value": "someone-else"}, {"values": ["someone-else", "a-third"]}])
+def test_sub_value_of_another_user_gets_no_tokens(app, browser, account, make_account, rp, request_sub):
+    """§3.1.2.2 and §5.5.1: the provider must not answer for a user other than the sub asked for."""
+    other = make_account(login="77-0000002", phone="+79161230002")
+    claims = json.dumps({"id_token": {"sub": {**request_sub}}})
+    # Signing in fresh as the wrong person: login_required, no code.
+    done = authorize(browser, rp, account, claims=claims)
+    assert done.result["error"] == "login_required" and "code" not in done.result
+    # With a session of that person (from before this request), prompt=none: login_required too.
+    age_sso_sessions(app, 10)
+    assert authorize(browser, rp, prompt="none", claims=claims).result["error"] == "login_required"
+    # Without prompt=none the session is not enough: the sign-in page comes back, to switch person.
+    assert is_login_page(authorize(browser, rp, claims=claims).response)
+    # The person named by sub (their sub in a list) is answered.
+    named = json.dumps({"id_token": {"sub": {"values": ["someone-else", other["sub"]]}}})
+    tokens, _ = sign_in_for_tokens(browser, other, rp, claims=named)
+    assert verify_id_token(browser.client, tokens["id_token"]).claims["sub"] == other["sub"]
+
+
+def test_sub_value_is_the_pairwise_sub_of_the_client(app, browser, account, make_rp):
+    pairwise = make_rp(subject_type="pairwise")
+    tokens, _ = sign_in_for_tokens(browser, account, pairwise)
+    own = verify_id_token(browser.client, tokens["id_token"]).claims["sub"]
+    assert own != account["sub"]
+    age_sso_sessions(app, 10)
+    # The public sub of the account is not this client's sub for it: refused.
+    refused = authorize(
+        browser, pairwise, claims=json.dumps({"id_token": {"sub": {"value": account["sub"]}}})
+    )
+    assert is_login_page(refused.response)
+    tokens, _ = sign_in_for_tokens(
+        browser, account, pairwise, claims=json.dumps({"userinfo": {"sub": {"value": own}}})
+    )
+    assert userinfo(browser.client, tokens["access_token"]).get_json()["sub"] == own
 
 
 # -- CORS --------------------------------------------------------------------------------------------------
@@ -314,3 +405,62 @@ def test_authlib_client_form_post_claims_and_body_token(live_server, account, ma
     assert response.json() == {"sub": account["sub"], "given_name": "Алишер"}
     assert response.headers["Access-Control-Allow-Origin"] == "https://rp.example"
     assert token["id_token"]
+
+
+def _authlib_rp(registered: dict) -> OAuth2Session:
+    rp = OAuth2Session(
+        client_id=registered["client_id"],
+        token_endpoint_auth_method="none",
+        scope="openid",
+        redirect_uri=REDIRECT_URI,
+        code_challenge_method="S256",
+    )
+    rp.trust_env = False
+    return rp
+
+
+def test_authlib_client_claims_parameter_in_id_token_and_userinfo(live_server, account, make_rp):
+    """OIDC Core §5.5 through authlib's client: each claim where it was asked for, value/values answered
+    with the account's own values, an essential claim the account lacks left out, a sub value honoured."""
+    registered = make_rp(public=True, grant_types=["authorization_code"])
+    meta = http_session().get(live_server.url + "/.well-known/openid-configuration", timeout=10).json()
+    assert meta["claims_parameter_supported"] is True
+    rp = _authlib_rp(registered)
+    claims = {
+        "id_token": {
+            "sub": {"value": account["sub"]},
+            "given_name": {"essential": True, "value": "Иван"},
+            "email": {"essential": True},
+        },
+        "userinfo": {"phone_number": {"essential": True}, "family_name": {"values": ["Иванов"]}},
+    }
+    verifier, nonce = generate_token(48), generate_token(20)
+    url, state = rp.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce, claims=json.dumps(claims)
+    )
+    browser = http_session()
+    done = sign_in(browser, live_server.url, url, account["login"], account["password"])
+    result = query(done.headers["Location"])
+    assert result["state"] == state and "code" in result, result
+    token = rp.fetch_token(meta["token_endpoint"], code=result["code"], code_verifier=verifier, state=state)
+    keys = KeySet.import_key_set(http_session().get(meta["jwks_uri"], timeout=10).json())
+    id_claims = jwt.decode(token["id_token"], keys).claims
+    assert id_claims["sub"] == account["sub"] and id_claims["nonce"] == nonce
+    assert id_claims["given_name"] == "Алишер" and "email" not in id_claims
+    assert "phone_number" not in id_claims and "family_name" not in id_claims
+    info = rp.get(meta["userinfo_endpoint"], timeout=10).json()
+    assert info == {"sub": account["sub"], "phone_number": "+79161234567", "family_name": "Рахимов"}
+
+
+def test_authlib_client_sub_value_of_someone_else_is_login_required(live_server, account, make_rp):
+    registered = make_rp(public=True, grant_types=["authorization_code"])
+    rp = _authlib_rp(registered)
+    url, state = rp.create_authorization_url(
+        live_server.url + "/authorize",
+        code_verifier=generate_token(48),
+        claims=json.dumps({"userinfo": {"sub": {"value": "not-" + account["sub"]}}}),
+    )
+    done = sign_in(http_session(), live_server.url, url, account["login"], account["password"])
+    result = query(done.headers["Location"])
+    assert done.headers["Location"].startswith(REDIRECT_URI + "?")
+    assert result["error"] == "login_required" and result["state"] == state and "code" not in result
