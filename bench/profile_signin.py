@@ -48,25 +48,28 @@ class _Meter:
         self.trace: list[str] | None = None
         # CPU seconds per request kind ("POST /login", "GET /authorize/continue/…").
         self.by_request: dict[str, list[float]] = {}
+        # Profile only this kind of request (empty: all).
+        self.only = ""
         app.wsgi_app = self
 
     def __call__(self, environ, start_response):
         if self.trace is not None:
             self.trace.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
         started = time.process_time()
-        if self.profiler is not None:
+        kind = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"
+        if kind.startswith("GET /authorize/continue/"):
+            kind = "GET /authorize/continue/…"
+        profiled = self.profiler is not None and (not self.only or kind == self.only)
+        if profiled:
             self.profiler.enable()
         try:
             # The body is produced inside the timed span (Flask's responses are already rendered).
             return list(self.inner(environ, start_response))
         finally:
-            if self.profiler is not None:
+            if profiled:
                 self.profiler.disable()
             spent = time.process_time() - started
             self.cpu += spent
-            kind = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"
-            if kind.startswith("GET /authorize/continue/"):
-                kind = "GET /authorize/continue/…"
             self.by_request.setdefault(kind, []).append(spent * 1000)
 
 
@@ -107,8 +110,8 @@ def measure(args) -> dict:
             client_id=client_id,
             redirect_uri=load.REDIRECT_URI,
             accounts=args.accounts,
-            tokens=0,
-            codes=0,
+            tokens=args.tokens,
+            codes=args.codes,
             password=load.PASSWORD,
             rounds=args.bcrypt_rounds,
         )
@@ -149,6 +152,7 @@ def measure(args) -> dict:
         if args.profile:
             # CPU time, not wall time: round trips to PostgreSQL are not the server's CPU.
             meter.profiler = cProfile.Profile(time.process_time)
+            meter.only = args.profile_only
             for n in range(args.flows):
                 flow(n)
             meter.profiler.disable()
@@ -165,6 +169,26 @@ def measure(args) -> dict:
             flow(0)
             trace, meter.trace = meter.trace, None
         event.remove(engine, "before_cursor_execute", count)
+        plans = None
+        if args.explain:
+
+            def landing(session: explain.TestClientSession) -> None:
+                if session.client.get("/", base_url=issuer).status_code != 200:
+                    raise RuntimeError("the landing page did not answer 200")
+
+            def sign_in(session: explain.TestClientSession) -> None:
+                codeflow.run(provider, fill.login_for(args.accounts), load.PASSWORD, session=session)
+
+            plans = explain.capture_and_explain(
+                app,
+                issuer,
+                {
+                    "codeflow": explain.code_flow(
+                        provider, fill.login_for(args.accounts // 2 + 1), load.PASSWORD
+                    ),
+                    "landing page after sign-in": (sign_in, landing),
+                },
+            )
         bcrypt = bcrypt_ms(args.bcrypt_rounds, max(7, args.flows // 4))
         cpu = [c for c, _ in samples]
         sql = sorted({s for _, s in samples})
@@ -180,6 +204,7 @@ def measure(args) -> dict:
             "profile": profile_text,
             "trace": trace,
             "cpu_ms_median_by_request": by_request,
+            "plans": plans,
         }
     finally:
         load.drop_database(database_url)
@@ -196,10 +221,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--flows", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument(
+        "--tokens", type=int, default=0, help="stored tokens of the bench client (bench.fill)"
+    )
+    parser.add_argument("--codes", type=int, default=0, help="used, expired authorization codes (bench.fill)")
+    parser.add_argument(
+        "--explain", action="store_true", help="PostgreSQL's plan of each statement (bench.explain)"
+    )
     parser.add_argument("--bcrypt-rounds", type=int, default=4)
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="print cProfile's N heaviest functions"
     )
+    parser.add_argument("--profile-only", default="", help='profile one kind of request, e.g. "POST /token"')
     parser.add_argument("--callers", default="", help="also print the callers of functions matching this")
     parser.add_argument(
         "--show-sql", action="store_true", help="print the requests and statements of one flow"
@@ -210,6 +243,12 @@ def main(argv: list[str] | None = None) -> dict:
     result = measure(args)
     if result["profile"]:
         print(result["profile"])
+    for workload, found in (result["plans"] or {}).items():
+        print(f"{workload}: {found['statement_count']} statements")
+        for item in found["statements"]:
+            paths = "; ".join(explain.access_paths(item["plan"])) or "-"
+            flagged = f"  FLAGGED: {', '.join(item['findings'])}" if item["findings"] else ""
+            print(f"  {item['verb']} {','.join(explain.tables(item['statement']))}: {paths}{flagged}")
     if result["trace"]:
         print("\n".join(result["trace"]))
     for kind, ms in result["cpu_ms_median_by_request"].items():

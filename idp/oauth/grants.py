@@ -25,6 +25,7 @@ from authlib.oidc.core.errors import RegistrationNotSupportedError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 from flask import g
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -58,6 +59,23 @@ def _now() -> int:
 def _active_account(account_id: int | None) -> Account | None:
     account = db.session.get(Account, account_id) if account_id else None
     return account if account is not None and account.is_active else None
+
+
+# The statements of a code flow, built once: only their parameters change from one request to the next.
+_CODE_WITH_SESSION_AND_ACCOUNT = (
+    select(AuthorizationCode, SsoSession.ended_at, Account)
+    .outerjoin(SsoSession, SsoSession.sid == AuthorizationCode.sid)
+    .outerjoin(Account, Account.id == AuthorizationCode.account_id)
+    .where(
+        AuthorizationCode.code_hash == bindparam("code_hash"),
+        AuthorizationCode.client_id == bindparam("client_id"),
+    )
+)
+_LIVE_CODE_WITH_NONCE = select(AuthorizationCode.id).where(
+    AuthorizationCode.client_id == bindparam("client_id"),
+    AuthorizationCode.nonce == bindparam("nonce"),
+    AuthorizationCode.expires_at > bindparam("now"),
+)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -138,12 +156,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # One statement for the code, whether its session has ended, and its account (which
         # authenticate_user then finds in the session's identity map).
         found = db.session.execute(
-            select(AuthorizationCode, SsoSession.ended_at, Account)
-            .outerjoin(SsoSession, SsoSession.sid == AuthorizationCode.sid)
-            .outerjoin(Account, Account.id == AuthorizationCode.account_id)
-            .filter(
-                AuthorizationCode.code_hash == digest(code), AuthorizationCode.client_id == client.client_id
-            )
+            _CODE_WITH_SESSION_AND_ACCOUNT, {"code_hash": digest(code), "client_id": client.client_id}
         ).first()
         if found is None:
             return None
@@ -298,8 +311,10 @@ class OpenIDCode(_IdTokenClaims, _OpenIDCode):
             # (/authorize/continue, with the session), so it runs once a sign-in instead of twice.
             return False
         # OIDC Core §15.5.2: a nonce seen with a live code for this client is a replay.
-        query = select(AuthorizationCode.id).filter_by(client_id=request.payload.client_id, nonce=nonce)
-        return db.session.scalar(query.where(AuthorizationCode.expires_at > _now())) is not None
+        found = db.session.scalar(
+            _LIVE_CODE_WITH_NONCE, {"client_id": request.payload.client_id, "nonce": nonce, "now": _now()}
+        )
+        return found is not None
 
 
 class OpenIDRefreshToken(_IdTokenClaims, _OpenIDToken):
