@@ -74,8 +74,9 @@ NODE_DIR = BENCH / "node"
 LUA = BENCH / "wrk" / "request.lua"
 VENV_BIN = Path(sys.executable).parent
 
-# "production" is ``idp serve --production`` itself (idp/serving.py: gunicorn gthread, its access log
-# and metrics), with [server] threads = --threads; the others start a bare server on the same app.
+# "production" is ``idp serve --production`` itself (idp/serving.py: granian, the provider's access log
+# and metrics), with [server] threads = --threads; the others start a bare server on the same app, for
+# comparison ("granian" is granian without what idp serve adds).
 SERVERS = ("production", "gunicorn-sync", "gunicorn-gthread", "granian")
 WRK_WORKLOADS = ("discovery", "jwks", "token", "introspection", "userinfo")
 STORED = "introspection-stored"
@@ -168,9 +169,9 @@ def idp_server_command(server: str, workers: int, threads: int, port: int) -> li
 
 
 def server_version(server: str) -> str:
-    name = "granian" if server == "granian" else "gunicorn"
+    name = "granian" if server in ("production", "granian") else "gunicorn"
     version = f"{name} {importlib.metadata.version(name)}"
-    return f"idp serve --production: {version} gthread" if server == "production" else version
+    return f"idp serve --production: {version}" if server == "production" else version
 
 
 @dataclass

@@ -34,6 +34,7 @@ from .metrics import Metrics
 from .oauth import init_oauth
 from .oauth import logout
 from .oauth.client_cache import ClientCache
+from .oauth.documents import Documents
 from .oauth.keys import KeyCache
 from .observability import init_request_observation
 from .runtime import EXTENSION
@@ -46,6 +47,8 @@ from .services.outbound_http import client_from_settings
 from .services.outbox import Kinds
 from .services.selfservice import reset
 from .services.sms import make_sender
+from .urls import IssuerPath
+from .urls import issuer_path
 from .views import BLUEPRINTS
 from .views import reset as reset_view
 from .views.errors import register_error_handlers
@@ -72,6 +75,13 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))
+    # Discovery and the JWKS without Flask's per-request machinery (idp.oauth.documents), behind
+    # ProxyFix like the app itself.
+    app.wsgi_app = Documents(app, app.wsgi_app)  # type: ignore[method-assign]
+    # An issuer with a path (https://host/idp): the provider is served under it (idp/urls.py); in front of
+    # Documents, which then sees the path below it and the script root.
+    if issuer_path(settings.server.issuer):
+        app.wsgi_app = IssuerPath(app.wsgi_app, issuer_path(settings.server.issuer))  # type: ignore[method-assign]
     if settings.server.proxy_count:
         count = settings.server.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
@@ -87,7 +97,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     skip_limiter_where_unlimited(app)
     app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
-    # Counters for /metrics; in each gunicorn worker, built after the fork (idp.metrics).
+    # Counters for /metrics; in each granian worker, built after the fork (idp.metrics).
     metrics = Metrics()
     runtime = Runtime(
         settings,

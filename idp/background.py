@@ -2,7 +2,7 @@
 ending timed-out SSO sessions (``services.sessions.end_timed_out``).
 
 ``create_app`` builds one ``Background`` per app (``runtime.background``); it starts only where the
-provider serves — ``idp serve`` in each gunicorn worker after the fork, the development server, the
+provider serves — ``idp serve`` in each granian worker after the fork, the development server, the
 tests' live server — and only with ``[outbox] enabled``. ``idp`` commands and the unit-test app never
 start it; ``deliver_due`` and ``sweep`` run one pass synchronously (``idp outbox deliver``, tests).
 

@@ -178,11 +178,11 @@ class ServerSettings:
     secret_key: str = option("", "signs session cookies and CSRF tokens; at least 32 characters", secret=True)
     proxy_count: int = option(0, "reverse proxies in front that set X-Forwarded-*", check=_at_least(0, 5))
     timezone: str = option("Europe/Moscow", "time zone for calendar days", check=_timezone)
-    # `idp serve --production` (gunicorn, idp/serving.py).
+    # `idp serve --production` (granian, idp/serving.py).
     workers: int = option(
         0,
         "worker processes; 0 = one per CPU core. A sign-in is ~0.3 s of CPU in bcrypt, so processes "
-        "beyond the cores only queue for CPU (gunicorn's 2 x cores + 1 is for workers that mostly wait)",
+        "beyond the cores only queue for CPU (the usual 2 x cores + 1 is for workers that mostly wait)",
         check=_at_least(0, 64),
     )
     threads: int = option(

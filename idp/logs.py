@@ -1,10 +1,11 @@
 """The provider's log lines: one handler on the root logger, text or JSON (``[logging]``), each line with
 the id of the request that caused it, and nothing secret in any of them.
 
-``configure`` is called by ``create_app`` (so by every server process, gunicorn worker and ``idp``
+``configure`` is called by ``create_app`` (so by every server process, granian worker and ``idp``
 command); it replaces the handler of an earlier call, so the last app built in a process decides (tests
-build many). gunicorn's own loggers (``gunicorn.error``, ``gunicorn.access``) keep their handlers and
-get the same formatting and masking through ``adopt`` (``idp.serving``).
+build many). The production access log (``idp.access``, on standard output) keeps its own handler and
+gets the same formatting and masking through ``adopt`` (``idp.serving``); granian's own lines reach the
+root handler.
 
 * **Format.** ``text``: ``time level logger [request id] message``, for a person at a terminal.
   ``json`` (python-json-logger): one object per line, ``{"time", "level", "logger", "message",
@@ -224,7 +225,7 @@ class _Collector(logging.Handler):
 
 
 def adopt(logger: logging.Logger) -> None:
-    """Give the handlers of a logger that does not propagate (gunicorn's) our request ids, format (JSON)
+    """Give the handlers of a logger that does not propagate (the access log) our request ids, format (JSON)
     and masks (both formats; in text, its own layout is kept)."""
     for handler in logger.handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):

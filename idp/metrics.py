@@ -6,9 +6,10 @@ prometheus-client themselves. The names and the outcomes each counter knows are 
 every known outcome is exported from the start at 0, so a rate over an outcome that has not happened yet
 is 0, not "no data".
 
-Several processes (``idp serve --production``: gunicorn workers): each worker writes its values to
+Several processes (``idp serve --production``: granian workers): each worker writes its values to
 files in ``PROMETHEUS_MULTIPROC_DIR``, which ``idp.serving`` prepares before the workers start
-(``prepare_multiprocess``) and cleans after each one exits (``process_exited``); a scrape, answered by
+(``prepare_multiprocess``); each new worker forgets the live values of those that are gone
+(``forget_dead_processes``, ``process_exited``); a scrape, answered by
 whichever worker gets it, adds up the files of all of them (prometheus-client's MultiProcessCollector).
 Without that variable (the development server, tests) the values live in the process, in a registry of
 the app's own, so two apps in one process never count into each other.
@@ -221,7 +222,7 @@ class _ScrapeCollector(Collector):
 def prepare_multiprocess(directory: str) -> None:
     """Make ``directory`` the place where this process and the workers it forks write their values,
     emptied of files that earlier processes left (a restart starts every counter at 0, as Prometheus
-    expects of a restarted target). Called by the gunicorn master before it forks."""
+    expects of a restarted target). Called by the server's main process before it forks its workers."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     for leftover in glob.glob(os.path.join(directory, "*.db")):
         os.remove(leftover)
@@ -236,3 +237,38 @@ def process_exited(pid: int) -> None:
     """A worker has exited: its live gauges no longer count (its counters stay in the sum)."""
     if multiprocess_dir() is not None:
         multiprocess.mark_process_dead(pid)
+
+
+def forget_dead_processes() -> list[int]:
+    """``process_exited`` for every process that left values in the folder and no longer runs; returns
+    their ids. Each worker calls it as it starts: the server (granian) starts a new worker for one that
+    died but tells nobody which one died."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return []
+    gone = []
+    for pid in sorted(_pids_with_files(directory)):
+        if pid != os.getpid() and not _running(pid):
+            process_exited(pid)
+            gone.append(pid)
+    return gone
+
+
+def _pids_with_files(directory: str) -> set[int]:
+    # prometheus-client names each file <kind>_<pid>.db (counter_12345.db, gauge_livesum_12345.db).
+    pids = set()
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        tail = os.path.basename(path)[: -len(".db")].rsplit("_", 1)[-1]
+        if tail.isdigit():
+            pids.add(int(tail))
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -38,15 +38,14 @@ def init_request_observation(app: Flask) -> None:
 
 def _begin() -> None:
     g.request_started = time.perf_counter()
-    g.request_id = _incoming_id() or secrets.token_hex(8)
+    g.request_id = request_id_for(request.environ, current().settings.server.proxy_count)
     request.environ[ENVIRON_KEY] = g.request_id
 
 
-def _incoming_id() -> str | None:
-    if not current().settings.server.proxy_count:
-        return None
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    return given if _REQUEST_ID.fullmatch(given) else None
+def request_id_for(environ: dict, proxy_count: int) -> str:
+    """The id of the request of ``environ``: the proxy's, behind one, if well-formed; else a new one."""
+    given = environ.get("HTTP_X_REQUEST_ID", "") if proxy_count else ""
+    return given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
 
 
 def request_id() -> str | None:

@@ -7,8 +7,9 @@ SQLite database of its own, or on the empty database that ``IDP_BENCH_DATABASE_U
 redis://127.0.0.1:6379/3); the captcha off, as a bot that solves it would be. It measures the
 discovery latency idle, then again while 20 clients POST the reset form in parallel (a mix of an
 unknown login, a wrong phone and a match), and prints the figures: the medians, the 95th percentiles,
-and the ratio of the loaded median to the idle one (the bar is 3x). Asserts nothing; takes about half
-a minute.
+and the ratio of the loaded median to the idle one (the bar is 3x). The server's output goes to
+``server.log`` in the run's temporary folder, whose path it prints. Asserts nothing; takes about half a
+minute.
 """
 
 from __future__ import annotations
@@ -61,24 +62,30 @@ def _discovery_latencies(url: str, count: int) -> list[float]:
     return times
 
 
+def csrf_token(page: str) -> str:
+    """The CSRF token of a form ``page``."""
+    found = _CSRF.search(page)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
 def _reset_worker(url: str, form: dict, stop: threading.Event, done: list[int]) -> None:
     with requests.Session() as http:
         while not stop.is_set():
             page = http.get(url + "/reset/", timeout=60)
-            data = {"csrf_token": _CSRF.search(page.text).group(1), **form}
+            data = {"csrf_token": csrf_token(page.text), **form}
             http.post(url + "/reset/", data=data, allow_redirects=False, timeout=60)
             done.append(1)
 
 
-def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="idp-bench-abuse-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+def prepare(directory: Path, url: str, database_url: str, redis_url: str) -> dict:
+    """A configured instance in ``directory`` for a server at ``url``, migrated and with its keys;
+    returns the environment to run ``idp`` with."""
     config = directory / "idp.toml"
     config.write_text(
         f'[server]\nissuer = "{url}"\n'
-        f'[database]\nurl = "{os.environ.get("IDP_BENCH_DATABASE_URL", f"sqlite:///{directory}/idp.sqlite3")}"\n'
-        f'[rate_limits]\nstorage_uri = "{os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")}"\n'
+        f'[database]\nurl = "{database_url}"\n'
+        f'[rate_limits]\nstorage_uri = "{redis_url}"\n'
         "[captcha]\nenabled = false\n"
         # Every POST counts against these: high enough that the load is the form's own work.
         f'[limits]\nform_rate_limit = "{FORM_LIMIT}"\nip_daily_limit = 1000000\ndaily_limit = 100\n'
@@ -90,6 +97,36 @@ def main() -> None:
     env.update(IDP_INSTANCE_PATH=str(directory))
     _run(["db", "upgrade"], env)
     _run(["keys", "ensure"], env)
+    return env
+
+
+def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
+    """``idp serve --production`` with 2 workers, its output in the file ``log``.
+
+    A file, not a pipe: nobody reads a pipe while the benchmark runs, and under load the server logs a
+    line for every POST the rate limit refuses (flask-limiter, INFO). Once 64 KiB of them filled the pipe,
+    the next write blocked in the logging handler holding its lock, every thread of both workers waited
+    on that lock, and discovery got no answer at all."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [IDP, "serve", "--production", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def main() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="idp-bench-abuse-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = prepare(
+        directory,
+        url,
+        os.environ.get("IDP_BENCH_DATABASE_URL", f"sqlite:///{directory}/idp.sqlite3"),
+        os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"),
+    )
     _run(
         [
             "accounts",
@@ -105,13 +142,8 @@ def main() -> None:
         ],
         env,
     )
-    server = subprocess.Popen(
-        [IDP, "serve", "--production", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = directory / "server.log"
+    server = start_server(env, port, log)
     try:
         wait_until_serving(server, url)
         _discovery_latencies(url, 10)  # warm up
@@ -123,14 +155,21 @@ def main() -> None:
         ]
         stop, done = threading.Event(), []
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            for number in range(PARALLEL):
+            loops = [
                 pool.submit(_reset_worker, url, forms[number % len(forms)], stop, done)
+                for number in range(PARALLEL)
+            ]
             time.sleep(2)  # let the load build up
-            loaded = _discovery_latencies(url, PROBES)
-            stop.set()
+            try:
+                loaded = _discovery_latencies(url, PROBES)
+            finally:
+                stop.set()
+            for loop in loops:
+                loop.result()  # a loop that failed would have lightened the load unseen
     finally:
         server.terminate()
-        server.communicate(timeout=60)
+        server.wait(timeout=60)
+        print(f"server log: {log}")
     idle_median, loaded_median = statistics.median(idle), statistics.median(loaded)
     idle_p95, loaded_p95 = _percentile(idle, 0.95) * 1000, _percentile(loaded, 0.95) * 1000
     print(f"discovery idle:   median {idle_median * 1000:7.1f} ms   p95 {idle_p95:7.1f} ms")

@@ -1,5 +1,6 @@
-"""The load benchmark of bench/ runs end to end: idp under gunicorn on PostgreSQL and node-oidc-provider,
-one second of wrk per workload and side, a code flow on each, and every answer a success.
+"""The load benchmark of bench/ runs end to end: idp under `idp serve --production` (granian) on
+PostgreSQL and node-oidc-provider, one second of wrk per workload and side, a code flow on each, and every
+answer a success.
 
 It checks that `make bench-load` works, not how fast anything is: no figure is compared with a
 threshold (speed is read from bench/RESULTS.md). It needs wrk and bench/node/node_modules, which
@@ -79,7 +80,7 @@ def test_bench_load_runs_both_sides_without_errors(tmp_path):
         assert row["errors_total"] == 0, row
         assert row["cpu_s"] > 0 and row["rss_worker_max_mib"] > 0, row
     idp_processes = {r["processes"] for r in rows if r["side"] == "idp"}
-    assert idp_processes == {3}, "gunicorn's master and its 2 workers are measured"
+    assert idp_processes == {3}, "granian's main process and its 2 workers are measured"
 
     flows = {r["side"]: r for r in results["codeflow"]}
     assert set(flows) == {"idp", "node"}

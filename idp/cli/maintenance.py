@@ -1,4 +1,4 @@
-"""``idp purge`` (housekeeping) and ``idp serve`` (Flask's development server, or gunicorn with
+"""``idp purge`` (housekeeping) and ``idp serve`` (Flask's development server, or granian with
 ``--production``: ``idp.serving``)."""
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def purge(retention, as_json):
 @click.option(
     "--production",
     is_flag=True,
-    help="gunicorn, configured from [server] workers, threads, graceful_timeout.",
+    help="granian, configured from [server] workers, threads, graceful_timeout.",
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="With --production: overrides [server] workers.")
 @with_appcontext
 def serve(host, port, production, workers):
-    """Serve the provider: Flask's development server, or gunicorn with --production."""
+    """Serve the provider: Flask's development server, or granian with --production."""
     if not production:
         if workers is not None:
             raise click.UsageError("--workers needs --production")

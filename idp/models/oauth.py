@@ -55,6 +55,11 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     used_at: Mapped[int | None] = mapped_column(Integer)
     # The claims request parameter (OIDC Core §5.5), as JSON {"id_token": [names], "userinfo": [names]}.
     claims: Mapped[str | None] = mapped_column(Text)
+    # RFC 9449 §10: the thumbprint of the DPoP key that alone may redeem this code (dpop_jkt, or the key
+    # of the proof sent to the PAR endpoint).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # RFC 8707: the resource indicators of the authorization request (space-separated absolute URIs).
+    resources: Mapped[str | None] = mapped_column(Text)
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -110,6 +115,9 @@ class Token(Model, TokenMixin):
     # RFC 8707: the resource a token was issued for, when one was named (or the aud of a JWT); introspection
     # reports it as aud, and a refresh without resource keeps it. None: the client is the audience.
     audience: Mapped[str | None] = mapped_column(Text)
+    # RFC 8707 §2.2: the resources granted at /authorize (space-separated), kept through refreshes; a
+    # resource named at the token endpoint must be one of them. None: none was named there.
+    resources: Mapped[str | None] = mapped_column(Text)
 
     # -- authlib TokenMixin --
     def check_client(self, client: OAuth2Client) -> bool:

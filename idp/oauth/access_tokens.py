@@ -6,6 +6,10 @@
   one per request; otherwise ``invalid_target``. Without it the audience is ``[access_tokens] audience``,
   or the issuer when that is empty. A refresh without ``resource`` keeps the audience of the token it
   refreshes.
+* ``resource`` at /authorize (and in a pushed request): one or more, each checked by the same rule
+  (``invalid_target`` to the redirect URI), bound to the code and kept by the tokens of its family. They
+  are then the audience when the token request names none, and a ``resource`` at the token endpoint
+  (for the code, or a refresh) must be one of them (§2.2).
 * A client registered with ``access_token_format = "jwt"`` gets RFC 9068 tokens signed by the provider's
   current RS256 key (``typ: at+jwt``, ``kid``): ``iss``, ``aud``, ``sub``, ``client_id``, ``scope``,
   ``jti``, ``iat``, ``exp`` (and ``cnf.jkt`` when DPoP-bound). They are stored like opaque ones, as a
@@ -42,27 +46,72 @@ class InvalidTargetError(OAuth2Error):
 class Binding:
     """The audience and DPoP key thumbprint of the token being issued in this request."""
 
-    audience: str
+    audience: str | list[str]
     jkt: str | None = None
     jti: str | None = None
     stored_audience: str | None = None
+    # RFC 8707 §2.2: the resources granted at /authorize, kept with the tokens for their refreshes.
+    granted: list[str] | None = None
+
+
+# Bounds how many resources one authorization request may name.
+MAX_RESOURCES = 10
 
 
 def default_audience() -> str:
     return settings().access_tokens.audience or settings().server.issuer
 
 
-def requested_audience(request, client, inherited: str | None = None) -> str:
+def _checked_resource(resource, client, **error) -> str:
+    parts = urlsplit(resource) if isinstance(resource, str) else None
+    if parts is None or not parts.scheme or not parts.netloc or parts.fragment or "#" in resource:
+        raise InvalidTargetError("'resource' must be an absolute URI without a fragment.", **error)
+    if resource not in client.allowed_resources:
+        raise InvalidTargetError("The client may not request tokens for this resource.", **error)
+    return resource
+
+
+def authorization_resources(grant, redirect_uri: str) -> list[str]:
+    """The ``resource`` values of an authorization request (RFC 8707 §2), checked as at the token
+    endpoint; ``invalid_target`` is sent to the client's redirect URI (§2)."""
+    values = grant.request.payload.datalist.get("resource") or []
+    error = {"redirect_uri": redirect_uri, "state": grant.request.payload.state}
+    if len(values) > MAX_RESOURCES:
+        raise InvalidTargetError("Too many 'resource' values.", **error)
+    checked = [_checked_resource(value, grant.request.client, **error) for value in values]
+    return list(dict.fromkeys(checked))
+
+
+def stored_resources(resources: list[str]) -> str | None:
+    return " ".join(resources) or None
+
+
+def loaded_resources(value: str | None) -> list[str]:
+    return value.split() if value else []
+
+
+def audience_claim(value: str) -> str | list[str]:
+    """A stored audience (space-separated) as the ``aud`` claim: a string for one, a list for more."""
+    audiences = value.split()
+    return audiences[0] if len(audiences) == 1 else audiences
+
+
+def requested_audience(
+    request, client, inherited: str | None = None, granted: list[str] | None = None
+) -> str | list[str]:
     """The audience of the token a token request asks for (RFC 8707 §2.2), or ``invalid_target``."""
     values = request.payload.datalist.get("resource") or []
     if not values:
-        return inherited or default_audience()
-    resource = values[0]
-    parts = urlsplit(resource) if isinstance(resource, str) else None
-    if parts is None or not parts.scheme or not parts.netloc or parts.fragment or "#" in resource:
-        raise InvalidTargetError("'resource' must be an absolute URI without a fragment.")
-    if resource not in client.allowed_resources:
-        raise InvalidTargetError("The client may not request tokens for this resource.")
+        if inherited:
+            return audience_claim(inherited)
+        if granted:
+            # §2.2: without a resource at the token endpoint, the token is for all those granted.
+            return granted[0] if len(granted) == 1 else list(granted)
+        return default_audience()
+    resource = _checked_resource(values[0], client)
+    if granted and resource not in granted:
+        # §2.2: only a resource granted with the authorization (the code, or the refresh token's family).
+        raise InvalidTargetError("The resource was not granted with this authorization.")
     return resource
 
 
@@ -76,14 +125,18 @@ class TokenBinding:
     def bind(self, grant) -> None:
         request = grant.request
         parent = request.refresh_token
+        code = request.authorization_code
         inherited = getattr(parent, "audience", None) if parent is not None else None
+        source = parent if parent is not None else code
+        granted = loaded_resources(getattr(source, "resources", None)) if source is not None else []
         explicit = bool(request.payload.datalist.get("resource"))
-        audience = requested_audience(request, request.client, inherited)
-        binding = Binding(audience=audience)
+        audience = requested_audience(request, request.client, inherited, granted)
+        binding = Binding(audience=audience, granted=granted or None)
         # Stored (and reported by introspection) when it was chosen: a resource named now or before,
         # or a JWT whose aud says it. Otherwise an opaque token's audience stays its client.
+        chosen = explicit or inherited or granted or request.client.access_token_format == "jwt"
         binding.stored_audience = (
-            audience if explicit or inherited or request.client.access_token_format == "jwt" else None
+            (" ".join(audience) if isinstance(audience, list) else audience) if chosen else None
         )
         set_binding(binding)
         dpop.bind_token_request(grant, binding)

@@ -22,7 +22,6 @@ import time
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
-from flask import url_for
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -37,6 +36,7 @@ from ..services import client_secrets
 from ..services import clients
 from ..services import replay
 from ..services.outbound_http import OutboundError
+from ..urls import public_url
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class _Assertion(JWTBearerClientAssertion):
         audiences = [issuer]
         for endpoint in _AUTHENTICATING_ENDPOINTS:
             try:
-                audiences.append(issuer + url_for(endpoint))
+                audiences.append(public_url(endpoint))
             except BuildError:
                 # An endpoint that is not served names no audience.
                 continue

@@ -27,6 +27,7 @@ ENDPOINTS = {
     "oauth.jwks",
     "oauth.discovery",
     "oauth.authorization_server_metadata_document",
+    "oauth.authorization_server_metadata_of_path",
 }
 ALLOW_METHODS = "GET, POST"
 # Authorization: bearer tokens and client_secret_basic; DPoP: sender-constrained tokens (RFC 9449 §5).

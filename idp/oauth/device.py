@@ -26,7 +26,6 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from authlib.oauth2.rfc8628 import ExpiredTokenError
 from authlib.oauth2.rfc8628 import SlowDownError
 from authlib.oidc.core import OpenIDToken as _OpenIDToken
-from flask import url_for
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -40,6 +39,7 @@ from ..models.device import USED
 from ..models.device import DeviceCode
 from ..runtime import current
 from ..runtime import settings
+from ..urls import public_url
 from .grants import ALL_AUTH_METHODS
 from .grants import SessionClaims
 from .grants import _IdTokenClaims
@@ -101,7 +101,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         return client
 
     def get_verification_uri(self):
-        return settings().server.issuer + url_for("device.start")
+        return public_url("device.start")
 
     def save_device_credential(self, client_id, scope, data):
         now = current().clock()

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from flask import current_app
-from flask import url_for
 
 from ..languages import available
 from ..models.oauth import ACR_PASSWORD
 from ..runtime import settings
 from ..services import clients
 from ..services import subjects
+from ..urls import public_url
 from . import dpop
 from . import keys
 from . import response_modes
@@ -30,7 +30,7 @@ ASSERTION_ALGORITHMS = ASYMMETRIC_ALGORITHMS + HMAC_ALGORITHMS
 
 def _url(endpoint: str) -> str:
     # Built from the configured issuer, never from the request's Host header.
-    return settings().server.issuer + url_for(endpoint)
+    return public_url(endpoint)
 
 
 def _par_metadata() -> dict:

@@ -11,6 +11,9 @@ token; and, with ``[dpop] require_nonce``, a ``nonce`` the provider issued.
   thumbprint (``tokens.jkt``; a JWT access token carries it as ``cnf.jkt``), and the token type is
   ``DPoP``. A client registered with ``dpop_bound_access_tokens`` must send one (§5.2). A refresh of a
   bound token needs a proof by the same key, for public and confidential clients alike.
+* Authorization code binding (§10): ``dpop_jkt`` at /authorize or in a pushed request, or the key of a
+  DPoP proof sent to /par (§10.1; both: they must agree), is kept with the code; the code is then
+  redeemed only with a proof by that key, otherwise ``invalid_grant``.
 * UserInfo (``DPoPTokenValidator``): ``Authorization: DPoP <token>`` with a proof whose key matches the
   binding; a bound token presented as ``Bearer`` is refused (§7.2).
 * Introspection reports ``token_type: DPoP`` and ``cnf.jkt`` (§6.2).
@@ -25,14 +28,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import struct
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidGrantError
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import g
 from flask import request as flask_request
-from flask import url_for
 from joserfc import jws
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -44,12 +49,15 @@ from ..extensions import db
 from ..runtime import current
 from ..runtime import settings
 from ..services import replay
+from ..urls import public_url
 
 ALGORITHMS = ["ES256", "RS256", "PS256", "EdDSA"]
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _KEY_TYPES = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
 _NONCE_LABEL = b"idp/dpop/nonce/v1"
 MAX_PROOF = 8192
+# An RFC 7638 thumbprint with SHA-256, base64url without padding (RFC 9449 §10: dpop_jkt).
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class InvalidDPoPProofError(OAuth2Error):
@@ -123,7 +131,7 @@ def _nonce_valid(nonce) -> bool:
 
 def endpoint_url(endpoint: str) -> str:
     # The htu a client signs is the URL it called, which the issuer names (never the Host header).
-    return settings().server.issuer + url_for(endpoint)
+    return public_url(endpoint)
 
 
 def access_token_hash(access_token: str) -> str:
@@ -206,12 +214,46 @@ def check_token_request(headers) -> None:
         g.idp_dpop_jkt = validate_proof(proof, htm="POST", htu=endpoint_url("oauth.token"))
 
 
+def requested_jkt(grant, redirect_uri: str) -> str | None:
+    """The ``dpop_jkt`` of an authorization request (§10), checked; None without one or with DPoP off."""
+    value = grant.request.payload.data.get("dpop_jkt")
+    if value is None or not enabled():
+        return None
+    if not _THUMBPRINT.fullmatch(value):
+        raise InvalidRequestError(
+            "'dpop_jkt' must be the base64url SHA-256 JWK thumbprint of the DPoP key.",
+            redirect_uri=redirect_uri,
+            state=grant.request.payload.state,
+        )
+    return value
+
+
+def bind_pushed_request(headers, params: list[tuple[str, str]]) -> None:
+    """§10.1: a DPoP proof sent with a pushed authorization request binds its code to the proof's key,
+    as ``dpop_jkt`` would; with both, they must name the same key."""
+    if not enabled():
+        return
+    proof = proof_header(headers)
+    if proof is None:
+        return
+    jkt = validate_proof(proof, htm="POST", htu=endpoint_url("oauth.par_endpoint"))
+    given = [value for key, value in params if key == "dpop_jkt"]
+    if given and given != [jkt]:
+        raise InvalidDPoPProofError("'dpop_jkt' is not the thumbprint of the DPoP proof's key.")
+    if not given:
+        params.append(("dpop_jkt", jkt))
+
+
 def bind_token_request(grant, binding) -> None:
     """Once the token request is valid: the key its tokens are bound to (or none)."""
     client = grant.request.client
     parent = grant.request.refresh_token
     bound_before = getattr(parent, "jkt", None) if parent is not None else None
     jkt = g.get("idp_dpop_jkt")
+    code_jkt = getattr(grant.request.authorization_code, "dpop_jkt", None)
+    if code_jkt and (jkt is None or not hmac.compare_digest(jkt, code_jkt)):
+        # §10: the code was bound to a key at the authorization request; the token request must prove it.
+        raise InvalidGrantError("The authorization code is bound to another DPoP key (RFC 9449, section 10).")
     if jkt is None:
         if client.dpop_bound_access_tokens and enabled():
             raise InvalidDPoPProofError("This client's tokens must be bound with DPoP: send a DPoP proof.")

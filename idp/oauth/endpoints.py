@@ -23,6 +23,7 @@ from ..runtime import current
 from ..runtime import settings
 from . import keys
 from . import storage
+from .access_tokens import audience_claim
 from .claims import loaded
 from .claims import requested_claims
 from .claims import user_info
@@ -170,7 +171,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "iat": token.issued_at,
             "iss": settings().server.issuer,
             # RFC 8707: the resource it was issued for (a JWT's aud); otherwise the client.
-            "aud": token.audience or token.client_id,
+            "aud": audience_claim(token.audience) if token.audience else token.client_id,
         }
         if token.jti:
             payload["jti"] = token.jti

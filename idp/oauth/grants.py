@@ -39,7 +39,9 @@ from ..models.oauth import ACR_PASSWORD
 from ..runtime import current
 from ..runtime import settings
 from ..services import clients
+from . import access_tokens
 from . import claims
+from . import dpop
 from . import keys
 from . import response_modes
 from . import storage
@@ -85,6 +87,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     _validated: str | None = None
     # The account of the code being redeemed, read with it (query_authorization_code).
     _account: Account | None = None
+    # The resource indicators of the request (RFC 8707), checked with it.
+    _resources: list[str] = []
 
     def validate_authorization_request(self):
         # authlib's create_authorization_response validates again the grant that get_consent_grant has
@@ -96,6 +100,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         refuse_unsupported_parameters(self, redirect_uri)
         response_modes.validate(self, redirect_uri)
         claims_request(self, redirect_uri)
+        dpop.requested_jkt(self, redirect_uri)
+        self._resources = access_tokens.authorization_resources(self, redirect_uri)
         if not getattr(self.request, "pushed", False) and _par_required(self.request.client):
             raise InvalidRequestError(
                 "This client must push its authorization requests to the PAR endpoint (RFC 9126).",
@@ -137,6 +143,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                         claims.parse_claims_request(data.get("claims")), request.client.scope
                     )
                 ),
+                # RFC 9449 §10 (validated with the request, validate_authorization_request).
+                dpop_jkt=data.get("dpop_jkt") if dpop.enabled() else None,
+                resources=access_tokens.stored_resources(self._resources),
                 created_at=now,
                 expires_at=now + settings().oauth.code_ttl,
             )

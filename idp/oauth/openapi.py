@@ -368,11 +368,22 @@ def document() -> dict:
                     "summary": "Pushed authorization request (RFC 9126 §2)",
                     "security": CLIENT_AUTH,
                     "requestBody": _form(
-                        {"client_id": STRING, "response_type": STRING, "redirect_uri": STRING}, []
+                        {
+                            "client_id": STRING,
+                            "response_type": STRING,
+                            "redirect_uri": STRING,
+                            # RFC 9449 §10: binds the code to a DPoP key (so does a DPoP header, §10.1).
+                            "dpop_jkt": STRING,
+                            # RFC 8707 §2: repeatable; bound to the code.
+                            "resource": STRING,
+                        },
+                        [],
                     ),
                     "responses": {
                         "201": _json(_ref("PushedAuthorizationResponse"), "A single-use request_uri"),
-                        "400": _error("invalid_request, …"),
+                        "400": _error(
+                            "invalid_request, invalid_target, invalid_dpop_proof, use_dpop_nonce, …"
+                        ),
                         "401": _error("invalid_client"),
                     },
                 }

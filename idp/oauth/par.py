@@ -12,6 +12,8 @@
   lives ``[oauth] interaction_ttl`` more seconds, or until the request is answered.
 * A client registered with ``require_pushed_authorization_requests``, or every client with
   ``[par] required``, is refused at ``/authorize`` without a pushed request (§5).
+* A DPoP proof sent with the push (RFC 9449 §10.1) binds the code to its key: it is stored as the
+  request's ``dpop_jkt`` (a ``dpop_jkt`` pushed beside it must name the same key).
 * Request objects stay refused, pushed or not (no JAR, RFC 9101): ``request`` is
   ``request_not_supported``; ``request_uri`` inside a pushed request is ``invalid_request`` (§2.1).
 """
@@ -35,6 +37,7 @@ from ..models import PushedRequest
 from ..models.base import affected_rows
 from ..runtime import current
 from ..runtime import settings
+from . import dpop
 from .grants import ALL_AUTH_METHODS
 from .interaction import ParamsRequest
 
@@ -75,6 +78,8 @@ class PushedAuthorizationEndpoint(Endpoint):
             raise InvalidRequestError("The pushed authorization request is too large.")
         if "client_id" not in form:
             params.append(("client_id", client.client_id))
+        # RFC 9449 §10.1: a DPoP proof with the push binds the code to its key (as dpop_jkt).
+        dpop.bind_pushed_request(request.headers, params)
         # Validated now as /authorize will validate it again (nothing stored is trusted unchecked).
         oauth_request = ParamsRequest("POST", request.uri, request.headers, MultiDict(params))
         oauth_request.pushed = True

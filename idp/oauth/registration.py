@@ -22,7 +22,6 @@ from authlib.oauth2.rfc7591 import InvalidRedirectURIError
 from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint as _ClientConfigurationEndpoint
 from authlib.oidc import registration as oidc_registration
 from flask import request as flask_request
-from flask import url_for
 from joserfc.errors import JoseError
 from sqlalchemy import select
 
@@ -37,6 +36,7 @@ from ..services import client_secrets
 from ..services import clients
 from ..services import registration
 from ..services.outbound import OutboundPolicy
+from ..urls import public_url
 
 # What a registration response and a read (RFC 7591 §3.2.1, RFC 7592 §3) tell about a client.
 PUBLISHED_METADATA = (
@@ -211,7 +211,7 @@ class ClientRegistrationEndpoint(_MetadataMixin, _ClientRegistrationEndpoint):
 
 def configuration_uri(client_id: str) -> str:
     # Built from the issuer, never from the request's Host header.
-    return settings().server.issuer + url_for("oauth.client_configuration", client_id=client_id)
+    return public_url("oauth.client_configuration", client_id=client_id)
 
 
 def _path_client_id(request) -> str:

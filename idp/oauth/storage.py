@@ -25,6 +25,7 @@ from ..services.sessions import revoke_tokens
 from . import client_cache
 from .access_tokens import JWTAccessTokens
 from .access_tokens import current_binding
+from .access_tokens import stored_resources
 
 
 def query_client(client_id) -> OAuth2Client | None:
@@ -107,10 +108,16 @@ def save_token(token: dict, request) -> None:
         "jkt": None,
         "jti": None,
         "claims": None,
+        "resources": None,
     }
     binding = current_binding()
     if binding is not None:
-        row.update(audience=binding.stored_audience, jkt=binding.jkt, jti=binding.jti)
+        row.update(
+            audience=binding.stored_audience,
+            jkt=binding.jkt,
+            jti=binding.jti,
+            resources=stored_resources(binding.granted or []),
+        )
     parent = request.refresh_token
     code = request.authorization_code
     if parent is not None and isinstance(parent, Token):

@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey
 from joserfc.jwk import KeyParameters
 from joserfc.jwk import OKPKey
 from joserfc.jwk import RSAKey
+from sqlalchemy import Connection
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -98,12 +99,16 @@ def is_only_signer(db: Session, row: SigningKey, *, now: int) -> bool:
     return signers == [row]
 
 
-def version_stamp(db: Session) -> tuple:
+# Built once: it runs on every request that signs or serves the keys.
+_STAMP = select(
+    func.count(SigningKey.id), func.max(SigningKey.id), func.sum(func.coalesce(SigningKey.expires_at, 0))
+)
+
+
+def version_stamp(db: Session | Connection) -> tuple:
     """Changes whenever a key is added, removed or given an expiry (rotate, retire): what every process
     compares with the stamp its cache was loaded at (``oauth.keys``)."""
-    expiries = func.sum(func.coalesce(SigningKey.expires_at, 0))
-    row = db.execute(select(func.count(SigningKey.id), func.max(SigningKey.id), expiries)).one()
-    return tuple(row)
+    return tuple(db.execute(_STAMP).one())
 
 
 def all_keys(db: Session, *, newest_first: bool = False) -> list[SigningKey]:

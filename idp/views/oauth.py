@@ -42,6 +42,7 @@ from ..oauth.pending import new_pending
 from ..oauth.pending import save_pending
 from ..runtime import current
 from ..services.consents import find_consent
+from ..urls import issuer_path
 from .sso import current_sso
 
 bp = Blueprint("oauth", __name__)
@@ -148,7 +149,8 @@ def par_endpoint():
     pushed_authorization_request_endpoint."""
     if not current().settings.par.enabled:
         abort(404)
-    return authorization.create_endpoint_response("pushed_authorization")
+    # RFC 9449 §8: a DPoP proof may come with the push (§10.1), so its answer carries the next nonce.
+    return dpop.attach_nonce(authorization.create_endpoint_response("pushed_authorization"))
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -199,6 +201,8 @@ def client_configuration(client_id: str):
 @bp.route("/.well-known/openid-configuration")
 @read_by_programs
 def discovery():
+    # OIDC Discovery 1.0 §4: the issuer followed by /.well-known/openid-configuration, and only there.
+    _under_the_issuer()
     return _cacheable(metadata_document())
 
 
@@ -206,8 +210,27 @@ def discovery():
 @read_by_programs
 def authorization_server_metadata_document():
     # RFC 8414 §3: the OAuth 2.0 metadata of the same issuer, for OAuth clients that do not read OIDC's
-    # (discovery.authorization_server_metadata: the same document).
+    # (discovery.authorization_server_metadata: the same document). For an issuer with a path this is the
+    # OIDC-style address (issuer + /.well-known/...) that some OAuth libraries use too.
+    _under_the_issuer()
     return _cacheable(metadata_document())
+
+
+@bp.route("/.well-known/oauth-authorization-server/<path:path>")
+@read_by_programs
+def authorization_server_metadata_of_path(path: str):
+    """RFC 8414 §3.1: the metadata of an issuer with a path (https://host/idp) is at the host's root, the
+    well-known part inserted before the path: /.well-known/oauth-authorization-server/idp."""
+    if request.script_root or "/" + path != issuer_path(current().settings.server.issuer):
+        abort(404)
+    return _cacheable(metadata_document())
+
+
+def _under_the_issuer() -> None:
+    # A metadata document names its issuer, so it is served at the address built from that issuer only:
+    # under an issuer with a path, not at the host's root (RFC 8414 §3.3: the issuer must match).
+    if request.script_root != issuer_path(current().settings.server.issuer):
+        abort(404)
 
 
 @bp.route("/openapi.json")

@@ -14,6 +14,7 @@ from .. import messages
 from ..errors import DeliveryError
 from ..extensions import db
 from ..runtime import current
+from ..urls import public_url
 
 
 def contacts() -> dict:
@@ -68,4 +69,4 @@ def login_url() -> str:
 def issuer_url(endpoint: str, **values) -> str:
     """An absolute URL for a message (SMS, e-mail), built from the configured issuer, never from the
     request's Host header."""
-    return current().settings.server.issuer + url_for(endpoint, **values)
+    return public_url(endpoint, **values)

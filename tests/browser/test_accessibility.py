@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from idp.services.clients import DEVICE_CODE
+
 from ..helpers import csrf_token
 from ..helpers import pkce_pair
 from ..live import http_session
@@ -43,6 +45,7 @@ ANONYMOUS_PAGES = [
     "/authorize?client_id=no-such-client&response_type=code&redirect_uri=https%3A%2F%2Fx.example%2Fcb",
     "/no-such-page",
     "/admin/login",
+    "/device",
 ]
 MIGRANT_PAGES = ["/", "/password/change", "/account", "/logout"]
 STAFF_PAGES = [
@@ -129,30 +132,55 @@ def _check(page, where: str, problems: list[str]) -> None:
         problems.append(f"{where}: a control {height} px high: {html}")
 
 
+def _device_user_code(url: str, device: dict) -> str:
+    """A pending user code of the device authorization grant (RFC 8628 §3.2), for its pages."""
+    response = http_session().post(
+        url + "/device/authorize",
+        data={"client_id": device["client_id"], "scope": "openid profile"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["user_code"]
+
+
+def _open_device_confirmation(page, url: str, device: dict) -> None:
+    """The person's way to «Разрешить вход на устройстве?»: a fresh code (one made at the start would expire,
+    10 min, before the last context) from verification_uri_complete, sent with Enter in its field (the
+    button is named in the page's language)."""
+    page.goto(url + "/device?" + urlencode({"user_code": _device_user_code(url, device)}))
+    page.locator("#user_code").press("Enter")
+    page.wait_for_url(url + "/device/confirm")
+
+
 @pytest.fixture
 def everything(live_server, account, make_rp, app):
-    """An account, a relying party that asks consent, a member of staff and their ids."""
+    """An account, a relying party that asks consent, a device client, a member of staff and their ids."""
     url = live_server.url
     rp = make_rp(name="Портал партнёра", trusted=False, client_uri="https://rp.example/")
+    device = make_rp(name="Терминал", public=True, grant_types=[DEVICE_CODE], redirect_uris=[])
     admin = create_member(app, "admin", "admin1")
     return {
         "url": url,
         "rp": rp,
+        "device": device,
         "migrant": _signed_in_migrant(url, account),
         "staff": _signed_in_staff(url, admin),
         "ids": {"account_id": account["id"], "client_id": rp["client_id"], "staff_id": admin["id"]},
     }
 
 
+# One device code is entered in each signed-in context: more than the 10 a minute an address may submit.
+@pytest.mark.config(device={"rate_limit": "100/minute"})
 def test_every_page_passes_axe_in_every_language_at_360_and_1280_px(chromium, everything):
     assert AXE.exists(), f"{AXE} is missing: run `make tools` (npm ci in tests/a11y)"
     url, problems, visited = everything["url"], [], 0
     staff_pages = [path.format(**everything["ids"]) for path in STAFF_PAGES]
     for language in LANGUAGES:
         for width in WIDTHS:
-            for who, paths in (("anonymous", ANONYMOUS_PAGES), ("migrant", MIGRANT_PAGES + ["consent"])) + (
-                ("staff", staff_pages),
-            ):
+            for who, paths in (
+                ("anonymous", ANONYMOUS_PAGES),
+                ("migrant", MIGRANT_PAGES + ["consent", "device-confirm"]),
+            ) + (("staff", staff_pages),):
                 context = chromium.new_context(
                     viewport={"width": width, "height": 800}, bypass_csp=True, locale="ru-RU"
                 )
@@ -162,8 +190,10 @@ def test_every_page_passes_axe_in_every_language_at_360_and_1280_px(chromium, ev
                 context.add_cookies(cookies)
                 page = context.new_page()
                 for path in paths:
-                    target = _consent_url(url, everything["rp"]) if path == "consent" else url + path
-                    page.goto(target)
+                    if path == "device-confirm":
+                        _open_device_confirmation(page, url, everything["device"])
+                    else:
+                        page.goto(_consent_url(url, everything["rp"]) if path == "consent" else url + path)
                     where = f"[{language} {width}px {who}] {path} -> {page.url[len(url) :]}"
                     assert page.evaluate("document.documentElement.lang") == language, where
                     _check(page, where, problems)
@@ -171,7 +201,7 @@ def test_every_page_passes_axe_in_every_language_at_360_and_1280_px(chromium, ev
                 context.close()
     assert not problems, f"{len(problems)} problems on {visited} pages:\n" + "\n".join(problems)
     assert visited == len(LANGUAGES) * len(WIDTHS) * (
-        len(ANONYMOUS_PAGES) + len(MIGRANT_PAGES) + 1 + len(STAFF_PAGES)
+        len(ANONYMOUS_PAGES) + len(MIGRANT_PAGES) + 2 + len(STAFF_PAGES)
     )
 
 

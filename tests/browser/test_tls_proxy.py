@@ -1,6 +1,6 @@
 """Through a real TLS-terminating proxy, as in production: Debian's nginx, configured from the server block
 of the README ("Production"), on https://127.0.0.1:<port> with a self-signed certificate, in front of
-`idp serve --production` (a process of its own, two gunicorn workers, `[server] proxy_count = 1`, rate
+`idp serve --production` (a process of its own, two granian workers, `[server] proxy_count = 1`, rate
 limits in Redis). In Chromium:
 
 1. a migrant signs in with a temporary password, is made to change it and lands on the signed-in page;
@@ -153,7 +153,7 @@ def behind_nginx(app, tmp_path):
             process.terminate()
         proxy.communicate(timeout=10)
         out, err = server.communicate(timeout=60)
-    # gunicorn's access lines: the client's address from X-Forwarded-For, each page behind the proxy.
+    # The provider's access lines: the client's address from X-Forwarded-For, each page behind the proxy.
     assert re.search(r'^127\.0\.0\.1 - - .*"POST /login HTTP/1\.0" 302', out, re.M), out[-2000:] + err[-2000:]
     # nginx's own access log, in the README's format, without query strings.
     proxy_log = (tmp_path / "idp-access.log").read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """/healthz, /readyz and /metrics (idp/views/health.py, idp/metrics.py), through HTTP.
 
-Several processes adding up their counters (gunicorn workers) is shown by tests/multihost."""
+Several processes adding up their counters (granian workers) is shown by tests/multihost."""
 
 from __future__ import annotations
 

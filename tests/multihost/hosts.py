@@ -1,5 +1,5 @@
 """Two production hosts, as operations run them: two `idp serve --production` processes (each with its own
-gunicorn workers and instance folder) on two ports of 127.0.0.1, sharing one PostgreSQL database and one
+granian workers and instance folder) on two ports of 127.0.0.1, sharing one PostgreSQL database and one
 Redis, with one issuer (as behind one load balancer).
 
 The PostgreSQL server is a private one (``PrivatePostgres``: Debian's initdb/pg_ctl, a free port, a

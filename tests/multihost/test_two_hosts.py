@@ -332,7 +332,7 @@ def test_a_logout_at_b_is_delivered_after_both_hosts_restart(two_hosts, account)
     )
     assert message.status == "pending" and message.last_error, (message.status, message.last_error)
 
-    # Both idp processes stop (SIGTERM, gunicorn's graceful stop) and start again; only then does the
+    # Both idp processes stop (SIGTERM, granian's graceful stop) and start again; only then does the
     # relying party come up.
     started = time.monotonic()
     for host in (a, b):
@@ -465,7 +465,7 @@ def test_a_database_outage_gives_503s_then_recovers_without_a_restart(two_hosts,
     )
 
 
-# -- the hosts' logs: [logging] format = "json" under gunicorn --------------------------------------------
+# -- the hosts' logs: [logging] format = "json" under granian --------------------------------------------
 
 
 def test_every_line_the_hosts_wrote_is_json_with_a_request_id(two_hosts):
@@ -479,7 +479,7 @@ def test_every_line_the_hosts_wrote_is_json_with_a_request_id(two_hosts):
                 except json.JSONDecodeError:
                     pytest.fail(f"host {host.name} wrote a line that is not JSON: {text[:300]}")
         assert all({"time", "level", "logger", "message", "request_id"} <= line.keys() for line in lines)
-        access = [line for line in lines if line["logger"] == "gunicorn.access"]
+        access = [line for line in lines if line["logger"] == "idp.access"]
         # Each access line has the id the client got (X-Request-Id), no query string.
         assert access and all(line["request_id"] and "?" not in line["path"] for line in access)
         counts[host.name] = (len(lines), len(access))

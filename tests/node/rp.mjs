@@ -90,6 +90,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  line({ error: String(error && error.message ? error.message : error), code: error && error.code, cause: error && error.cause ? String(error.cause.error || error.cause) : undefined })
+  line({ error: String(error && error.message ? error.message : error), code: error && error.code, oauth_error: error && error.error, cause: error && error.cause ? String(error.cause.error || error.cause) : undefined })
   process.exit(1)
 })

@@ -16,8 +16,12 @@ from joserfc.jwk import KeySet
 from joserfc.jwk import OctKey
 
 from ._flow import ISSUER
+from ._flow import REDIRECT_URI
+from ._flow import Authorized
+from ._flow import auth_params
 from ._flow import authorize
 from ._flow import client_auth
+from ._flow import is_login_page
 from ._flow import jwks
 from ._flow import public_rp
 
@@ -214,3 +218,99 @@ def test_dpop_off(client, browser, account, rp):
     tokens = _tokens(browser, account, rp, _key())
     # The header is ignored: a bearer token.
     assert tokens["token_type"] == "Bearer"
+
+
+PAR_URL = ISSUER + "/par"
+
+
+def _jkt(key) -> str:
+    return key.thumbprint()
+
+
+def _push(client, rp, params: dict, headers=None):
+    auth = (rp["client_id"], rp["client_secret"])
+    return client.post("/par", data=params, headers=headers or {}, auth=auth)
+
+
+def _authorize_pushed(browser, account, rp, request_uri: str):
+    response = browser.authorize(client_id=rp["client_id"], request_uri=request_uri)
+    if is_login_page(response):
+        response = browser.sign_in(account["login"], account["password"], page=response)
+    return Authorized({"redirect_uri": REDIRECT_URI}, None, response)
+
+
+def test_dpop_jkt_binds_the_code_to_its_key(browser, account, rp):
+    key, other = _key(), _key()
+    done = authorize(browser, rp, account, dpop_jkt=_jkt(key))
+    # RFC 9449 §10: another key, or no proof at all, cannot redeem it...
+    for wrong in (other, None):
+        refused = _redeem(browser.client, rp, done, wrong)
+        assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+    # ...and the refusal does not spend the code: the client holding the key still redeems it.
+    tokens = _redeem(browser.client, rp, done, key)
+    assert tokens.status_code == 200, tokens.get_json()
+    assert tokens.get_json()["token_type"] == "DPoP"
+    introspected = browser.client.post(
+        "/introspect",
+        data={"token": tokens.get_json()["access_token"]},
+        auth=(rp["client_id"], rp["client_secret"]),
+    ).get_json()
+    assert introspected["cnf"]["jkt"] == _jkt(key)
+
+
+@pytest.mark.parametrize("value", ["", "short", "a" * 42 + "!", "a" * 44])
+def test_a_malformed_dpop_jkt_is_invalid_request(browser, account, rp, value):
+    result = authorize(browser, rp, account, dpop_jkt=value).result
+    assert result["error"] == "invalid_request" and "dpop_jkt" in result["error_description"]
+
+
+def test_a_dpop_proof_at_par_binds_the_code(browser, account, rp):
+    key, other = _key(), _key()
+    params, verifier = auth_params(rp)
+    pushed = _push(browser.client, rp, params, {"DPoP": proof(key, "POST", PAR_URL)})
+    assert pushed.status_code == 201, pushed.get_json()
+    done = _authorize_pushed(browser, account, rp, pushed.get_json()["request_uri"])
+    done.verifier = verifier
+    refused = _redeem(browser.client, rp, done, other)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+    assert _redeem(browser.client, rp, done, key).get_json()["token_type"] == "DPoP"
+
+
+def test_dpop_jkt_in_a_pushed_request_binds_the_code(browser, account, rp):
+    key, other = _key(), _key()
+    params, verifier = auth_params(rp, dpop_jkt=_jkt(key))
+    pushed = _push(browser.client, rp, params)
+    assert pushed.status_code == 201, pushed.get_json()
+    done = _authorize_pushed(browser, account, rp, pushed.get_json()["request_uri"])
+    done.verifier = verifier
+    assert _redeem(browser.client, rp, done, other).get_json()["error"] == "invalid_grant"
+    assert _redeem(browser.client, rp, done, key).status_code == 200
+
+
+def test_par_refuses_a_dpop_jkt_of_another_key_than_its_proof(client, rp):
+    key, other = _key(), _key()
+    params, _ = auth_params(rp, dpop_jkt=_jkt(other))
+    response = _push(client, rp, params, {"DPoP": proof(key, "POST", PAR_URL)})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_dpop_proof"
+    # A proof for another endpoint (htu) is no proof for the push.
+    params, _ = auth_params(rp)
+    response = _push(client, rp, params, {"DPoP": proof(key, "POST", TOKEN_URL)})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_dpop_proof"
+
+
+@pytest.mark.config(dpop={"require_nonce": True})
+def test_par_asks_for_a_dpop_nonce_when_required(client, rp):
+    key = _key()
+    params, _ = auth_params(rp)
+    first = _push(client, rp, params, {"DPoP": proof(key, "POST", PAR_URL)})
+    assert first.status_code == 400 and first.get_json()["error"] == "use_dpop_nonce"
+    nonce = first.headers["DPoP-Nonce"]
+    second = _push(client, rp, params, {"DPoP": proof(key, "POST", PAR_URL, nonce=nonce)})
+    assert second.status_code == 201, second.get_json()
+    assert second.headers["DPoP-Nonce"]
+
+
+@pytest.mark.config(dpop={"enabled": False})
+def test_dpop_jkt_is_ignored_with_dpop_off(browser, account, rp):
+    done = authorize(browser, rp, account, dpop_jkt=_jkt(_key()))
+    assert _redeem(browser.client, rp, done, None).status_code == 200

@@ -3,6 +3,8 @@ and what the provider still answers from its store (introspection, revocation, U
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -11,8 +13,11 @@ from idp.extensions import db
 from idp.models import Token
 
 from ._flow import ISSUER
+from ._flow import Authorized
+from ._flow import auth_params
 from ._flow import authorize
 from ._flow import bearer
+from ._flow import is_login_page
 from ._flow import jwks
 from ._flow import redeem
 from ._flow import refresh
@@ -128,3 +133,86 @@ def test_a_forged_jwt_is_unknown_to_the_store(browser, account, jwt_rp):
     header, payload, signature = tokens["access_token"].split(".")
     forged = ".".join([header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")])
     assert browser.client.get("/userinfo", headers=bearer(forged)).status_code == 401
+
+
+THIRD_API = "https://third.rp.example/api"
+
+
+@pytest.fixture
+def multi_rp(make_rp):
+    return make_rp(access_token_format="jwt", resources=[API, OTHER_API, THIRD_API])
+
+
+def _authorize_for(browser, account, rp, resources: list[str], **extra):
+    """An authorization request naming ``resources`` (RFC 8707 §2: the parameter may be repeated)."""
+    params, verifier = auth_params(rp, scope="openid offline_access", **extra)
+    response = browser.follow(
+        browser.client.get("/authorize?" + urlencode({**params, "resource": resources}, doseq=True))
+    )
+    if is_login_page(response):
+        response = browser.sign_in(account["login"], account["password"], page=response)
+    return Authorized(params, verifier, response)
+
+
+def test_resource_at_authorize_is_the_audience_of_the_code_s_tokens(browser, account, jwt_rp):
+    done = _authorize_for(browser, account, jwt_rp, [API])
+    response = redeem(browser.client, jwt_rp, done.code, done.verifier)
+    assert response.status_code == 200, response.get_json()
+    tokens = response.get_json()
+    assert _decode(browser.client, tokens["access_token"])["aud"] == API
+    assert _introspect(browser.client, jwt_rp, tokens["access_token"]).get_json()["aud"] == API
+    refreshed = refresh(browser.client, jwt_rp, tokens["refresh_token"]).get_json()
+    assert _decode(browser.client, refreshed["access_token"])["aud"] == API
+
+
+def test_the_token_endpoint_narrows_to_a_granted_resource_only(browser, account, multi_rp):
+    done = _authorize_for(browser, account, multi_rp, [API, OTHER_API])
+    # RFC 8707 §2.2: THIRD_API is one the client may name, but it was not granted with this code.
+    outside = redeem(browser.client, multi_rp, done.code, done.verifier, resource=THIRD_API)
+    assert outside.status_code == 400 and outside.get_json()["error"] == "invalid_target"
+    response = redeem(browser.client, multi_rp, done.code, done.verifier, resource=OTHER_API)
+    assert response.status_code == 200, response.get_json()
+    tokens = response.get_json()
+    assert _decode(browser.client, tokens["access_token"])["aud"] == OTHER_API
+    # The refresh token keeps the granted resources: another granted one is fine, an ungranted one is not.
+    refreshed = refresh(browser.client, multi_rp, tokens["refresh_token"], resource=API)
+    assert refreshed.status_code == 200, refreshed.get_json()
+    assert _decode(browser.client, refreshed.get_json()["access_token"])["aud"] == API
+    refused = refresh(browser.client, multi_rp, refreshed.get_json()["refresh_token"], resource=THIRD_API)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_target"
+
+
+def test_several_granted_resources_are_all_the_audience(browser, account, multi_rp):
+    done = _authorize_for(browser, account, multi_rp, [API, OTHER_API])
+    tokens = redeem(browser.client, multi_rp, done.code, done.verifier).get_json()
+    assert _decode(browser.client, tokens["access_token"])["aud"] == [API, OTHER_API]
+    answer = _introspect(browser.client, multi_rp, tokens["access_token"]).get_json()
+    assert answer["aud"] == [API, OTHER_API]
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [OTHER_API, API + "#frag", "relative/path", ISSUER],
+    ids=["unlisted", "fragment", "relative", "issuer"],
+)
+def test_a_resource_at_authorize_the_client_may_not_name_is_invalid_target(
+    browser, account, jwt_rp, resource
+):
+    done = _authorize_for(browser, account, jwt_rp, [API, resource])
+    result = done.result
+    assert result["error"] == "invalid_target" and result["state"] == done.request["state"]
+
+
+def test_resource_in_a_pushed_request(browser, account, jwt_rp):
+    auth = (jwt_rp["client_id"], jwt_rp["client_secret"])
+    params, verifier = auth_params(jwt_rp, resource=OTHER_API)
+    refused = browser.client.post("/par", data=params, auth=auth)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_target"
+    params, verifier = auth_params(jwt_rp, resource=API)
+    pushed = browser.client.post("/par", data=params, auth=auth)
+    assert pushed.status_code == 201, pushed.get_json()
+    response = browser.authorize(client_id=jwt_rp["client_id"], request_uri=pushed.get_json()["request_uri"])
+    response = browser.sign_in(account["login"], account["password"], page=response)
+    code = Authorized(params, verifier, response).code
+    tokens = redeem(browser.client, jwt_rp, code, verifier).get_json()
+    assert _decode(browser.client, tokens["access_token"])["aud"] == API

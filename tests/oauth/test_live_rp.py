@@ -3,6 +3,10 @@ deployed RP does, from discovery to logout, once as a confidential client and on
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
@@ -221,3 +225,70 @@ def test_authlib_relying_party_journey(live_server, account, make_rp, public):
     assert params["state"] == state and params["iss"] == meta["issuer"]
     for session in (http, browser, rp):
         session.close()
+
+
+API = "https://api.rp.example/v1"
+OTHER_API = "https://other.rp.example"
+
+
+def test_authlib_pushes_a_large_request_with_a_resource(live_server, account, make_rp):
+    """authlib's client over HTTP: a pushed authorization request (RFC 9126) of about 8 KB with a resource
+    indicator (RFC 8707), then the token endpoint narrowed to that resource only."""
+    registered = make_rp(
+        access_token_format="jwt",
+        resources=[API, OTHER_API],
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    http = http_session()
+    meta = http.get(live_server.url + "/.well-known/openid-configuration", timeout=10).json()
+    rp = _relying_party(registered, public=False)
+    verifier = generate_token(48)
+    wanted = {"name": {"essential": True}, **{f"urn:example:claim:{n:04d}": None for n in range(150)}}
+    url, state = rp.create_authorization_url(
+        meta["authorization_endpoint"],
+        code_verifier=verifier,
+        nonce=generate_token(20),
+        state="s" * 1500,
+        claims=json.dumps({"userinfo": wanted}),
+        resource=API,
+    )
+    params = query(url)
+    assert len(urlsplit(url).query) > 7000 and params["resource"] == API
+    # The push authenticates as the token request would (authlib's own client authentication).
+    pushed = rp.post(
+        meta["pushed_authorization_request_endpoint"],
+        data=params,
+        auth=rp.client_auth(rp.token_endpoint_auth_method),
+        timeout=10,
+    )
+    assert pushed.status_code == 201, pushed.text
+    request_uri = pushed.json()["request_uri"]
+    authorization_url = (
+        meta["authorization_endpoint"]
+        + "?"
+        + urlencode({"client_id": registered["client_id"], "request_uri": request_uri})
+    )
+    browser = http_session()
+    callback = sign_in(browser, live_server.url, authorization_url, account["login"], account["password"])
+    assert callback.status_code == 302, callback.text
+    location = callback.headers["Location"]
+    assert query(location)["state"] == state
+    # RFC 8707 §2.2: OTHER_API is allowed to the client but was not granted with this code.
+    with pytest.raises(OAuthError) as refused:
+        rp.fetch_token(
+            meta["token_endpoint"],
+            authorization_response=location,
+            code_verifier=verifier,
+            resource=OTHER_API,
+        )
+    assert refused.value.error == "invalid_target"
+    token = rp.fetch_token(meta["token_endpoint"], authorization_response=location, code_verifier=verifier)
+    claims = jwt.decode(
+        token["access_token"], KeySet.import_key_set(http.get(meta["jwks_uri"]).json())
+    ).claims
+    assert claims["aud"] == API
+    userinfo = rp.get(meta["userinfo_endpoint"], timeout=10).json()
+    assert userinfo["name"]
+    # The request_uri was spent at the first use (RFC 9126 §4).
+    again = follow_inside(browser, browser.get(authorization_url, allow_redirects=False), live_server.url)
+    assert again.status_code == 400 and "invalid_request_uri" in again.text

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 from joserfc.jwk import ECKey
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import AuthorizationCode
 
 from ..live import http_session
 from ..live import sign_in
@@ -94,6 +98,12 @@ def _run(live_server, account, rp: dict, key: ECKey, *, expect_error: bool = Fal
         process.wait(timeout=10)
 
 
+def _code_jkts(live_server, rp: dict) -> list[str | None]:
+    with live_server.app.app_context():
+        query = select(AuthorizationCode.dpop_jkt).filter_by(client_id=rp["client_id"])
+        return list(db.session.scalars(query))
+
+
 @pytest.mark.parametrize(
     "require_nonce",
     [
@@ -112,6 +122,8 @@ def test_openid_client_par_dpop_private_key_jwt(live_server, account, make_rp, r
     introspection = result["introspection"]
     assert introspection["active"] is True and introspection["token_type"] == "DPoP"
     assert introspection["client_id"] == rp["client_id"] and introspection["cnf"]["jkt"]
+    # RFC 9449 §10.1: openid-client signed the push with its DPoP key, which bound the code to that key.
+    assert _code_jkts(live_server, rp) == [introspection["cnf"]["jkt"]]
     # The bound token is worthless to anyone who copies it as a bearer token (RFC 9449 §7.2).
     http = http_session()
     stolen = http.get(
@@ -142,3 +154,21 @@ def test_openid_client_pushes_a_large_request(live_server, account, make_rp):
     assert sum(len(k) + len(v) for k, v in extra.items()) > 7000
     result = _run(live_server, account, rp, key, extra=extra)
     assert result["userinfo"]["sub"] == result["sub"] and result["userinfo"]["name"]
+
+
+def test_openid_client_binds_the_code_with_dpop_jkt(live_server, account, make_rp):
+    """Without PAR, openid-client names its DPoP key's thumbprint in the authorization URL (dpop_jkt,
+    RFC 9449 §10); the code is bound to it and redeemed with a proof by that key."""
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-es256"}, private=True)
+    rp = _rp(make_rp, key, require_par=False)
+    result = _run(live_server, account, rp, key, par=False)
+    assert result["token_type"].lower() == "dpop"
+    assert _code_jkts(live_server, rp) == [result["introspection"]["cnf"]["jkt"]]
+
+
+@pytest.mark.parametrize("par", [True, False], ids=["par", "dpop_jkt"])
+def test_openid_client_cannot_redeem_a_bound_code_with_another_key(live_server, account, make_rp, par):
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-es256"}, private=True)
+    rp = _rp(make_rp, key, require_par=par)
+    answer = _run(live_server, account, rp, key, par=par, token_dpop="other", expect_error=True)
+    assert answer.get("oauth_error") == "invalid_grant", answer

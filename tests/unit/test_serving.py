@@ -1,21 +1,32 @@
-"""`idp serve --production`: the gunicorn settings derived from the provider's configuration, as gunicorn
-itself reads them, the refusal of per-process rate limits with several workers, and an access log that
-keeps no secret. The server really serving pages is tests/test_wheel.py and
-tests/browser/test_tls_proxy.py."""
+"""`idp serve --production`: the granian settings derived from the provider's configuration (checked against
+granian's own signature), the refusal of per-process rate limits with several workers, an access log that
+keeps no secret (the provider's AccessLog in front of the real app), and the metrics files of a worker that
+died. The server really serving pages is tests/test_wheel.py, tests/browser/test_tls_proxy.py and
+tests/multihost."""
 
 from __future__ import annotations
 
-import datetime
+import inspect
 import os
+import socket
+import subprocess
 import sys
 from dataclasses import replace
 
 import pytest
+from granian import Granian
+from granian.constants import HTTPModes
+from granian.constants import Interfaces
+from prometheus_client import values
 
 from idp import cli
+from idp import create_app
+from idp import metrics
 from idp import serving
 from idp.config import ConfigError
 from idp.config import Settings
+
+pytestmark = pytest.mark.once
 
 
 def _config(**values) -> Settings:
@@ -33,40 +44,39 @@ def _config(**values) -> Settings:
     )
 
 
-def _gunicorn_settings(config: Settings, workers: int | None = None):
-    """The settings as gunicorn validated them (it exits on a value it refuses)."""
+def _granian_settings(config: Settings, workers: int | None = None) -> dict:
+    """The options, bound to granian's own parameters (an unknown or misspelt one fails here)."""
     options = serving.production_options(config, host="127.0.0.1", port=8000, workers=workers)
-    return serving.ProductionServer(options).cfg
+    bound = inspect.signature(Granian).bind(**options)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def test_workers_default_to_the_cpu_count_and_follow_config_then_the_command_line():
-    assert _gunicorn_settings(_config()).workers == os.cpu_count()
-    assert _gunicorn_settings(_config(SERVER_WORKERS=3)).workers == 3
-    assert _gunicorn_settings(_config(SERVER_WORKERS=3), workers=5).workers == 5
+    assert _granian_settings(_config())["workers"] == os.cpu_count()
+    assert _granian_settings(_config(SERVER_WORKERS=3))["workers"] == 3
+    assert _granian_settings(_config(SERVER_WORKERS=3), workers=5)["workers"] == 5
 
 
-def test_gunicorn_gets_threads_timeout_and_leaves_no_control_socket():
-    settings = _gunicorn_settings(_config(SERVER_THREADS=6, SERVER_GRACEFUL_TIMEOUT=45))
-    assert settings.worker_class_str == serving.WORKER_CLASS
-    assert settings.threads == 6
-    assert settings.graceful_timeout == 45
-    assert settings.control_socket_disable is True
-    assert settings.address == [("127.0.0.1", 8000)]
+def test_granian_gets_threads_graceful_timeout_and_restarts_dead_workers():
+    settings = _granian_settings(_config(SERVER_THREADS=6, SERVER_GRACEFUL_TIMEOUT=45))
+    assert settings["interface"] == Interfaces.WSGI
+    assert settings["http"] == HTTPModes.http1 and settings["websockets"] is False
+    assert settings["blocking_threads"] == 6
+    assert settings["workers_kill_timeout"] == 45
+    assert settings["respawn_failed_workers"] is True
+    assert (settings["address"], settings["port"]) == ("127.0.0.1", 8000)
+    # No pid file, no TLS of its own (a proxy terminates it), no metrics port of granian's.
+    assert settings["pid_file"] is None and settings["ssl_cert"] is None
+    assert settings["metrics_enabled"] is False
 
 
-def test_without_a_proxy_no_forwarded_header_is_believed():
-    settings = _gunicorn_settings(_config(SERVER_PROXY_COUNT=0))
-    assert settings.forwarded_allow_ips == []
-    assert settings.secure_scheme_headers == {}
-    assert settings.forwarder_headers == []
-
-
-def test_behind_a_proxy_the_scheme_comes_from_x_forwarded_proto_only():
-    settings = _gunicorn_settings(_config(SERVER_PROXY_COUNT=1))
-    assert settings.forwarded_allow_ips == ["*"]
-    assert settings.secure_scheme_headers == {"X-FORWARDED-PROTO": "https"}
-    # SCRIPT_NAME / PATH_INFO / REMOTE_USER are never taken from headers.
-    assert settings.forwarder_headers == []
+def test_granian_writes_no_access_log_of_its_own_and_its_lines_reach_the_root_handler():
+    settings = _granian_settings(_config())
+    assert settings["log_access"] is False
+    loggers = settings["log_dictconfig"]["loggers"]
+    assert loggers["_granian"]["propagate"] is True and "handlers" not in loggers["_granian"]
+    assert settings["log_dictconfig"]["handlers"] == {}
 
 
 def test_memory_rate_limits_are_refused_with_more_than_one_worker():
@@ -93,38 +103,69 @@ def test_the_command_refuses_memory_rate_limits_with_exit_status_2(monkeypatch, 
     assert capsys.readouterr().err.startswith("configuration error: [rate_limits] storage_uri: memory://")
 
 
-class _Response:
-    status = "200 OK"
-    headers = [("Content-Type", "text/html")]
-    sent = 1234
+def _served(path: str, **kwargs) -> str:
+    """The access line of one request through the real app behind AccessLog."""
+    app = create_app({"server": {"environment": "development"}, "database": {"url": "sqlite://"}})
+    app.wsgi_app = serving.AccessLog(app.wsgi_app, serving.access_logger())
+    return app.test_client().get(path, buffered=True, **kwargs)
 
 
-class _Request:
-    headers = [("COOKIE", "idp_session=SESSION-COOKIE"), ("AUTHORIZATION", "Bearer ACCESS-TOKEN")]
-
-
-def _access_line(path: str, query: str) -> str:
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "RAW_URI": f"{path}?{query}",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "203.0.113.7",
-        "HTTP_REFERER": "https://rp.example/?code=REFCODE",
-        "HTTP_USER_AGENT": "Mozilla/5.0",
+def test_access_lines_hold_no_query_string_referrer_cookie_or_recovery_token(capsys):
+    capsys.readouterr()
+    headers = {
+        "Referer": "https://rp.example/?code=REFCODE",
+        "User-Agent": "Mozilla/5.0",
+        "Cookie": "idp_session=SESSION-COOKIE",
+        "Authorization": "Bearer ACCESS-TOKEN",
     }
-    settings = _gunicorn_settings(_config())
-    logger = serving.AccessLogger(settings)
-    atoms = logger.atoms(_Response(), _Request(), environ, datetime.timedelta(milliseconds=42))
-    return settings.access_log_format % atoms
-
-
-def test_access_lines_hold_no_query_string_referrer_or_recovery_token():
-    line = _access_line("/recovery/link/LINK-TOKEN", "x=1")
-    assert '"GET /recovery/link/<token> HTTP/1.1" 200 1234 42ms "Mozilla/5.0"' in line
-    assert line.startswith("203.0.113.7 ")
-    line = _access_line("/logout", "id_token_hint=ID-TOKEN&state=s")
-    assert '"GET /logout HTTP/1.1"' in line
+    link = _served("/recovery/link/LINK-TOKEN?x=1", headers=headers)
+    logout = _served("/logout?id_token_hint=ID-TOKEN&state=s", headers=headers)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("127.0.0.1 - - [")
+    size = len(link.get_data())
+    assert f'"GET /recovery/link/<token> HTTP/1.1" {link.status_code} {size} ' in first, first
+    assert first.endswith('ms "Mozilla/5.0"'), first
+    assert f'"GET /logout HTTP/1.1" {logout.status_code} ' in second, second
     for secret in ("LINK-TOKEN", "ID-TOKEN", "REFCODE", "SESSION-COOKIE", "ACCESS-TOKEN", "?"):
-        assert secret not in line
+        assert secret not in first + second
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_new_worker_forgets_the_live_values_of_workers_that_died(tmp_path, monkeypatch):
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.delenv(metrics.ENVIRONMENT, raising=False)
+    metrics.prepare_multiprocess(str(tmp_path))
+    monkeypatch.setenv(metrics.ENVIRONMENT, str(tmp_path))
+    dead, alive = _dead_pid(), os.getppid()
+    for pid in (dead, alive):
+        for kind in ("counter", "histogram", "gauge_livesum", "gauge_all"):
+            (tmp_path / f"{kind}_{pid}.db").write_bytes(b"")
+    assert metrics.forget_dead_processes() == [dead]
+    left = sorted(path.name for path in tmp_path.iterdir())
+    # prometheus-client's mark_process_dead: the dead worker's live gauges go, its counters stay in the sum.
+    assert f"gauge_livesum_{dead}.db" not in left
+    assert {f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_all_{dead}.db"} <= set(left)
+    kinds = ("counter", "histogram", "gauge_livesum", "gauge_all")
+    assert {f"{kind}_{alive}.db" for kind in kinds} <= set(left)
+
+
+def test_systemd_is_told_when_the_server_listens(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert serving.notify_systemd(b"READY=1") is False
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert serving.notify_systemd(b"READY=1") is True
+        assert systemd.recv(64) == b"READY=1"
+    abstract = f"idp-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind("\0" + abstract)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + abstract)
+        assert serving.notify_systemd(b"READY=1") is True
+        assert systemd.recv(64) == b"READY=1"

@@ -1,7 +1,7 @@
 """authorization_codes: an index on account_id, for the sites a person uses
 
 Revision ID: 8e2a6f0c4b19
-Revises: d7c3e91a5f42
+Revises: c7d2a9e4f1b8
 Create Date: 2026-12-07 16:10:00.000000
 
 Issue 12: the landing page after sign-in lists the relying parties a person uses
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '8e2a6f0c4b19'
-down_revision = 'd7c3e91a5f42'
+down_revision = 'c7d2a9e4f1b8'
 branch_labels = None
 depends_on = None
 

@@ -34,6 +34,7 @@ from ...services import client_secrets
 from ...services import clients as clients_service
 from ...services.clients import ClientInput
 from ...services.keys import ALGORITHMS
+from ...urls import public_url
 from .common import ADMIN_ROLES
 from .common import ConfirmForm
 from .common import bp
@@ -269,13 +270,12 @@ def client_new():
 
 
 def _secret_page(client: OAuth2Client, secret: str | None, heading: str):
-    issuer = settings().server.issuer
     return render_template(
         "admin/client_secret.html",
         heading=heading,
         client_id=client.client_id,
         secret=secret,
-        discovery=issuer + url_for("oauth.discovery"),
+        discovery=public_url("oauth.discovery"),
         client_url=url_for("admin.client", client_id=client.client_id),
     )
 

@@ -84,7 +84,8 @@ def staff_required(*roles: str):
 
 
 def _safe_next(path: str | None) -> str | None:
-    """Only a path inside the console: anything else would make the sign-in page an open redirect."""
+    """Only a path inside the console (below the script root): anything else would make the sign-in page an
+    open redirect."""
     path = (path or "").rstrip("?")
     if path.startswith(COOKIE_PATH + "/") and not path.startswith("//") and "\\" not in path:
         return path
@@ -92,7 +93,13 @@ def _safe_next(path: str | None) -> str | None:
 
 
 def next_page() -> str:
-    return _safe_next(request.args.get("next")) or url_for("admin.index")
+    wanted = _safe_next(request.args.get("next"))
+    return request.script_root + wanted if wanted else url_for("admin.index")
+
+
+def cookie_path() -> str:
+    # Under an issuer with a path (idp/urls.py) the console is at /idp/admin.
+    return request.script_root + COOKIE_PATH
 
 
 def me():
@@ -108,7 +115,7 @@ def set_staff_cookie(response, token: str):
     response.set_cookie(
         settings().staff.cookie_name,
         token,
-        path=COOKIE_PATH,
+        path=cookie_path(),
         httponly=True,
         samesite="Strict",
         secure=settings().server.is_https,
@@ -118,7 +125,7 @@ def set_staff_cookie(response, token: str):
 
 
 def clear_staff_cookie(response):
-    response.delete_cookie(settings().staff.cookie_name, path=COOKIE_PATH, httponly=True, samesite="Strict")
+    response.delete_cookie(settings().staff.cookie_name, path=cookie_path(), httponly=True, samesite="Strict")
     return response
 
 

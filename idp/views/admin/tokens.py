@@ -22,13 +22,13 @@ from ... import messages
 from ...extensions import db
 from ...models import InitialAccessToken
 from ...services import registration
+from ...urls import public_url
 from .common import ADMIN_ROLES
 from .common import ConfirmForm
 from .common import bp
 from .common import confirmed
 from .common import ctx
 from .common import current_time
-from .common import settings
 from .common import staff_required
 from .common import when
 
@@ -74,7 +74,7 @@ def _page(form=None, revoke_form=None, *, error=None, status=200):
         rows=rows,
         form=form or IssueForm(),
         revoke_form=revoke_form or ConfirmForm(prefix="revoke"),
-        register_url=settings().server.issuer + url_for("oauth.register"),
+        register_url=public_url("oauth.register"),
         error=error,
     ), status
 
@@ -105,7 +105,7 @@ def registration_token_new():
         label=row.label,
         expires=when(row.expires_at),
         single_use=row.single_use,
-        register_url=settings().server.issuer + url_for("oauth.register"),
+        register_url=public_url("oauth.register"),
     )
 
 
