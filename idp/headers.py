@@ -27,17 +27,29 @@ def refuse_long_query():
         abort(414)
 
 
+# Each added unless the view set its own (allow_frames, a page's Cache-Control).
+_ALWAYS = (
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+_HSTS = ("Strict-Transport-Security", "max-age=31536000")
+# Pages carry CSRF tokens and personal data; keep them out of shared caches and history.
+_NO_STORE = ("Cache-Control", "no-store")
+
+
 def add_security_headers(response):
     headers = response.headers
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # One pass over the names already set, rather than Headers.setdefault's scan (and KeyError) for
+    # each: this runs on every answer, the token endpoint's included (issue 12).
+    present = {name.lower() for name, _ in headers.items()}
+    wanted = list(_ALWAYS)
     if settings().server.is_https:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        wanted.append(_HSTS)
     if response.mimetype == "text/html":
-        # Pages carry CSRF tokens and personal data; keep them out of shared caches and history.
-        headers.setdefault("Cache-Control", "no-store")
+        wanted.append(_NO_STORE)
+    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
     return response
 
 

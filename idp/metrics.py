@@ -125,6 +125,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple] = {}
         self._outcomes: dict[str, Counter] = {}
         for name, (doc, label, known) in OUTCOMES.items():
             counter = Counter(name, doc, [label], registry=self.registry)
@@ -137,8 +138,15 @@ class Metrics:
     # -- what views and jobs call -------------------------------------------------------------------
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        # The labelled children, looked up once per combination: labels() validates and locks on every
+        # call, and this runs on every request (issue 12). Endpoints, methods and statuses are few.
+        key = (endpoint, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(endpoint, method, str(status)), self.latency.labels(endpoint))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count(self, name: str, outcome: str) -> None:
         """One more ``outcome`` of counter ``name`` (a key of ``OUTCOMES``); an undeclared value is a bug."""

@@ -140,7 +140,9 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         # shared by every request of the app, so nothing of one request is kept on it.
         client = self.authenticate_endpoint_client(request)
         token = self.authenticate_token(request, client)
-        return 200, self.introspection_payload(token, request.form.get("token")), default_json_headers
+        payload = self.introspection_payload(token, request.form.get("token"))
+        storage.end_read()
+        return 200, payload, default_json_headers
 
     def introspection_payload(self, token, presented: str | None) -> dict:
         if token is None:
@@ -196,7 +198,9 @@ class UserInfoEndpoint(_UserInfoEndpoint):
             user_info["aud"] = client.client_id
             key = import_any_key(self.resolve_private_key())
             data = jwt.encode({"alg": alg}, user_info, key, self.get_supported_algorithms())
+            storage.end_read()
             return 200, data, [("Content-Type", "application/jwt")]
+        storage.end_read()
         return 200, user_info, default_json_headers
 
     def get_issuer(self):

@@ -200,6 +200,15 @@ def find_live_token(token_string, hint: str | None = None) -> Token | None:
 _LOADED_ACCOUNT = "idp_loaded_account"
 
 
+def end_read() -> None:
+    """End a read-only request's transaction with COMMIT, after its answer is built (the rows read are
+    expired by it), instead of leaving it to the teardown's ROLLBACK: psycopg forgets a connection's
+    prepared statements on every ROLLBACK (and sends ``DEALLOCATE ALL``), so introspection and UserInfo,
+    which never wrote, paid a third round trip and had PostgreSQL parse and plan their query afresh on
+    every request, and wiped the token endpoint's prepared INSERT on the same connection (issue 12)."""
+    db.session.commit()
+
+
 def account_of(token: Token) -> Account | None:
     """The token's account: the one read with it by ``find_live_token``, else from the session."""
     if hasattr(token, _LOADED_ACCOUNT):
