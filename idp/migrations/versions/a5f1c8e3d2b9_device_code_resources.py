@@ -1,7 +1,7 @@
 """device_codes.resources: resource indicators of a device authorization request (RFC 8707)
 
 Revision ID: a5f1c8e3d2b9
-Revises: c7d2a9e4f1b8
+Revises: 8e2a6f0c4b19
 Create Date: 2026-12-07 16:55:00.000000
 
 The ``resource`` values sent to /device/authorize (space-separated absolute URIs): the audience of the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a5f1c8e3d2b9'
-down_revision = 'c7d2a9e4f1b8'
+down_revision = '8e2a6f0c4b19'
 branch_labels = None
 depends_on = None
 
