@@ -30,9 +30,13 @@ def current_sso() -> SsoSession | None:
             events=runtime.events,
             ip=request.remote_addr,
         )
-        # The session (and its account) found here is what the rest of the request reads: not re-read.
-        with keeping_loaded(db.session):
-            db.session.commit()
+        if token is not None:
+            # What the lookup changed (last seen, an ended session) is kept at once. The session (and its
+            # account) found here is what the rest of the request reads: not re-read.
+            with keeping_loaded(db.session):
+                db.session.commit()
+        # why: without a cookie nothing was looked up or changed here, and a commit would only end the
+        # caller's transaction early (a sign-in's audit event, apart from the session it starts).
     return g.idp_sso
 
 
