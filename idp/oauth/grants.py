@@ -397,6 +397,8 @@ class SessionClaims:
         self.sid, self.auth_time, self.amr = row.sid, row.auth_time, row.amr or amr
         self.account_id, self.client_id, self.scope = row.account_id, row.client_id, row.scope
         self.claims = getattr(row, "claims", None)
+        # RFC 8707: the resources granted with the row (a device code), read by TokenBinding.
+        self.resources = getattr(row, "resources", None)
 
     def get_nonce(self):
         return None
