@@ -52,6 +52,7 @@ from .urls import issuer_path
 from .views import BLUEPRINTS
 from .views import reset as reset_view
 from .views.errors import register_error_handlers
+from .views.locale import PageRequest
 from .views.locale import select_locale
 from .views.locale import switcher_context
 
@@ -70,6 +71,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     # Templates and static files are inside the package. The instance folder is IDP_INSTANCE_PATH, or
     # Flask's default: instance/ next to a checkout, <venv>/var/idp-instance for an installed wheel.
     app = Flask(__name__, instance_path=os.environ.get("IDP_INSTANCE_PATH") or None)
+    app.request_class = PageRequest
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))

@@ -5,6 +5,7 @@ installed in idp/translations (uz in Latin script, tg, ky, en). Used by the page
 from __future__ import annotations
 
 from babel.units import format_unit
+from flask_babel import get_babel
 
 from .extensions import babel
 
@@ -19,11 +20,20 @@ NAMES = {
 }
 
 
+# The catalogues installed, per set of translation directories: they do not change while the process
+# runs, and listing them reads the directories (a page asked this up to eight times a sign-in, issue 12).
+_INSTALLED: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 def available() -> list[str]:
     """Russian and every installed catalogue, in the switcher's order (needs an app context)."""
-    installed = {str(locale) for locale in babel.list_translations()} | {SOURCE}
-    ordered = [code for code in NAMES if code in installed]
-    return ordered + sorted(installed - set(ordered))
+    directories = tuple(get_babel().translation_directories)
+    found = _INSTALLED.get(directories)
+    if found is None:
+        installed = {str(locale) for locale in babel.list_translations()} | {SOURCE}
+        ordered = [code for code in NAMES if code in installed]
+        found = _INSTALLED[directories] = (*ordered, *sorted(installed - set(ordered)))
+    return list(found)
 
 
 def name_of(code: str) -> str:

@@ -29,6 +29,9 @@ UNLIMITED_ENDPOINTS = frozenset(
         "oauth.userinfo",
         "oauth.revoke",
         "oauth.discovery",
+        # RFC 8414 §3: at the issuer's address, and at the host's root for an issuer with a path (§3.1).
+        "oauth.authorization_server_metadata_document",
+        "oauth.authorization_server_metadata_of_path",
         "oauth.jwks",
     }
 )

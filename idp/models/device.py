@@ -41,6 +41,8 @@ class DeviceCode(Model, DeviceCredentialMixin):
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[int | None] = mapped_column(Integer)
+    # RFC 8707: the resource indicators of the request (space-separated), the audience of its tokens.
+    resources: Mapped[str | None] = mapped_column(Text)
 
     def get_client_id(self) -> str:
         return self.client_id

@@ -36,7 +36,11 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     client_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    # Indexed: the landing page lists the sites a person uses (services.sessions.account_clients) from
+    # their codes, which scanned a day of everyone's codes at each visit (issue 12).
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     redirect_uri: Mapped[str] = mapped_column(Text, nullable=False)
     scope: Mapped[str] = mapped_column(Text, nullable=False, default="")
     nonce: Mapped[str | None] = mapped_column(Text)

@@ -69,8 +69,9 @@ class AuthorizationServer(_AuthorizationServer):
 
     def create_token_response(self, request=None):
         request = self.create_oauth2_request(request)
-        if any(len(values) > 1 for values in request.payload.datalist.values()):
-            # RFC 6749 §3.2: parameters MUST NOT be included more than once (§5.2: invalid_request).
+        if any(len(values) > 1 for name, values in request.payload.datalist.items() if name != "resource"):
+            # RFC 6749 §3.2: parameters MUST NOT be included more than once (§5.2: invalid_request), except
+            # resource indicators (RFC 8707 §2.2: several name a token for several resources).
             error = InvalidRequestError("Repeated request parameter.")
             return self.handle_error_response(request, error)
         try:

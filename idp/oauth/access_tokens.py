@@ -1,15 +1,16 @@
 """What an access token is for and to whom it is bound: resource indicators (RFC 8707), JWT access tokens
 (RFC 9068) and the DPoP key binding (RFC 9449 §6), on authlib's token generator and grant hooks.
 
-* ``resource`` at the token endpoint names the audience. The rule: it must be one of the client's
-  ``allowed_resources`` (RFC 8707 §2: the server decides which resources a client may ask for), exactly
-  one per request; otherwise ``invalid_target``. Without it the audience is ``[access_tokens] audience``,
-  or the issuer when that is empty. A refresh without ``resource`` keeps the audience of the token it
-  refreshes.
-* ``resource`` at /authorize (and in a pushed request): one or more, each checked by the same rule
-  (``invalid_target`` to the redirect URI), bound to the code and kept by the tokens of its family. They
-  are then the audience when the token request names none, and a ``resource`` at the token endpoint
-  (for the code, or a refresh) must be one of them (§2.2).
+* ``resource`` at the token endpoint names the audience. The rule: each must be one of the client's
+  ``allowed_resources`` (RFC 8707 §2: the server decides which resources a client may ask for); it may
+  be repeated (§2.2, at most ``MAX_RESOURCES``), and then ``aud`` is their list; otherwise
+  ``invalid_target``. Without it the audience is ``[access_tokens] audience``, or the issuer when that
+  is empty. A refresh without ``resource`` keeps the audience of the token it refreshes.
+* ``resource`` at /authorize, in a pushed request and at /device/authorize: one or more, each checked
+  by the same rule (``invalid_target``, to the redirect URI where there is one), bound to the code (or
+  device code) and kept by the tokens of its family. They are then the audience when the token request
+  names none, and the ``resource`` values at the token endpoint (for the code, or a refresh) must be
+  among them (§2.2): naming a subset narrows the token.
 * A client registered with ``access_token_format = "jwt"`` gets RFC 9068 tokens signed by the provider's
   current RS256 key (``typ: at+jwt``, ``kid``): ``iss``, ``aud``, ``sub``, ``client_id``, ``scope``,
   ``jti``, ``iat``, ``exp`` (and ``cnf.jkt`` when DPoP-bound). They are stored like opaque ones, as a
@@ -54,7 +55,7 @@ class Binding:
     granted: list[str] | None = None
 
 
-# Bounds how many resources one authorization request may name.
+# Bounds how many resources one request (authorization, device authorization or token) may name.
 MAX_RESOURCES = 10
 
 
@@ -74,11 +75,16 @@ def _checked_resource(resource, client, **error) -> str:
 def authorization_resources(grant, redirect_uri: str) -> list[str]:
     """The ``resource`` values of an authorization request (RFC 8707 §2), checked as at the token
     endpoint; ``invalid_target`` is sent to the client's redirect URI (§2)."""
-    values = grant.request.payload.datalist.get("resource") or []
     error = {"redirect_uri": redirect_uri, "state": grant.request.payload.state}
+    return checked_resources(grant.request, grant.request.client, **error)
+
+
+def checked_resources(request, client, **error) -> list[str]:
+    """The ``resource`` values of a request, each checked, without duplicates (the order kept)."""
+    values = request.payload.datalist.get("resource") or []
     if len(values) > MAX_RESOURCES:
         raise InvalidTargetError("Too many 'resource' values.", **error)
-    checked = [_checked_resource(value, grant.request.client, **error) for value in values]
+    checked = [_checked_resource(value, client, **error) for value in values]
     return list(dict.fromkeys(checked))
 
 
@@ -108,11 +114,12 @@ def requested_audience(
             # §2.2: without a resource at the token endpoint, the token is for all those granted.
             return granted[0] if len(granted) == 1 else list(granted)
         return default_audience()
-    resource = _checked_resource(values[0], client)
-    if granted and resource not in granted:
-        # §2.2: only a resource granted with the authorization (the code, or the refresh token's family).
+    resources = checked_resources(request, client)
+    if granted and any(resource not in granted for resource in resources):
+        # §2.2: only resources granted with the authorization (the code, or the refresh token's family);
+        # several name a token for all of them, a subset narrows it.
         raise InvalidTargetError("The resource was not granted with this authorization.")
-    return resource
+    return resources[0] if len(resources) == 1 else resources
 
 
 class TokenBinding:

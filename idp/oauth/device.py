@@ -3,7 +3,8 @@
 1. The device (a kiosk, a television) POSTs to ``/device/authorize`` (§3.1) and gets a ``device_code``,
    a ``user_code`` (8 letters of RFC 8628 §6.1's 20-consonant alphabet, shown as ``BCDF-GHJK``), the
    ``verification_uri`` (``/device``) and ``verification_uri_complete``, ``expires_in`` and ``interval``.
-   Both codes are stored as SHA-256 digests only.
+   Both codes are stored as SHA-256 digests only. ``resource`` (RFC 8707, one or more) is checked as at
+   /authorize (``invalid_target``) and bound to the device code: the tokens' audience follows it.
 2. The person opens ``/device`` on a phone, types the code («Введите код с экрана»), signs in if needed
    and allows or refuses (``views/device.py``); guessing codes there is rate-limited per IP.
 3. The device polls ``/token`` with ``grant_type=urn:ietf:params:oauth:grant-type:device_code`` (§3.4):
@@ -26,6 +27,7 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from authlib.oauth2.rfc8628 import ExpiredTokenError
 from authlib.oauth2.rfc8628 import SlowDownError
 from authlib.oidc.core import OpenIDToken as _OpenIDToken
+from flask import g
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -40,6 +42,7 @@ from ..models.device import DeviceCode
 from ..runtime import current
 from ..runtime import settings
 from ..urls import public_url
+from . import access_tokens
 from .grants import ALL_AUTH_METHODS
 from .grants import SessionClaims
 from .grants import _IdTokenClaims
@@ -96,8 +99,11 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
             # RFC 8628 §3.2 refers to RFC 6749 §5.2: a client not registered for the grant.
             raise UnauthorizedClientError("The client is not registered for the device authorization grant.")
-        if any(len(values) > 1 for values in request.payload.datalist.values()):
+        if any(len(values) > 1 for name, values in request.payload.datalist.items() if name != "resource"):
             raise InvalidRequestError("Repeated request parameter.")
+        # RFC 8707 §2 (as at /authorize): the resources the tokens will be for, bound to the device code.
+        # save_device_credential is not given the request, so they wait for it in the request context.
+        g.idp_device_resources = access_tokens.checked_resources(request, client)
         return client
 
     def get_verification_uri(self):
@@ -117,6 +123,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
                 expires_at=now + data["expires_in"],
                 interval=data["interval"],
                 status=PENDING,
+                resources=access_tokens.stored_resources(g.get("idp_device_resources") or []),
             )
         )
         db.session.commit()

@@ -25,6 +25,7 @@ from authlib.oidc.core.errors import RegistrationNotSupportedError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 from flask import g
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -33,6 +34,7 @@ from ..extensions import db
 from ..models import Account
 from ..models import AuthorizationCode
 from ..models import SsoSession
+from ..models.base import keeping_loaded
 from ..models.oauth import ACR_PASSWORD
 from ..runtime import current
 from ..runtime import settings
@@ -61,11 +63,30 @@ def _active_account(account_id: int | None) -> Account | None:
     return account if account is not None and account.is_active else None
 
 
+# The statements of a code flow, built once: only their parameters change from one request to the next.
+_CODE_WITH_SESSION_AND_ACCOUNT = (
+    select(AuthorizationCode, SsoSession.ended_at, Account)
+    .outerjoin(SsoSession, SsoSession.sid == AuthorizationCode.sid)
+    .outerjoin(Account, Account.id == AuthorizationCode.account_id)
+    .where(
+        AuthorizationCode.code_hash == bindparam("code_hash"),
+        AuthorizationCode.client_id == bindparam("client_id"),
+    )
+)
+_LIVE_CODE_WITH_NONCE = select(AuthorizationCode.id).where(
+    AuthorizationCode.client_id == bindparam("client_id"),
+    AuthorizationCode.nonce == bindparam("nonce"),
+    AuthorizationCode.expires_at > bindparam("now"),
+)
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
     # The redirect_uri this grant's request was validated for (a grant object serves one request).
     _validated: str | None = None
+    # The account of the code being redeemed, read with it (query_authorization_code).
+    _account: Account | None = None
     # The resource indicators of the request (RFC 8707), checked with it.
     _resources: list[str] = []
 
@@ -131,14 +152,25 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         db.session.commit()
 
+    def create_token_response(self):
+        # The code, its account and the client are read once: the commit of the new token (save_token)
+        # does not expire them, so the ID token made after it is built from the rows already loaded
+        # instead of three more SELECTs (issue 12).
+        with keeping_loaded(db.session):
+            return super().create_token_response()
+
     def query_authorization_code(self, code, client):
         if not isinstance(code, str) or len(code) > 256:
             return None
-        item = db.session.scalar(
-            select(AuthorizationCode).filter_by(code_hash=digest(code), client_id=client.client_id)
-        )
-        if item is None:
+        # One statement for the code, whether its session has ended, and its account (which
+        # authenticate_user then finds in the session's identity map).
+        found = db.session.execute(
+            _CODE_WITH_SESSION_AND_ACCOUNT, {"code_hash": digest(code), "client_id": client.client_id}
+        ).first()
+        if found is None:
             return None
+        # Held here: the session's identity map keeps rows only while something refers to them.
+        item, session_ended_at, self._account = found
         now = _now()
         claimed = db.session.execute(
             update(AuthorizationCode)
@@ -153,7 +185,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # why: no commit here. The claim commits with the tokens (save_token), so a concurrent replay
         # waits on the claimed row and then finds, and revokes, the tokens issued from it. A request
         # that fails later (wrong PKCE verifier) rolls the claim back with everything else.
-        if item.expires_at <= now or _session_ended(item.sid):
+        # The relying parties of a session are told when it ends (back-channel logout); tokens redeemed
+        # from its code afterwards would outlive that logout.
+        if item.expires_at <= now or (item.sid and session_ended_at is not None):
             return None
         return item
 
@@ -162,19 +196,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         pass
 
     def authenticate_user(self, authorization_code):
-        return _active_account(authorization_code.account_id)
+        account = self._account
+        if account is None or account.id != authorization_code.account_id:
+            return _active_account(authorization_code.account_id)
+        return account if account.is_active else None
 
 
 def _par_required(client) -> bool:
     # RFC 9126 §5-6: for every client ([par] required) or for this one.
     par = settings().par
     return par.enabled and (par.required or client.require_pushed_authorization_requests)
-
-
-def _session_ended(sid: str | None) -> bool:
-    # The relying parties of a session are told when it ends (back-channel logout); tokens redeemed
-    # from its code afterwards would outlive that logout.
-    return bool(sid) and db.session.scalar(select(SsoSession.ended_at).filter_by(sid=sid)) is not None
 
 
 def refuse_unsupported_parameters(grant, redirect_uri: str) -> None:
@@ -283,9 +314,16 @@ class OpenIDCode(_IdTokenClaims, _OpenIDCode):
         if "\x00" in nonce:
             # A NUL byte is no part of a real nonce, and PostgreSQL text cannot hold one.
             raise InvalidRequestError("Invalid 'nonce' parameter.")
+        if request.user is None:
+            # No browser signed in: this request issues no code, it only parks the request for the
+            # sign-in (or refuses it, prompt=none). The replay check is made where the code is issued
+            # (/authorize/continue, with the session), so it runs once a sign-in instead of twice.
+            return False
         # OIDC Core §15.5.2: a nonce seen with a live code for this client is a replay.
-        query = select(AuthorizationCode.id).filter_by(client_id=request.payload.client_id, nonce=nonce)
-        return db.session.scalar(query.where(AuthorizationCode.expires_at > _now())) is not None
+        found = db.session.scalar(
+            _LIVE_CODE_WITH_NONCE, {"client_id": request.payload.client_id, "nonce": nonce, "now": _now()}
+        )
+        return found is not None
 
 
 class OpenIDRefreshToken(_IdTokenClaims, _OpenIDToken):
@@ -359,6 +397,8 @@ class SessionClaims:
         self.sid, self.auth_time, self.amr = row.sid, row.auth_time, row.amr or amr
         self.account_id, self.client_id, self.scope = row.account_id, row.client_id, row.scope
         self.claims = getattr(row, "claims", None)
+        # RFC 8707: the resources granted with the row (a device code), read by TokenBinding.
+        self.resources = getattr(row, "resources", None)
 
     def get_nonce(self):
         return None

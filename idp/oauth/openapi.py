@@ -10,6 +10,8 @@ redirects, and are described by the OIDC specifications and the README.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from ..runtime import settings
 
 JSON = "application/json"
@@ -249,7 +251,8 @@ def _token_path() -> dict:
                     "refresh_token": STRING,
                     "device_code": STRING,
                     "scope": STRING,
-                    "resource": STRING,
+                    # RFC 8707 §2.2: repeatable (a form array is the parameter repeated).
+                    "resource": STRINGS,
                     "client_id": STRING,
                 },
                 ["grant_type"],
@@ -261,6 +264,11 @@ def _token_path() -> dict:
             },
         }
     }
+
+
+def _origin(issuer: str) -> str:
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def document() -> dict:
@@ -355,10 +363,11 @@ def document() -> dict:
                 "post": {
                     "summary": "Device authorization (RFC 8628 §3.1)",
                     "security": CLIENT_AUTH,
-                    "requestBody": _form({"client_id": STRING, "scope": STRING}, []),
+                    # RFC 8707 §2: resource is repeatable; bound to the device code.
+                    "requestBody": _form({"client_id": STRING, "scope": STRING, "resource": STRINGS}, []),
                     "responses": {
                         "200": _json(_ref("DeviceAuthorization"), "Codes for the device and the person"),
-                        "400": _error("invalid_request, invalid_scope, unauthorized_client"),
+                        "400": _error("invalid_request, invalid_scope, invalid_target, unauthorized_client"),
                         "401": _error("invalid_client"),
                     },
                 }
@@ -375,7 +384,7 @@ def document() -> dict:
                             # RFC 9449 §10: binds the code to a DPoP key (so does a DPoP header, §10.1).
                             "dpop_jkt": STRING,
                             # RFC 8707 §2: repeatable; bound to the code.
-                            "resource": STRING,
+                            "resource": STRINGS,
                         },
                         [],
                     ),
@@ -399,6 +408,26 @@ def document() -> dict:
                     "summary": "Authorization server metadata (RFC 8414 §3)",
                     "responses": {"200": _json(_ref("ProviderMetadata"), "Metadata")},
                 }
+            },
+            "/.well-known/oauth-authorization-server/{issuer_path}": {
+                # RFC 8414 §3.1: for an issuer with a path, at the host's root with the path appended.
+                "servers": [{"url": _origin(issuer)}],
+                "parameters": [
+                    {
+                        "name": "issuer_path",
+                        "in": "path",
+                        "required": True,
+                        "description": "The issuer's path without its leading slash (idp for https://host/idp)",
+                        "schema": STRING,
+                    }
+                ],
+                "get": {
+                    "summary": "Authorization server metadata of an issuer with a path (RFC 8414 §3.1)",
+                    "responses": {
+                        "200": _json(_ref("ProviderMetadata"), "Metadata"),
+                        "404": {"description": "Not this issuer's path, or an issuer without one"},
+                    },
+                },
             },
             "/jwks.json": {
                 "get": {

@@ -15,13 +15,13 @@ import email_validator
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm import scoped_session
 
 from ..config import LoginSettings
 from ..config import PasswordsSettings
 from ..errors import AccountDataError
 from ..errors import InvalidCredentialsError
 from ..models import Account
+from ..models.base import keeping_loaded
 from ..models.password import ISSUED
 from ..models.password import RESET
 from . import credentials
@@ -189,13 +189,8 @@ def end_read(db: Session) -> None:
     the session, the audit event) is written in a transaction of its own."""
     if db.new or db.dirty or db.deleted:
         raise RuntimeError("end_read with unsaved changes: they would be committed early")
-    session = db() if isinstance(db, scoped_session) else db
-    expire = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
+    with keeping_loaded(db):
+        db.commit()
 
 
 def authenticate(

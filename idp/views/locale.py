@@ -17,7 +17,11 @@ request (the request's ``ui_locales`` wins) from one made during it (the choice 
 
 from __future__ import annotations
 
+import functools
+
+from babel import support
 from flask import Blueprint
+from flask import Request
 from flask import after_this_request
 from flask import current_app
 from flask import has_request_context
@@ -25,7 +29,9 @@ from flask import redirect
 from flask import request
 from flask import session
 from flask import url_for
+from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
+from wtforms.i18n import messages_path
 
 from ..extensions import db
 from ..languages import SOURCE
@@ -81,6 +87,30 @@ def select_locale() -> str:
     if choice:
         return choice
     return request.accept_languages.best_match(available(), default=SOURCE)
+
+
+@functools.cache
+def _wtforms_catalogue(language: str) -> support.Translations:
+    return support.Translations.load(messages_path(), [language], domain="wtforms")
+
+
+class PageRequest(Request):
+    """Flask's request, whose WTForms catalogue (the fields' own messages, in the page's language) is
+    loaded once per language and process. Flask-WTF reads it from ``request.wtforms_translations`` and,
+    when the request has none, parses the .mo file again for every request that builds a form (twice a
+    sign-in, issue 12); the catalogue of one language is the same for every request."""
+
+    _wtforms_translations: support.NullTranslations | None = None
+
+    @property
+    def wtforms_translations(self) -> support.NullTranslations:
+        if self._wtforms_translations is None:
+            self._wtforms_translations = _wtforms_catalogue(str(get_locale()))
+        return self._wtforms_translations
+
+    @wtforms_translations.setter
+    def wtforms_translations(self, value: support.NullTranslations) -> None:
+        self._wtforms_translations = value
 
 
 def remember(language: str, at: int) -> None:

@@ -11,6 +11,7 @@ from flask import session
 from ..extensions import db
 from ..models import Account
 from ..models import SsoSession
+from ..models.base import keeping_loaded
 from ..runtime import current
 from ..services import audit
 from ..services import sessions
@@ -29,7 +30,13 @@ def current_sso() -> SsoSession | None:
             events=runtime.events,
             ip=request.remote_addr,
         )
-        db.session.commit()
+        if token is not None:
+            # What the lookup changed (last seen, an ended session) is kept at once. The session (and its
+            # account) found here is what the rest of the request reads: not re-read.
+            with keeping_loaded(db.session):
+                db.session.commit()
+        # why: without a cookie nothing was looked up or changed here, and a commit would only end the
+        # caller's transaction early (a sign-in's audit event, apart from the session it starts).
     return g.idp_sso
 
 
@@ -62,7 +69,8 @@ def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> Ss
             ip=request.remote_addr,
             user_agent=request.user_agent.string,
         )
-    db.session.commit()
+    with keeping_loaded(db.session):
+        db.session.commit()
     session["sso"] = token
     session["pending"] = pending
     if device is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.requests_client import OAuthError
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -16,6 +18,8 @@ from idp.services.clients import DEVICE_CODE
 
 from ..helpers import csrf_token
 from ..live import http_session
+from ._flow import jwks
+from ._flow import refresh
 from ._flow import userinfo
 from ._flow import verify_id_token
 
@@ -118,6 +122,50 @@ def test_whole_flow_with_sign_in_pending_slow_down_and_tokens(app, browser, acco
     # Once only.
     _age_polls(app, 30)
     assert _poll(browser.client, tv, data["device_code"]).get_json()["error"] == "invalid_grant"
+
+
+API = "https://api.rp.example/v1"
+OTHER_API = "https://other.rp.example"
+
+
+def test_resources_are_bound_to_the_device_code(app, browser, account, make_rp):
+    """RFC 8707 §2 at the device authorization endpoint: checked as at /authorize, bound to the device
+    code; the tokens' aud follows them, and a refresh may narrow to one of them only."""
+    tv = _tv(make_rp, access_token_format="jwt", resources=[API, OTHER_API])
+    form = {"client_id": tv["client_id"], "scope": "openid offline_access"}
+    for resources in ([API, "https://third.rp.example"], [API + "#f"], ["relative"]):
+        refused = browser.client.post("/device/authorize", data={**form, "resource": resources})
+        assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_target", resources
+    with app.app_context():
+        assert db.session.scalar(select(DeviceCode)) is None
+    started = browser.client.post("/device/authorize", data={**form, "resource": [API, OTHER_API]})
+    assert started.status_code == 200, started.get_json()
+    data = started.get_json()
+    browser.sign_in(account["login"], account["password"])
+    browser.follow(_enter_code(browser, data["user_code"]))
+    _decide(browser, "allow")
+    tokens = _poll(browser.client, tv, data["device_code"])
+    assert tokens.status_code == 200, tokens.get_json()
+    tokens = tokens.get_json()
+    keys = KeySet.import_key_set(jwks(browser.client))
+    assert jwt.decode(tokens["access_token"], keys).claims["aud"] == [API, OTHER_API]
+    assert userinfo(browser.client, tokens["access_token"]).status_code == 200
+    narrowed = refresh(browser.client, tv, tokens["refresh_token"], resource=OTHER_API)
+    assert narrowed.status_code == 200, narrowed.get_json()
+    assert jwt.decode(narrowed.get_json()["access_token"], keys).claims["aud"] == OTHER_API
+    refused = refresh(browser.client, tv, narrowed.get_json()["refresh_token"], resource="https://x.example")
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_target"
+
+
+def test_without_a_resource_the_audience_is_the_default(browser, account, make_rp):
+    tv = _tv(make_rp, access_token_format="jwt", resources=[API])
+    data = _start(browser.client, tv)
+    browser.sign_in(account["login"], account["password"])
+    browser.follow(_enter_code(browser, data["user_code"]))
+    _decide(browser, "allow")
+    tokens = _poll(browser.client, tv, data["device_code"]).get_json()
+    claims = jwt.decode(tokens["access_token"], KeySet.import_key_set(jwks(browser.client))).claims
+    assert claims["aud"] == "http://localhost"
 
 
 def test_denied(app, browser, account, make_rp):

@@ -6,12 +6,18 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.requests_client import OAuthError
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.extensions import db
 from idp.models import Token
 
+from ..helpers import query
+from ..live import http_session
+from ..live import sign_in
 from ._flow import ISSUER
 from ._flow import Authorized
 from ._flow import auth_params
@@ -216,3 +222,95 @@ def test_resource_in_a_pushed_request(browser, account, jwt_rp):
     code = Authorized(params, verifier, response).code
     tokens = redeem(browser.client, jwt_rp, code, verifier).get_json()
     assert _decode(browser.client, tokens["access_token"])["aud"] == API
+
+
+def _rp_session(registered: dict) -> OAuth2Session:
+    rp = OAuth2Session(
+        client_id=registered["client_id"],
+        client_secret=registered["client_secret"],
+        token_endpoint_auth_method="client_secret_basic",
+        scope="openid offline_access",
+        redirect_uri="https://rp.example/cb",
+        code_challenge_method="S256",
+    )
+    rp.trust_env = False
+    return rp
+
+
+def _token_request(rp: OAuth2Session, url: str, params: list[tuple[str, str]]):
+    """A token request with repeated ``resource`` parameters (RFC 8707 §2.2), authenticated and parsed by
+    authlib's client. Its fetch_token and refresh_token send the form as a dict (one value per name), so
+    the form goes out as a list of pairs through the session, and the answer is parsed by authlib."""
+    response = rp.post(url, data=params, auth=rp.client_auth(rp.token_endpoint_auth_method), timeout=10)
+    return rp.parse_response_token(response)
+
+
+def _several(resources: list[str]) -> list[tuple[str, str]]:
+    return [("resource", resource) for resource in resources]
+
+
+def test_authlib_several_resources_at_the_token_endpoint(live_server, account, make_rp):
+    """RFC 8707 §2.2 through authlib's client over HTTP: several resources at /token, each granted at
+    /authorize; a subset narrows the token; one not granted among several is invalid_target."""
+    registered = make_rp(access_token_format="jwt", resources=[API, OTHER_API, THIRD_API])
+    http = http_session()
+    meta = http.get(live_server.url + "/.well-known/openid-configuration", timeout=10).json()
+    keys = KeySet.import_key_set(http.get(meta["jwks_uri"], timeout=10).json())
+    rp = _rp_session(registered)
+    verifier = generate_token(48)
+    url, _ = rp.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier)
+    url += "&" + urlencode(_several([API, OTHER_API]))
+    callback = sign_in(http_session(), live_server.url, url, account["login"], account["password"])
+    assert callback.status_code == 302, callback.text
+    code = query(callback.headers["Location"])["code"]
+    redeem_params = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", "https://rp.example/cb"),
+        ("code_verifier", verifier),
+    ]
+    token_url = meta["token_endpoint"]
+    # THIRD_API is one the client may name, but it was not granted with this code.
+    with pytest.raises(OAuthError) as refused:
+        _token_request(rp, token_url, redeem_params + _several([API, THIRD_API]))
+    assert refused.value.error == "invalid_target"
+    token = _token_request(rp, token_url, redeem_params + _several([OTHER_API, API]))
+    assert jwt.decode(token["access_token"], keys).claims["aud"] == [OTHER_API, API]
+    answer = http.post(
+        meta["introspection_endpoint"],
+        data={"token": token["access_token"]},
+        auth=(registered["client_id"], registered["client_secret"]),
+        timeout=10,
+    ).json()
+    assert answer["active"] and answer["aud"] == [OTHER_API, API]
+    # A refresh naming a subset narrows the token (one is a string); the granted set stays for the next.
+    refresh_params = [("grant_type", "refresh_token"), ("refresh_token", token["refresh_token"])]
+    narrowed = _token_request(rp, token_url, refresh_params + _several([OTHER_API]))
+    assert jwt.decode(narrowed["access_token"], keys).claims["aud"] == OTHER_API
+    refresh_params = [("grant_type", "refresh_token"), ("refresh_token", narrowed["refresh_token"])]
+    with pytest.raises(OAuthError) as refused:
+        _token_request(rp, token_url, refresh_params + _several([API, THIRD_API]))
+    assert refused.value.error == "invalid_target"
+    both = _token_request(rp, token_url, refresh_params + _several([API, OTHER_API, API]))
+    assert jwt.decode(both["access_token"], keys).claims["aud"] == [API, OTHER_API]
+
+
+def test_authlib_several_resources_for_client_credentials(live_server, make_rp):
+    """Without an authorization, each resource must be one the client may name (RFC 8707 §2)."""
+    registered = make_rp(access_token_format="jwt", resources=[API, OTHER_API])
+    http = http_session()
+    meta = http.get(live_server.url + "/.well-known/openid-configuration", timeout=10).json()
+    keys = KeySet.import_key_set(http.get(meta["jwks_uri"], timeout=10).json())
+    rp = _rp_session(registered)
+    params = [("grant_type", "client_credentials"), ("scope", "profile")]
+    token = _token_request(rp, meta["token_endpoint"], params + _several([API, OTHER_API]))
+    claims = jwt.decode(token["access_token"], keys).claims
+    assert claims["aud"] == [API, OTHER_API] and claims["sub"] == registered["client_id"]
+    for resources in ([API, THIRD_API], [API, API + "#f"]):
+        with pytest.raises(OAuthError) as refused:
+            _token_request(rp, meta["token_endpoint"], params + _several(resources))
+        assert refused.value.error == "invalid_target", resources
+    # Any other parameter repeated is still invalid_request (RFC 6749 §3.2).
+    with pytest.raises(OAuthError) as refused:
+        _token_request(rp, meta["token_endpoint"], params + [("scope", "profile")] + _several([API]))
+    assert refused.value.error == "invalid_request"

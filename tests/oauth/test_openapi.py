@@ -30,8 +30,11 @@ PATHS = {
     "/par": ["post"],
     "/.well-known/openid-configuration": ["get"],
     "/.well-known/oauth-authorization-server": ["get"],
+    "/.well-known/oauth-authorization-server/{issuer_path}": ["get"],
     "/jwks.json": ["get"],
 }
+# The keys of a path item that are not operations (OpenAPI 3.1 §4.8.9).
+NOT_METHODS = {"parameters", "servers", "summary", "description"}
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def _check(spec: dict, path: str, method: str, response) -> None:
 
 def test_the_description_is_openapi_3_1_with_valid_schemas(spec):
     assert spec["openapi"] == "3.1.0" and spec["servers"] == [{"url": "http://localhost"}]
-    assert {path: sorted(m for m in ops if m != "parameters") for path, ops in spec["paths"].items()} == {
+    assert {path: sorted(m for m in ops if m not in NOT_METHODS) for path, ops in spec["paths"].items()} == {
         path: sorted(methods) for path, methods in PATHS.items()
     }
     for name, schema in spec["components"]["schemas"].items():
@@ -67,7 +70,7 @@ def test_the_description_is_openapi_3_1_with_valid_schemas(spec):
         assert name in spec["components"]["schemas"], name
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            if method != "parameters":
+            if method not in NOT_METHODS:
                 assert op["responses"] and op["summary"], (path, method)
 
 
@@ -86,6 +89,21 @@ def test_metadata_and_jwks(spec, client):
     documents = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json")
     for path in documents:
         _check(spec, path, "get", client.get(path))
+
+
+@pytest.mark.config(server={"issuer": "http://localhost/idp"})
+def test_metadata_of_an_issuer_with_a_path(client):
+    """RFC 8414 §3.1: the path variant is described at the host's root, outside the issuer's path."""
+    spec = client.get("/idp/openapi.json").get_json()
+    path = "/.well-known/oauth-authorization-server/{issuer_path}"
+    assert spec["servers"] == [{"url": "http://localhost/idp"}]
+    assert spec["paths"][path]["servers"] == [{"url": "http://localhost"}]
+    answer = client.get("/.well-known/oauth-authorization-server/idp")
+    assert answer.status_code == 200 and answer.get_json()["issuer"] == "http://localhost/idp"
+    _check(spec, path, "get", answer)
+    _check(spec, path, "get", client.get("/.well-known/oauth-authorization-server/other"))
+    under_the_issuer = client.get("/idp/.well-known/oauth-authorization-server")
+    _check(spec, "/.well-known/oauth-authorization-server", "get", under_the_issuer)
 
 
 def test_token_userinfo_introspection_revocation(spec, browser, account, rp):

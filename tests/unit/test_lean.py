@@ -45,3 +45,15 @@ def test_no_cookie_an_empty_session_with_a_cookie_the_same_as_before(app):
     assert client.get("/_lean_session").get_json() == {"n": None, "type": "SecureCookieSession"}
     client.get("/_lean_session?set=1")
     assert client.get("/_lean_session").get_json()["n"] == 1
+
+
+def test_every_metadata_document_and_the_jwks_skip_the_limiter(app):
+    # Discovery, both RFC 8414 addresses and the JWKS are what programs fetch at peak (the OpenAPI
+    # description is not: it is read by developers).
+    read_by_programs = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, "idp_read_by_programs", False)
+    }
+    assert "oauth.authorization_server_metadata_of_path" in read_by_programs
+    assert read_by_programs - {"oauth.openapi"} <= UNLIMITED_ENDPOINTS
