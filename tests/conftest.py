@@ -136,7 +136,9 @@ def app(_schema, request):
 
 
 def wipe_tables(app) -> None:
-    """Empty every table a test may have filled and drop the app's connections."""
+    """Empty every table a test may have filled and drop the app's connections (its key change
+    listener's too, on PostgreSQL)."""
+    of(app).keys.stop_listening()
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:

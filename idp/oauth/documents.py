@@ -83,8 +83,9 @@ class Documents:
         try:
             with self.app.app_context():
                 if path == "/jwks.json":
-                    read_stamp_alone()
-                    return of(self.app).keys.jwks_document()
+                    keys = of(self.app).keys
+                    read_stamp_alone(keys)
+                    return keys.jwks_document()
                 return metadata_document()
         except Exception:  # noqa: BLE001 - Flask answers instead, with its own error handling
             return None

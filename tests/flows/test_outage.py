@@ -86,6 +86,7 @@ def outage_app(database, proxies):
     with app.app_context():
         limiter.reset()
     yield app
+    of(app).keys.stop_listening()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
