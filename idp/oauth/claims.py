@@ -9,6 +9,7 @@ from authlib.oidc.core import UserInfo as _UserInfo
 
 from ..models import Account
 from ..services import clients
+from .live import LiveAccount
 
 SCOPES_SUPPORTED = list(clients.SCOPES)
 
@@ -39,7 +40,7 @@ CLAIMS_SUPPORTED = [
 ]
 
 
-def user_info(account: Account, scope: str) -> UserInfo:
+def user_info(account: Account | LiveAccount, scope: str) -> UserInfo:
     """Claims for UserInfo. The phone is verified: the Migration Center took it from the application."""
     claims = UserInfo(
         sub=account.sub,
@@ -176,7 +177,7 @@ def loaded(raw: str | None, target: str) -> list[str]:
     return [name for name in names if name in CLAIM_SCOPE]
 
 
-def requested_claims(account: Account, scope: str, names: list[str]) -> dict:
+def requested_claims(account: Account | LiveAccount, scope: str, names: list[str]) -> dict:
     """The values of individually requested claims (those the account has)."""
     if not names:
         return {}

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from sqlalchemy import and_
-from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.orm import lazyload
 
 from ..config import Settings
 from ..crypto import digest
@@ -23,9 +20,12 @@ from ..runtime import current
 from ..runtime import settings
 from ..services.sessions import revoke_tokens
 from . import client_cache
+from . import live
 from .access_tokens import JWTAccessTokens
 from .access_tokens import current_binding
 from .access_tokens import stored_resources
+from .live import LiveAccount
+from .live import LiveToken
 
 
 def query_client(client_id) -> OAuth2Client | None:
@@ -160,68 +160,42 @@ def find_token(token_string, hint: str | None = None) -> Token | None:
     return db.session.scalar(select(Token).where(condition))
 
 
-def _live_token_query(condition):
-    return (
-        select(Token, Account)
-        .join(OAuth2Client, and_(OAuth2Client.client_id == Token.client_id, OAuth2Client.enabled))
-        .outerjoin(Account, Account.id == Token.account_id)
-        .where(condition)
-        # The account's owed password change (joined by default, for the pages) is read only if used.
-        .options(lazyload(Account.password_change))
-    )
-
-
-# Built once: only the digest changes from one request to the next.
-_LIVE_ACCESS_TOKEN = _live_token_query(Token.access_token_hash == bindparam("digest"))
-_LIVE_ANY_TOKEN = _live_token_query(
-    or_(Token.access_token_hash == bindparam("digest"), Token.refresh_token_hash == bindparam("digest"))
-)
-
-
-def find_live_token(token_string, hint: str | None = None) -> Token | None:
-    """``find_token`` for the endpoints that use a token (introspection, UserInfo), in one statement:
-    the token's account comes with it, and a token whose client is disabled or gone is not found.
+def find_live_token(token_string, hint: str | None = None) -> LiveToken | None:
+    """``find_token`` for the endpoints that use a token (introspection, UserInfo), in one statement
+    outside the Session (``live.read``): the token's account comes with it, and a token whose client is
+    disabled or gone is not found.
 
     The client check is here, in the database, because clients are cached per process for
     ``[oauth] client_cache_ttl``: a token issued in that window to a client just disabled elsewhere is
     refused where it is used."""
     if not isinstance(token_string, str) or not token_string or len(token_string) > 4096:
         return None
-    query = _LIVE_ACCESS_TOKEN if hint == "access_token" else _LIVE_ANY_TOKEN
-    row = db.session.execute(query, {"digest": digest(token_string)}).first()
-    if row is None:
-        return None
-    token, account = row
-    setattr(token, _LOADED_ACCOUNT, account)
-    return token
-
-
-# The attribute of a Token row that holds the account read with it (find_live_token).
-_LOADED_ACCOUNT = "idp_loaded_account"
+    return live.read(digest(token_string), access_only=hint == "access_token")
 
 
 def end_read() -> None:
     """End a read-only request's transaction with COMMIT, after its answer is built (the rows read are
     expired by it), instead of leaving it to the teardown's ROLLBACK: psycopg forgets a connection's
-    prepared statements on every ROLLBACK (and sends ``DEALLOCATE ALL``), so introspection and UserInfo,
-    which never wrote, paid a third round trip and had PostgreSQL parse and plan their query afresh on
-    every request, and wiped the token endpoint's prepared INSERT on the same connection (issue 12)."""
+    prepared statements on every ROLLBACK (and sends ``DEALLOCATE ALL``), which would wipe the token
+    endpoint's prepared INSERT on the same connection (issue 12). Introspection and UserInfo read their
+    token outside the Session (``live.read``); the Session has a transaction only when the client cache
+    missed or client authentication wrote, and nothing to end otherwise."""
     db.session.commit()
 
 
-def account_of(token: Token) -> Account | None:
+def account_of(token: Token | LiveToken) -> Account | LiveAccount | None:
     """The token's account: the one read with it by ``find_live_token``, else from the session."""
-    if hasattr(token, _LOADED_ACCOUNT):
-        return getattr(token, _LOADED_ACCOUNT)
+    if isinstance(token, LiveToken):
+        return token.account
     return token.get_user()
 
 
-def client_of(token: Token) -> OAuth2Client | None:
+def client_of(token: Token | LiveToken) -> OAuth2Client | None:
     """The token's client, from the client cache (``Token.get_client`` queries it)."""
     return query_client(token.client_id)
 
 
-def digest_matches_refresh(token: Token, presented) -> bool:
+def digest_matches_refresh(token: Token | LiveToken, presented) -> bool:
     """Whether the string a client presented is this row's refresh token (not its access token)."""
     return (
         bool(token.refresh_token_hash)

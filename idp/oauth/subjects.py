@@ -9,9 +9,10 @@ from ..models import Account
 from ..models import OAuth2Client
 from ..runtime import settings
 from ..services import subjects
+from .live import LiveAccount
 
 
-def subject(account: Account, client: OAuth2Client | None) -> str:
+def subject(account: Account | LiveAccount, client: OAuth2Client | None) -> str:
     if client is None or client.subject_type != subjects.PAIRWISE:
         return account.sub
     config = settings()
