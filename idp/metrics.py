@@ -58,7 +58,8 @@ OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "outcome",
         ("ok", "temporary", "wrong", "locked", "wait", "captcha"),
     ),
-    # sent: a temporary password went out by SMS; ignored: nothing matched (the page says the same);
+    # sent: a reset was queued for a matching account (the outbox texts it unless the phone's limit or
+    # the budget is spent by then); ignored: nothing matched (a decoy, the same page and writes);
     # limited: a daily limit refused it; failed: the SMS gateway did not take it (nothing changed).
     "idp_password_resets": (
         "Password reset requests by SMS by outcome",

@@ -1,9 +1,14 @@
 """Password resets by SMS (``services.selfservice.reset``): a new temporary password that waits beside
 the current one, so a stranger who knows the login and phone cannot lock the owner out.
 
-    (request) ──limits, a match──▶ queued ──the outbox sends the SMS──▶ sent ──its password signs in──▶ used
-                                                  └──the old password signs in, a newer reset,
-                                                     a password change, an operator──▶ void
+    (request) ──limits──▶ queued ──the outbox sends the SMS──▶ sent ──its password signs in──▶ used
+                            │                     └──the old password signs in, a newer reset,
+                            │                        a password change, an operator──▶ void
+                            └──a decoy, the phone's SMS limit or the budget spent at sending──▶ void
+
+Every request within the limits writes one row, whatever matched (issue 10): a miss's is a decoy with no
+account (``account_id`` NULL), which the outbox voids without sending anything, and which no password
+can ever redeem (sign-in looks for an account's own rows only).
 
 Past ``expires_at`` ([passwords] temporary_ttl) a ``sent`` password no longer signs in. Using it opens
 a forced password change (``models.password``).
@@ -26,8 +31,9 @@ class ResetFlow(Model):
     __tablename__ = "reset_flows"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    # None for a decoy (a request that matched no account).
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True, index=True
     )
     state: Mapped[str] = mapped_column(String(10), nullable=False, default=SENT)
     # The keyed digest (services.selfservice.reset) of the password the SMS carried; "" while queued.

@@ -47,8 +47,8 @@ def start():
 
 def _submit(form: ResetForm):
     # The per-IP limit ([limits] form_rate_limit) has run before this; then the captcha; and what follows
-    # is a few small database writes on every path — the SMS goes through the outbox
-    # (services.selfservice.reset), so the answer is immediate and the same for every case.
+    # is the same few small database writes on every path, match or not — the SMS goes through the
+    # outbox (services.selfservice.reset), so the answer is immediate and the same for every case.
     if not form.validate_on_submit():
         return _page(form, messages.FORM_INCOMPLETE)
     if not captcha.solved(form):
@@ -68,7 +68,7 @@ def _submit(form: ResetForm):
         runtime.metrics.password_reset("limited")
         return _page(form, messages.LIMIT_REACHED, limited=True)
     db.session.commit()
-    runtime.metrics.password_reset("ignored" if queued is None else "sent")
+    runtime.metrics.password_reset("ignored" if queued.account_id is None else "sent")
     return redirect(url_for("reset.sent"))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from idp import create_app
 from idp.extensions import db
 from idp.models import Account
+from idp.models import AuditEvent
 from idp.models import DailyCounter
 from idp.models import ResetFlow
 from idp.services import captcha
@@ -110,6 +111,11 @@ def pending_hash(app, login: str) -> str | None:
 def pending_matches(app, password: str, stored: str | None) -> bool:
     """Whether ``password`` is a stored pending reset's (a keyed digest: services.selfservice.reset)."""
     return stored is not None and reset._matches(settings_of(app).server.secret_key, password, stored)
+
+
+def reset_states(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(ResetFlow.state).order_by(ResetFlow.id)))
 
 
 def counted(app) -> int:
@@ -262,6 +268,64 @@ def test_unknown_login_wrong_phone_and_match_look_the_same(app, account, outbox)
     assert len(outbox()) == 1
     assert unknown == wrong_phone == match
     assert match[0] == 302 and SENT in match[4]
+
+
+def _rows(app) -> dict[str, int]:
+    """The number of rows of every table."""
+    with app.app_context():
+        return {
+            table.name: db.session.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables
+        }
+
+
+def test_a_miss_and_a_match_write_the_same_rows_of_every_table(app, make_account, outbox):
+    """Issue 10: the work a request does must not tell whether it matched. Unknown login, wrong phone and
+    a match each add the same rows to every table (the day's counts, one flow, one outbox message, the
+    answered captcha), and answer the same; the SMS allowance and the account's history are written by
+    the outbox afterwards, for the match only."""
+    wrong, matching = make_account(login="77-0000001"), make_account(login="77-0000002")
+    # The address's day count exists from here on: each login below then adds its own count alike.
+    assert_sent(ask(app.test_client(), "77-9999990"))
+    observed, written = [], []
+    for login, phone in (
+        ("77-9999999", PHONE),
+        (wrong["login"], "+7 916 000-00-00"),
+        (matching["login"], PHONE),
+    ):
+        before = _rows(app)
+        observed.append(_observe(app, login, phone))
+        after = _rows(app)
+        written.append({name: after[name] - before[name] for name in after if after[name] != before[name]})
+    assert written[0] == written[1] == written[2], written
+    assert written[0]["reset_flows"] == 1 and written[0]["outbox_messages"] == 1
+    assert "audit_events" not in written[0]
+    assert observed[0] == observed[1] == observed[2]
+    assert [m["to"] for m in outbox()] == [PHONE]
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).filter_by(event="account.reset_sent")).all()
+        assert [e.account_id for e in events] == [matching["id"]]
+
+
+def test_a_decoy_flow_never_signs_anyone_in(app, client, account, outbox):
+    """A miss's flow belongs to no account: the outbox sends nothing for it and voids it, and even a
+    decoy row holding a valid password digest (as if the outbox had made one) signs nobody in."""
+    assert_sent(ask(client, account["login"], "+7 916 000-00-00"))
+    assert_sent(ask(client, "77-9999999"))
+    assert outbox() == []
+    assert reset_states(app) == ["void", "void"]
+    temporary = passwords.generate_temporary_password()
+    with app.app_context():
+        for flow in db.session.scalars(select(ResetFlow)):
+            assert flow.account_id is None
+            flow.state, flow.expires_at = "sent", flow.created_at + 3600
+            flow.password_hash = reset.password_digest(settings_of(app).server.secret_key, temporary)
+        db.session.commit()
+    response = _sign_in(app, account["login"], temporary)
+    assert response.status_code == 200 and alert(response) == WRONG_CREDENTIALS
+    assert reset_states(app) == ["sent", "sent"]  # not used by anyone
+    response = _sign_in(app, account["login"], PASSWORD)
+    assert (response.status_code, response.headers["Location"]) == (302, "/")
 
 
 def _no_sleep(seconds):
@@ -509,6 +573,7 @@ def test_a_new_day_starts_at_midnight_in_moscow(client, account, outbox, clock):
     clock.now = moscow(2026, 3, 10, 23, 59)
     for _ in range(3):
         assert_sent(ask(client, account["login"]))
+    assert len(outbox()) == 3  # sent on the 10th: the phone's three SMS of that day
     clock.now = moscow(2026, 3, 10, 23, 59, 30)
     assert alert(ask(client, account["login"])) == LIMIT
     # 00:00:30 in Moscow is still 21:00:30 of the 10th in UTC: a UTC day would refuse this one.
@@ -529,6 +594,20 @@ def test_phone_limit_counts_sms_to_one_number(client, make_account, outbox):
     assert sorted(m["to"] for m in outbox()) == sorted([PHONE, "+79031112233"])
 
 
+@pytest.mark.config(limits={"phone_daily_limit": 2})
+def test_the_phones_daily_limit_holds_at_sending(client, make_account, outbox):
+    """The allowance is taken when the outbox sends: three resets queued for one phone within the
+    day's limits of requests all answer alike, two SMS leave, and the third flow becomes void."""
+    for number in range(1, 4):
+        assert_sent(ask(client, make_account(login=f"77-000000{number}")["login"]))
+    assert reset_states(client.application) == ["queued"] * 3
+    assert [m["to"] for m in outbox()] == [PHONE, PHONE]
+    assert sorted(reset_states(client.application)) == ["sent", "sent", "void"]
+    with client.application.app_context():
+        counts = dict(db.session.execute(select(DailyCounter.key, DailyCounter.count)).all())
+    assert counts[f"sms-phone:{PHONE}"] == 2
+
+
 @pytest.mark.config(limits={"ip_daily_limit": 2})
 def test_ip_limit_counts_every_login_from_one_address(app, client, account, outbox):
     assert_sent(ask(client, "77-9999998"))
@@ -546,12 +625,14 @@ def test_spent_sms_budget_sends_nothing_and_alerts(client, make_account, outbox,
     first = make_account(login="77-0000001")
     second = make_account(login="77-0000002", phone="+79031112233")
     assert_sent(ask(client, first["login"]))
+    assert [m["to"] for m in outbox()] == [PHONE]  # the outbox took the day's budget
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     caplog.set_level(logging.ERROR)
     response = ask(client, second["login"], "+79031112233")
     assert_sent(response)
     assert SENT in client.get("/reset/sent").get_data(as_text=True)
     assert [m["to"] for m in outbox()] == [PHONE]
+    assert reset_states(client.application) == ["sent", "void"]  # spent at sending: the flow is void
     alerts = [r for r in caplog.records if r.levelno == logging.ERROR and "ALERT" in r.getMessage()]
     assert len(alerts) == 1, caplog.text
 

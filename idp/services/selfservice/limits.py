@@ -3,8 +3,9 @@
 Every request that passes the captcha counts against its client IP and its identifier, whether or not
 it matches an account, so reaching a limit tells nothing about accounts (see README, "Password reset by
 SMS"). A patent number counts the same whether it was typed into the reset or the recovery form. An SMS
-counts against its phone and the service's daily budget; when the message cannot be sent, every count a
-request took is given back (``counters.Tally``). Days are calendar days in [server] timezone.
+counts against its phone and the service's daily budget when the outbox sends it; when a message is
+refused for certain, the identifier's, the phone's and the budget's counts are given back. Days are
+calendar days in [server] timezone.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def take_request(tally: counters.Tally, *, ip: str, kind: str, value: str, setti
         raise LimitError()
 
 
-def take_sms(tally: counters.Tally, phone: str, settings: Settings) -> bool:
+def take_sms(db: Session, phone: str, *, now: int, settings: Settings) -> bool:
     """Count one SMS to ``phone`` against its daily limit and the day's budget for all reset and recovery
-    SMS; False (and an alert once the budget is spent) when either is used up."""
+    SMS, on the day of ``now``; False (and an alert once the budget is spent) when either is used up.
+    Taken by the outbox's handlers when they send, never by a request: what a request writes must not
+    depend on whether it matched an account (issue 10)."""
     limits = settings.limits
+    tally = day_tally(db, now, settings)
     if not tally.take(f"sms-phone:{phone}", limits.phone_daily_limit):
         return False
     if not tally.take(SMS_BUDGET_KEY, limits.sms_daily_budget):
@@ -57,23 +61,18 @@ def take_sms(tally: counters.Tally, phone: str, settings: Settings) -> bool:
     return True
 
 
-def give_back(
-    db: Session,
-    *,
-    asked_at: int,
-    settings: Settings,
-    request: tuple[str, str] | None = None,
-    sms_to: str | None = None,
-) -> None:
-    """A message was refused for certain: give back, on the day of ``asked_at``, the identifier's request
-    (``request``: its kind and value) and, for an SMS, the phone's count and the budget's (``sms_to``).
-    The address's request stays counted."""
-    day = counters.local_day(asked_at, settings.server.timezone)
-    keys = [requests_key(*request)] if request else []
-    if sms_to:
-        keys += [f"sms-phone:{sms_to}", SMS_BUDGET_KEY]
-    for key in keys:
+def give_back_sms(db: Session, phone: str, *, taken_at: int, settings: Settings) -> None:
+    """An SMS was refused for certain: give back the phone's count and the budget's, on the day
+    ``take_sms`` took them."""
+    day = counters.local_day(taken_at, settings.server.timezone)
+    for key in (f"sms-phone:{phone}", SMS_BUDGET_KEY):
         counters.give_back(db, key, day)
+
+
+def give_back_request(db: Session, kind: str, value: str, *, asked_at: int, settings: Settings) -> None:
+    """A message was refused for certain: give back the identifier's request, on the day it was asked.
+    The address's request stays counted."""
+    counters.give_back(db, requests_key(kind, value), counters.local_day(asked_at, settings.server.timezone))
 
 
 def requests_today(db: Session, kind: str, value: str, *, now: int, settings: Settings) -> int:

@@ -243,8 +243,7 @@ class Delivery:
         )
 
     def _text(self, db: Session, flow: RecoveryFlow, account: Account, payload: dict, now: int) -> None:
-        tally = limits.day_tally(db, now, self.settings)
-        if not limits.take_sms(tally, account.phone, self.settings):
+        if not limits.take_sms(db, account.phone, now=now, settings=self.settings):
             self._queued_to_sent(db, flow)  # over the phone's limit or the budget: as for no match
             db.commit()
             return
@@ -264,10 +263,18 @@ class Delivery:
                 .where(RecoveryFlow.id == flow_id, RecoveryFlow.code_hash == made)
                 .values(code_hash=previous)
             )
-            limits.give_back(db, asked_at=now, settings=self.settings, sms_to=phone)
             self._give_back_request(db, asked, payload)
 
-        sending.send_made(db, lambda: self.sms.send(phone, text), refused=refused, what="recovery SMS")
+        sending.send_sms(
+            db,
+            self.sms,
+            phone,
+            text,
+            taken_at=now,
+            settings=self.settings,
+            refused=refused,
+            what="recovery SMS",
+        )
 
     def _mail(self, db: Session, payload: dict, now: int) -> None:
         link_id = payload.get("link")
@@ -319,7 +326,7 @@ class Delivery:
 
     def _give_back_request(self, db: Session, asked: tuple[str, str] | None, payload: dict) -> None:
         if asked is not None:
-            limits.give_back(db, asked_at=int(payload["at"]), settings=self.settings, request=asked)
+            limits.give_back_request(db, *asked, asked_at=int(payload["at"]), settings=self.settings)
 
 
 def _live_flow(db: Session, flow_id: object, now: int, states: tuple[str, ...]) -> RecoveryFlow:

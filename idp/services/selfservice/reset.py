@@ -1,22 +1,28 @@
 """Password reset by SMS (seed: «Сброс пароля к личному кабинету иностранного гражданина»).
 
-    (request) ──limits, a match──▶ queued ──the outbox makes and texts a password──▶ sent ──redeem──▶ used
-                                      └──a newer reset, the old password, a change──▶ void ◀──┘
+    (request) ──limits──▶ queued ──the outbox makes and texts a password──▶ sent ──redeem──▶ used
+                            │          └──a newer reset, the old password, a change──▶ void ◀──┘
+                            └──a decoy (no match), the SMS limit or budget spent at sending──▶ void
 
 The captcha is checked by the caller before anything here runs. Then ``request``, in order:
 
 1. the per-IP and per-login daily limits (``limits``): every attempt counts, whether or not the login
    exists, so the limit message says nothing about accounts;
 2. the account lookup: login, phone and status must match;
-3. the per-phone limit and the service's daily SMS budget;
-4. on a match, a ``queued`` row and a message of the durable outbox (``KIND``, payload: the row's id).
+3. a ``queued`` row and a message of the durable outbox (``KIND``, payload: the row's id and the
+   address) — for the account on a match, else a decoy row of no account.
 
-The page answers at once and the same for every case (issue 10: the reset page must be no oracle of
-login and phone, and no request may wait — let alone ``sleep`` — to look alike): a miss writes nothing
-but the counts, a match two small rows, and nobody waits for the SMS gateway. ``SmsDelivery``, the
-outbox's handler, then makes the temporary password (so no password ever waits in the outbox), stores
-its keyed digest, voids older pending resets, commits, and sends (``sending.send_made``, which the
-access recovery's code and link share):
+The page answers at once and the same for every case, and the request writes the same rows whatever
+matched (issue 10: the reset page must be no oracle of login and phone, by its answer or by the time
+its writes take, and no request may wait — let alone ``sleep`` — to look alike): the day's two counts,
+one flow row, one outbox message. Nobody waits for the SMS gateway. ``SmsDelivery``, the outbox's
+handler, then voids a decoy (nothing is sent: its row belongs to no account, so no password can ever
+be redeemed through it), and for a match takes the SMS allowance (the phone's daily limit and the day's
+budget, ``limits.take_sms``; spent: the flow is void and nothing is sent), makes the temporary password
+(so no password ever waits in the outbox), stores its keyed digest, voids older pending resets, writes
+the account's ``account.reset_sent`` event (the account's history, so it is written when there is an
+account to write it for: outside the request), commits, and sends (``sending.send_sms``, which the
+access recovery shares):
 
 * sent, or **no definite answer** (a timeout: the SMS may well arrive): the password stays valid and
   every count stays taken — unknown is not failed;
@@ -63,21 +69,16 @@ from . import sending
 KIND = "reset_sms"
 
 
-def request(
-    db: Session, *, login: str, phone: str, ip: str, now: int, settings: Settings
-) -> ResetFlow | None:
-    """Queue a reset if ``login`` and ``phone`` (both normalised) match an active account within the
-    limits; None otherwise, and the same answer either way. Raises LimitError when a daily limit is
-    reached (the counts taken stay: the caller commits them)."""
+def request(db: Session, *, login: str, phone: str, ip: str, now: int, settings: Settings) -> ResetFlow:
+    """Count the request and queue a reset: for the account if ``login`` and ``phone`` (both normalised)
+    match an active one, else a decoy (``account_id`` None). The same rows either way (see above).
+    Raises LimitError when a daily limit is reached (the counts taken stay: the caller commits them)."""
     tally = limits.day_tally(db, now, settings)
     limits.take_request(tally, ip=ip, kind="login", value=login, settings=settings)
     account = db.scalar(select(Account).filter_by(login=login))
-    if account is None or not account.is_active or account.phone != phone:
-        return None
-    if not limits.take_sms(tally, phone, settings):
-        return None
+    matched = account is not None and account.is_active and account.phone == phone
     flow = ResetFlow(
-        account_id=account.id,
+        account_id=account.id if matched and account is not None else None,
         state=QUEUED,
         password_hash="",
         created_at=now,
@@ -86,15 +87,16 @@ def request(
     )
     db.add(flow)
     db.flush()
-    outbox.enqueue(db, KIND, {"flow": flow.id}, now=now)
-    # Whoever asked knew the login and phone; the account's history shows that a reset was asked for.
-    audit.record(db, audit.Context(audit.ANONYMOUS, ip, now), "account.reset_sent", account_id=account.id)
+    # The address goes along for the account's history (written when the SMS is made); a decoy's
+    # message has the same shape.
+    outbox.enqueue(db, KIND, {"flow": flow.id, "ip": ip}, now=now)
     return flow
 
 
 @dataclass(frozen=True)
 class SmsDelivery:
-    """The outbox handler of ``KIND``: make the password, store its digest, send it (see above)."""
+    """The outbox handler of ``KIND``: take the SMS allowance, make the password, store its digest,
+    send it (see above); a decoy's message only voids its flow."""
 
     sender: SmsSender
     settings: Settings
@@ -106,9 +108,16 @@ class SmsDelivery:
         flow = db.get(ResetFlow, payload.get("flow"))
         if flow is None or flow.state != QUEUED:
             return  # void meanwhile (a newer reset, a password change), or already sent by a lost attempt
-        account = db.get(Account, flow.account_id)
+        account = db.get(Account, flow.account_id) if flow.account_id is not None else None
         now = self.clock()
-        if account is None or not account.is_active or flow.expires_at <= now:
+        if (
+            account is None
+            or not account.is_active
+            or flow.expires_at <= now
+            or not limits.take_sms(db, account.phone, now=now, settings=self.settings)
+        ):
+            # A decoy, an account gone meanwhile, a message held up past the password's lifetime, or the
+            # phone's limit or the budget spent: nothing to send (the page said the same as always).
             flow.state, flow.done_at = VOID, now
             db.commit()
             return
@@ -118,17 +127,27 @@ class SmsDelivery:
         flow.password_hash = password_digest(self.settings.server.secret_key, temporary)
         flow.state = SENT
         account.updated_at = now
-        flow_id, phone, login, day = flow.id, account.phone, account.login, flow.created_at
+        # Whoever asked knew the login and phone; the account's history shows that a reset was sent.
+        context = audit.Context(audit.ANONYMOUS, str(payload.get("ip") or ""), flow.created_at)
+        audit.record(db, context, "account.reset_sent", account_id=account.id)
+        flow_id, phone, login, asked_at = flow.id, account.phone, account.login, flow.created_at
         text = self.text(temporary, account)
 
         def refused() -> None:
             row = db.get(ResetFlow, flow_id)
             if row is not None and row.state == SENT:
                 row.state, row.done_at = VOID, self.clock()
-            limits.give_back(db, asked_at=day, settings=self.settings, request=("login", login), sms_to=phone)
+            limits.give_back_request(db, "login", login, asked_at=asked_at, settings=self.settings)
 
-        sending.send_made(
-            db, lambda: self.sender.send(phone, text), refused=refused, what=f"reset SMS of flow {flow_id}"
+        sending.send_sms(
+            db,
+            self.sender,
+            phone,
+            text,
+            taken_at=now,
+            settings=self.settings,
+            refused=refused,
+            what=f"reset SMS of flow {flow_id}",
         )
 
 

@@ -21,8 +21,11 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from ...config import Settings
 from ...errors import DeliveryError
 from ...errors import OutboxRefusedError
+from ..sms import SmsSender
+from . import limits
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +45,24 @@ def send_made(db: Session, send: Callable[[], None], *, refused: Callable[[], No
         refused()
         db.commit()
         raise OutboxRefusedError(f"{what}: refused ({error})") from error
+
+
+def send_sms(
+    db: Session,
+    sender: SmsSender,
+    phone: str,
+    text: str,
+    *,
+    taken_at: int,
+    settings: Settings,
+    refused: Callable[[], None],
+    what: str,
+) -> None:
+    """``send_made`` for an SMS whose allowance ``limits.take_sms`` took at ``taken_at``: a refusal
+    gives the phone's and the budget's counts back besides what ``refused`` undoes."""
+
+    def undo() -> None:
+        refused()
+        limits.give_back_sms(db, phone, taken_at=taken_at, settings=settings)
+
+    send_made(db, lambda: sender.send(phone, text), refused=undo, what=what)
