@@ -75,8 +75,11 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 
 def readme_nginx_block() -> str:
-    [block] = re.findall(r"```nginx\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    return block
+    """The README's server block (the first nginx block; a later one shows the change for an issuer
+    with a path)."""
+    blocks = re.findall(r"```nginx\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    [server] = [block for block in blocks if "server {" in block]
+    return server
 
 
 def _nginx_config(directory: Path, port: int, upstream: int, cert: Path, key: Path) -> str:

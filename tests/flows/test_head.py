@@ -18,6 +18,8 @@ def _sample_values(account, rp, admin) -> dict:
         "filename": "idp.css",
         "pending_id": "no-such-request",
         "token": "no-such-token",
+        # RFC 8414 §3.1: the issuer's path after the well-known part (404 while the issuer has none).
+        "path": "idp",
     }
 
 
