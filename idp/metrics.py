@@ -196,7 +196,7 @@ class Metrics:
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(_WorkerFilesCollector(multiprocess_dir()))
         registry.register(_ScrapeCollector(self._readers))
         return generate_latest(registry)
 
@@ -216,6 +216,21 @@ class Counted:
             self._count("failed")
             raise
         self._count("sent")
+
+
+class _WorkerFilesCollector(multiprocess.MultiProcessCollector):
+    """prometheus-client's sum over the workers' files, without the files still being created.
+
+    A worker starting (granian replaces one that died) creates its file empty and then sizes it; a scrape
+    in between failed on it (``struct.error``) and /metrics answered 500. An empty file holds no value
+    yet, so leaving it out changes no sum."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def collect(self):
+        files = [path for path in glob.glob(os.path.join(self._path, "*.db")) if os.path.getsize(path) > 0]
+        return self.merge(files, accumulate=True)
 
 
 class _ScrapeCollector(Collector):

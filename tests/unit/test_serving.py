@@ -138,9 +138,10 @@ def _dead_pid() -> int:
 
 def test_a_new_worker_forgets_the_live_values_of_workers_that_died(tmp_path, monkeypatch):
     monkeypatch.setattr(values, "ValueClass", values.ValueClass)
-    monkeypatch.delenv(metrics.ENVIRONMENT, raising=False)
-    metrics.prepare_multiprocess(str(tmp_path))
+    # Set through monkeypatch first, so that the folder prepare_multiprocess names is forgotten after the
+    # test (it sets os.environ itself; left behind, it sent later tests' /metrics to this folder).
     monkeypatch.setenv(metrics.ENVIRONMENT, str(tmp_path))
+    metrics.prepare_multiprocess(str(tmp_path))
     dead, alive = _dead_pid(), os.getppid()
     for pid in (dead, alive):
         for kind in ("counter", "histogram", "gauge_livesum", "gauge_all"):
@@ -169,3 +170,15 @@ def test_systemd_is_told_when_the_server_listens(tmp_path, monkeypatch):
         monkeypatch.setenv("NOTIFY_SOCKET", "@" + abstract)
         assert serving.notify_systemd(b"READY=1") is True
         assert systemd.recv(64) == b"READY=1"
+
+
+def test_a_scrape_leaves_out_a_worker_file_still_being_created(tmp_path, monkeypatch):
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.setenv(metrics.ENVIRONMENT, str(tmp_path))
+    metrics.prepare_multiprocess(str(tmp_path))
+    counted = metrics.Metrics()
+    counted.count("idp_sign_ins", "ok")
+    # A worker that has just started: its file exists, empty, until prometheus-client sizes it.
+    (tmp_path / f"counter_{_dead_pid()}.db").write_bytes(b"")
+    text = counted.exposition().decode()
+    assert 'idp_sign_ins_total{outcome="ok"} 1.0' in text
