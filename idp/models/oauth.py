@@ -80,7 +80,34 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):
         return self.amr.split()
 
 
-class Token(Model, TokenMixin):
+class AccessTokenRules:
+    """What authlib asks of an access token (``TokenMixin``), from its columns alone: shared by the row
+    (``Token``) and the read-only copy the introspection and UserInfo endpoints load (``idp.oauth.live``)."""
+
+    __slots__ = ()
+    client_id: str
+    scope: str
+    issued_at: int
+    expires_in: int
+    access_token_revoked_at: int
+
+    def check_client(self, client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def is_expired(self, now: int | None = None) -> bool:
+        return self.issued_at + self.expires_in < (now or time.time())
+
+    def is_revoked(self) -> bool:
+        return bool(self.access_token_revoked_at)
+
+
+class Token(Model, AccessTokenRules, TokenMixin):
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -119,22 +146,7 @@ class Token(Model, TokenMixin):
     # resource named at the token endpoint must be one of them. None: none was named there.
     resources: Mapped[str | None] = mapped_column(Text)
 
-    # -- authlib TokenMixin --
-    def check_client(self, client: OAuth2Client) -> bool:
-        return self.client_id == client.get_client_id()
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        return self.expires_in
-
-    def is_expired(self, now: int | None = None) -> bool:
-        return self.issued_at + self.expires_in < (now or time.time())
-
-    def is_revoked(self) -> bool:
-        return bool(self.access_token_revoked_at)
-
+    # -- authlib TokenMixin: the rest in AccessTokenRules --
     def get_user(self) -> Account | None:
         return db.session.get(Account, self.account_id) if self.account_id else None
 

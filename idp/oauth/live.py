@@ -9,7 +9,6 @@ dpop.py, claims.py, subjects.py and access_tokens.py. Nothing here can be writte
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import and_
@@ -22,6 +21,7 @@ from ..models import Account
 from ..models import OAuth2Client
 from ..models import Token
 from ..models.account import STATUS_ACTIVE
+from ..models.oauth import AccessTokenRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class LiveAccount:
 
 
 @dataclass(frozen=True, slots=True)
-class LiveToken:
+class LiveToken(AccessTokenRules):
     """A token row as introspection and UserInfo use it, with its account (None for client_credentials)."""
 
     id: int
@@ -76,22 +76,7 @@ class LiveToken:
     resources: str | None
     account: LiveAccount | None
 
-    # -- authlib TokenMixin, as Token's --
-    def check_client(self, client) -> bool:
-        return self.client_id == client.get_client_id()
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        return self.expires_in
-
-    def is_expired(self, now: int | None = None) -> bool:
-        return self.issued_at + self.expires_in < (now or time.time())
-
-    def is_revoked(self) -> bool:
-        return bool(self.access_token_revoked_at)
-
+    # -- authlib TokenMixin: the rest in AccessTokenRules --
     def get_user(self) -> LiveAccount | None:
         return self.account
 
