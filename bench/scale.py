@@ -185,7 +185,7 @@ def run(args) -> dict:
     try:
         pg_engine = load.admin_engine(args.postgres)
         for scale in args.scales:
-            database_url = load.create_database(args.postgres, prefix=f"{args.db_prefix}_{scale}")
+            database_url = load.create_database(args.postgres, prefix=f"{args.database_prefix}_{scale}")
             port = load.free_port()
             config_path = tmp / f"idp-{scale}.toml"
             load.write_config(
@@ -488,7 +488,9 @@ def parse_args(argv):
     )
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the databases (drop them yourself)")
-    parser.add_argument("--db-prefix", default="scale", help="database names start with it (default scale)")
+    parser.add_argument(
+        "--database-prefix", default="scale", help="names of the databases made: <prefix>_<N>_<pid>_<hex>"
+    )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--json-out", type=Path, default=None)
