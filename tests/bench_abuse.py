@@ -39,6 +39,9 @@ PARALLEL = 20
 # [limits] form_rate_limit for the run: the default (one attacker address meets it at once), or e.g.
 # IDP_BENCH_FORM_LIMIT=100000/minute to measure the form's own work as if from many addresses.
 FORM_LIMIT = os.environ.get("IDP_BENCH_FORM_LIMIT", "10/minute;60/hour")
+# [limits] pages_in_flight for the run (idp.admission): the default unless given, e.g. 0 to measure
+# without the cap.
+PAGES_IN_FLIGHT = os.environ.get("IDP_BENCH_PAGES_IN_FLIGHT")
 PROBES = 60
 IDP = str(Path(sys.executable).with_name("idp"))
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -118,7 +121,8 @@ def prepare(directory: Path, url: str, database_url: str, redis_url: str) -> dic
         "[captcha]\nenabled = false\n"
         # Every POST counts against these: high enough that the load is the form's own work.
         f'[limits]\nform_rate_limit = "{FORM_LIMIT}"\nip_daily_limit = 1000000\ndaily_limit = 100\n'
-        "phone_daily_limit = 100\nsms_daily_budget = 1000000\n",
+        "phone_daily_limit = 100\nsms_daily_budget = 1000000\n"
+        + (f"pages_in_flight = {PAGES_IN_FLIGHT}\n" if PAGES_IN_FLIGHT else ""),
         encoding="utf-8",
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
@@ -218,7 +222,7 @@ def main() -> None:
     print(
         f"discovery loaded: median {loaded_median * 1000:7.1f} ms   p95 {loaded_p95:7.1f} ms"
         f"   ({PARALLEL} parallel reset client processes, {done.value} GET+POST rounds;"
-        f" form_rate_limit {FORM_LIMIT})"
+        f" form_rate_limit {FORM_LIMIT}; pages_in_flight {PAGES_IN_FLIGHT or 'default'})"
     )
     print(f"loaded/idle median: {loaded_median / idle_median:.1f}x (issue 10's bar: at most 3x)")
     with open(log, "rb") as out:
