@@ -235,8 +235,10 @@ def admin_engine(server_url: str):
     return create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
 
 
-def create_database(server_url: str) -> str:
-    name = f"idp_bench_{os.getpid()}_{secrets.token_hex(3)}"
+def create_database(server_url: str, prefix: str = "idp_bench") -> str:
+    """A database of its own, ``<prefix>_<pid>_<hex>``: several people benchmarking on one PostgreSQL
+    server each give their own prefix (``--database-prefix``), so that nobody drops another's."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     engine = admin_engine(server_url)
     try:
         with engine.connect() as conn:
@@ -976,6 +978,9 @@ def parse_args(argv):
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument(
+        "--database-prefix", default="idp_bench", help="name of the database made: <prefix>_<pid>_<hex>"
+    )
+    parser.add_argument(
         "--json-out", type=Path, default=None, help="default bench/results/<date>[-scale-N]-<server>.json"
     )
     parser.add_argument(
@@ -1030,7 +1035,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     database_url = idp_run = node_run = pg_engine = app = None
     try:
-        database_url = create_database(args.postgres)
+        database_url = create_database(args.postgres, args.database_prefix)
         pg_engine = admin_engine(args.postgres)
         idp_port, node_port = free_port(), free_port()
         issuer = f"http://127.0.0.1:{idp_port}"

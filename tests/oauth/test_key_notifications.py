@@ -9,54 +9,33 @@ of its own on the machine's PostgreSQL server, so it runs once, in the SQLite pa
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import time
 
 import psycopg
 import pytest
-from flask_migrate import upgrade
-from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import make_url
-from sqlalchemy import text
 
 from idp import create_app
 from idp.extensions import db
 from idp.runtime import of
-from idp.services import keys
 
 from ..conftest import make_config
+from ..helpers import private_postgres_database
 from ..processes import IDP
 
 pytestmark = pytest.mark.once
 
-POSTGRES = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # The brief of issue 12: a change is served within this many seconds of its commit (in fact, ms).
 WITHIN = 2.0
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory):
+def database():
     """A database of this module's own, with the schema and keys; yields its URL."""
-    server = make_url(POSTGRES)
-    name = f"idp_keynotify_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        setup = create_app(make_config(database={"url": url}))
-        with setup.app_context():
-            upgrade()
-            keys.ensure_keys(db.session, now=0)
-            db.session.commit()
-            db.engine.dispose()
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with private_postgres_database("idp_keynotify") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
