@@ -99,7 +99,9 @@ def _database():
         yield DATABASE_URL
         return
     server = make_url(DATABASE_URL)
-    name = f"idp_test_{os.getpid()}_{secrets.token_hex(3)}"
+    # A helper given its own names on a shared server sets IDP_TEST_DATABASE_PREFIX.
+    prefix = os.environ.get("IDP_TEST_DATABASE_PREFIX", "idp_test")
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
