@@ -73,6 +73,44 @@ def _discovery_latencies(url: str, count: int) -> list[float]:
     return times
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes ``pids`` have used so far; 0 for one that is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (proc(5), fields 14 and 15)
+    return total
+
+
+def _server_pids(server: subprocess.Popen) -> list[int]:
+    """The server's process and its workers (its children)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.pid:  # ppid
+            children.append(int(stat.parent.name))
+    return [server.pid, *children]
+
+
+def _sleep_overshoot(count: int) -> list[float]:
+    """How much later than asked a 1 ms sleep of this process ends, ``count`` times: what the machine's
+    scheduler adds to the probe's own measurements."""
+    late = []
+    for _ in range(count):
+        started = time.perf_counter()
+        time.sleep(0.001)
+        late.append(time.perf_counter() - started - 0.001)
+        time.sleep(0.01)
+    return late
+
+
 def csrf_token(page: str) -> str:
     """The CSRF token of a form ``page``."""
     found = _CSRF.search(page)
@@ -192,6 +230,7 @@ def main() -> None:
         wait_until_serving(server, url)
         _discovery_latencies(url, 10)  # warm up
         idle = _discovery_latencies(url, PROBES)
+        idle_late = _sleep_overshoot(PROBES)
         forms = [
             {"login": "77-9999999", "phone": "+7 916 123-45-67"},
             {"login": "77-1234567", "phone": "+7 916 000-00-00"},
@@ -213,7 +252,11 @@ def main() -> None:
                 time.sleep(0.2)
             time.sleep(2)
             log_from = log.stat().st_size
+            server_pids, client_pids = _server_pids(server), [client.pid for client in clients]
+            cpu_from = _cpu_seconds(server_pids), _cpu_seconds(client_pids), time.perf_counter()
             loaded = _discovery_latencies(url, PROBES)
+            cpu_to = _cpu_seconds(server_pids), _cpu_seconds(client_pids), time.perf_counter()
+            loaded_late = _sleep_overshoot(PROBES)
             log_to = log.stat().st_size
         finally:
             stop.set()
@@ -237,6 +280,16 @@ def main() -> None:
         f" switch interval {SWITCH_INTERVAL or 'default'})"
     )
     print(f"loaded/idle median: {loaded_median / idle_median:.1f}x (issue 10's bar: at most 3x)")
+    server_cpu, client_cpu, wall = (after - before for before, after in zip(cpu_from, cpu_to, strict=True))
+    print(
+        f"CPU while the probe ran ({wall:.1f} s, {os.cpu_count()} cores, load average"
+        f" {os.getloadavg()[0]:.1f}): server {server_cpu:.1f} s, the {PARALLEL} clients {client_cpu:.1f} s"
+    )
+    idle_late_ms, loaded_late_ms = statistics.median(idle_late) * 1000, statistics.median(loaded_late) * 1000
+    print(
+        f"a 1 ms sleep of the probe's process ends late by (median): idle {idle_late_ms:.1f} ms,"
+        f" loaded {loaded_late_ms:.1f} ms"
+    )
     with open(log, "rb") as out:
         out.seek(log_from)
         during = out.read(log_to - log_from).decode("utf-8", "replace").splitlines()
