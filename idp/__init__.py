@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import config as config_module
 from . import logs
 from . import notifications
+from .admission import Admission
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -79,6 +80,10 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     app.config.update(config_module.to_flask(settings))
     # Discovery and the JWKS without Flask's per-request machinery (idp.oauth.documents), behind
     # ProxyFix like the app itself.
+    # A cap on the page requests one client address has in flight (idp.admission); behind Documents, so
+    # discovery and the JWKS never reach it, and behind ProxyFix, so the address is the client's.
+    if settings.limits.pages_in_flight:
+        app.wsgi_app = Admission(app, app.wsgi_app, settings.limits.pages_in_flight)  # type: ignore[method-assign]
     app.wsgi_app = Documents(app, app.wsgi_app)  # type: ignore[method-assign]
     # An issuer with a path (https://host/idp): the provider is served under it (idp/urls.py); in front of
     # Documents, which then sees the path below it and the script root.
