@@ -14,17 +14,18 @@ What it does, in order (``bench.load`` does each step; this module only arranges
    same day of authorization codes (300,000) in each;
 2. serves each database with ``idp serve --production`` (granian, the same code, the same generated
    production configuration apart from the database and the issuer's port), both up at once;
-3. checks every workload on both, warms both up, then runs ``--rounds`` rounds; in each round every
-   workload runs against one database and then the other, the order reversed every other round
-   (A B, B A, A B ...), with wrk at ``--connections`` (1) connection, one request in flight: each
-   request's latency is its service time, not time spent queueing behind others;
+3. checks every workload on both, warms both up, then runs ``--rounds`` rounds; in each round one
+   client sends every workload to both servers alternately, request by request (A B B A A B ...), one
+   request in flight: two consecutive requests meet the same machine, and each request's latency is
+   its service time, not time spent queueing behind others (``--pairing`` concurrent or sequential
+   runs wrk instead, against both at once or one after the other);
 4. the workloads: discovery, JWKS, token (client_credentials), introspection and UserInfo of a random
    stored token on each request (uniform over the whole table), the code flow (authorize → sign-in →
    code → token) for random accounts spread over the whole table;
-5. reports, per workload and scale, the median over the rounds of each run's p50 and p99, the large ÷
-   small ratio of the p50 taken within each round (median and range), the server's CPU per request,
-   the shared-buffer hits and reads of each database over the run, and the plan of every statement
-   of one request of each workload on the large database (``bench.explain``);
+5. reports, per workload and scale, the p50 and p99 of all requests, the large ÷ small ratio of the
+   p50s (and its range over the rounds), the server's CPU per request, the shared-buffer hits and
+   reads of each database over the run, random token lookups as EXPLAIN (ANALYZE, BUFFERS), and the
+   plan of every statement of one request of each workload on the large database (``bench.explain``);
 6. writes ``bench/RESULTS-scale.md`` and ``bench/results/<date>-scale-compare.json``; stops the
    servers and drops the databases whatever happened (``--keep`` leaves the databases).
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -49,6 +51,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from sqlalchemy import create_engine
 from sqlalchemy import make_url
 from sqlalchemy import text
 
@@ -247,6 +250,43 @@ class Sender:
 def _percentile(values: list[float], fraction: float) -> float | None:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else None
+
+
+PROBE_SQL = """
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+SELECT tokens.id, tokens.scope, accounts.sub, accounts.surname FROM tokens
+JOIN oauth2_clients ON oauth2_clients.client_id = tokens.client_id AND oauth2_clients.enabled
+LEFT OUTER JOIN accounts ON accounts.id = tokens.account_id
+WHERE tokens.access_token_hash = :digest
+"""
+
+
+def probe_lookups(instance: Instance, count: int) -> dict:
+    """The pages that finding one random stored token and its account costs, from PostgreSQL itself:
+    UserInfo's and introspection's lookup (the same indexes and rows) as EXPLAIN (ANALYZE, BUFFERS) for
+    ``count`` random tokens. A read is a page that was not in shared_buffers."""
+    engine = create_engine(instance.database_url)
+    stored = instance.filled["tokens"]
+    hits, reads, times = [], [], []
+    try:
+        with engine.connect() as conn:
+            for _ in range(count):
+                token = f"{stored['access_prefix']}{random.randint(stored['first'], stored['last'])}"
+                digest = hashlib.sha256(token.encode()).hexdigest()
+                plan = conn.scalar(text(PROBE_SQL), {"digest": digest})[0]
+                hits.append(plan["Plan"]["Shared Hit Blocks"])
+                reads.append(plan["Plan"]["Shared Read Blocks"])
+                times.append(plan["Execution Time"])
+    finally:
+        engine.dispose()
+    return {
+        "lookups": count,
+        "hit_per_lookup": round(statistics.mean(hits), 2),
+        "read_per_lookup": round(statistics.mean(reads), 2),
+        "lookups_with_a_read": sum(1 for r in reads if r),
+        "execution_ms_p50": round(statistics.median(times), 4),
+        "execution_ms_p90": round(_percentile(times, 0.9), 4),
+    }
 
 
 def measure_alternating(
@@ -449,6 +489,8 @@ def run(args) -> dict:
                 for i in instances
             },
         }
+        if args.probe:
+            results["probe"] = {str(i.scale): probe_lookups(i, args.probe) for i in instances}
         if not args.no_explain:
             big = instances[-1]
             log(f"recording SQL and plans on {big.name}")
@@ -614,6 +656,26 @@ def markdown(results: dict) -> str:
         total = blocks["hit"] + blocks["read"]
         share = f"{100 * blocks['read'] / total:.2f} %" if total else "–"
         lines.append(f"| {names[s]} | {blocks['hit']:,} | {blocks['read']:,} | {share} |")
+    if results.get("probe"):
+        lines += [
+            "",
+            f"## One random stored token and its account, {settings['probe']} times per database",
+            "",
+            "What introspection and UserInfo ask PostgreSQL (the token by its digest's unique index, its "
+            "client, its account by primary key), as `EXPLAIN (ANALYZE, BUFFERS)` of random stored tokens "
+            "after the measured rounds: pages per lookup found in shared_buffers (hit) and outside (read: "
+            "the OS cache or the disk), and the time inside PostgreSQL.",
+            "",
+            "| database | pages hit / lookup | pages read / lookup | lookups with a read | execution p50 / p90 ms |",
+            "|---|---|---|---|---|",
+        ]
+        for s in scales:
+            probe = results["probe"][str(s)]
+            lines.append(
+                f"| {names[s]} | {probe['hit_per_lookup']:.2f} | {probe['read_per_lookup']:.2f} "
+                f"| {probe['lookups_with_a_read']} of {probe['lookups']} "
+                f"| {probe['execution_ms_p50']:.3f} / {probe['execution_ms_p90']:.3f} |"
+            )
     plans = load.explain_markdown(results.get("explain"))
     if plans:
         # After the section's heading: which database the plans are of.
@@ -679,6 +741,9 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--logins", type=int, default=5000, help="accounts the code flow signs in, spread over the table"
+    )
+    parser.add_argument(
+        "--probe", type=int, default=500, help="random token lookups explained per database (default 500)"
     )
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the databases (drop them yourself)")
