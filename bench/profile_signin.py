@@ -63,8 +63,16 @@ class _Meter:
         if profiled:
             self.profiler.enable()
         try:
-            # The body is produced inside the timed span (Flask's responses are already rendered).
-            return list(self.inner(environ, start_response))
+            # The body is produced inside the timed span (Flask's responses are already rendered), and
+            # closed there as a server closes it (PEP 3333): admission control counts a page in flight
+            # until then (idp.admission), so an unclosed one was refused 429 after a few flows.
+            iterable = self.inner(environ, start_response)
+            try:
+                return list(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    close()
         finally:
             if profiled:
                 self.profiler.disable()

@@ -26,6 +26,7 @@ from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 from flask import g
 from sqlalchemy import bindparam
+from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -74,6 +75,7 @@ _CODE_WITH_SESSION_AND_ACCOUNT = (
         AuthorizationCode.client_id == bindparam("client_id"),
     )
 )
+_NEW_CODE = insert(AuthorizationCode.__table__)
 # Claims the code: only one redemption finds it unused (RFC 6749 §4.1.2). The ORM's synchronisation of
 # loaded rows is off: it searched the session for matching rows on every redemption, and the one row
 # concerned is set by the caller.
@@ -135,8 +137,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         sso = request.user
         data = request.payload.data
         now = _now()
-        db.session.add(
-            AuthorizationCode(
+        # A Core INSERT: nothing in this request reads the row again, so no ORM object or flush is made.
+        db.session.execute(
+            _NEW_CODE,
+            dict(
                 code_hash=digest(code),
                 client_id=request.client.client_id,
                 account_id=sso.account_id,
@@ -158,7 +162,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 resources=access_tokens.stored_resources(self._resources),
                 created_at=now,
                 expires_at=now + settings().oauth.code_ttl,
-            )
+            ),
         )
         db.session.commit()
 
