@@ -110,6 +110,18 @@ def access_paths(plan: str | None) -> list[str]:
     return list(dict.fromkeys(_ACCESS.findall(plan or "")))
 
 
+_BUFFERS = re.compile(r"Buffers: shared((?: \w+=\d+)+)")
+
+
+def buffers(plan: str | None) -> dict[str, int]:
+    """The whole statement's shared buffers (the top node's line: it counts its children's), e.g.
+    {"hit": 7, "read": 2}: a read is a page that was not in shared_buffers (the OS cache or the disk)."""
+    match = _BUFFERS.search(plan or "")
+    if not match:
+        return {}
+    return {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+
+
 def execution_ms(plan: str | None) -> float | None:
     match = _EXECUTION.search(plan or "")
     return float(match.group(1)) if match else None

@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import config as config_module
 from . import logs
 from . import notifications
+from .admission import Admission
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -78,6 +79,11 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))
+    # A cap on the page requests one client address has in flight (idp.admission); behind Documents and
+    # TokenFront, so discovery, the JWKS and the token requests answered there never reach it, and behind
+    # ProxyFix, so the address is the client's.
+    if settings.limits.pages_in_flight:
+        app.wsgi_app = Admission(app, app.wsgi_app, settings.limits.pages_in_flight)  # type: ignore[method-assign]
     # Discovery, the JWKS (idp.oauth.documents) and the client_credentials grant (idp.oauth.front) without
     # Flask's per-request machinery, behind ProxyFix like the app itself.
     app.wsgi_app = Documents(app, TokenFront(app, app.wsgi_app))  # type: ignore[method-assign]

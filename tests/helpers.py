@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import time
@@ -18,8 +19,16 @@ from urllib.parse import parse_qs
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+from sqlalchemy import URL
+from sqlalchemy import create_engine
+from sqlalchemy import make_url
+from sqlalchemy import text
+
 from idp.runtime import of
 
+# The machine's PostgreSQL server, where a module that needs PostgreSQL whatever the pass makes a database of
+# its own (private_postgres_database).
+POSTGRES = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 _CAPTCHA_TOKEN = re.compile(r'name="captcha_token" type="hidden" value="([^"]+)"')
 _CAPTCHA_IMAGE = re.compile(r'<img id="captcha-image" src="([^"]+)"')
@@ -169,3 +178,37 @@ class SettableClock:
 
     def __call__(self) -> int:
         return self.now
+
+
+@contextmanager
+def private_postgres_database(prefix: str) -> Iterator[URL]:
+    """A database of its own on the PostgreSQL server (``POSTGRES``), named ``<prefix>_<pid>_<random>``, with
+    the schema built by the migrations and the signing keys; yields its URL and drops it after. For the
+    modules that need PostgreSQL in the SQLite pass too (notifications, an outage through a proxy)."""
+    # why: conftest imports this module, so the app's pieces are looked up at run time.
+    from flask_migrate import upgrade
+
+    from idp import create_app
+    from idp.extensions import db
+    from idp.services import keys
+
+    from .conftest import make_config
+
+    server = make_url(POSTGRES)
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name)
+    try:
+        setup = create_app(make_config(database={"url": url.render_as_string(hide_password=False)}))
+        with setup.app_context():
+            upgrade()
+            keys.ensure_keys(db.session, now=0)
+            db.session.commit()
+            db.engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -112,6 +112,25 @@ def _reset_sms_password(live_server, sms, language: str, phone: str) -> str:
     return match.group(1)
 
 
+def _recovery_sms_code(live_server, sms, language: str, phone: str, login: str) -> str:
+    """The code of the recovery SMS sent to ``phone``, whose whole text must be the catalogue's in
+    ``language``."""
+    [message] = [m for m in sms() if m["to"] == phone]
+    pattern = _sms_pattern(
+        live_server.app,
+        language,
+        CODE_SMS,
+        "CODEMARK",
+        r"(\d{6})",
+        code="CODEMARK",
+        login=login,
+        duration=duration(settings_of(live_server.app).recovery.code_ttl, language),
+    )
+    match = pattern.fullmatch(message["text"])
+    assert match, (message["text"], pattern.pattern)
+    return match.group(1)
+
+
 class Journey:
     """One journey in one browser context: a 360 px page in ``language``, chosen by ``ui_locales`` or by the
     switcher, started at the relying party and expected to end there."""
@@ -243,20 +262,8 @@ def _recovery(live_server, rp, new_page, make_account, sms, language: str, by: s
     expect(journey.page).to_have_url(live_server.url + "/recovery/sent")
     expect(journey.field(CODE_LABEL)).to_be_focused()
     journey.shows(RECOVERY_HEADING, "sent")
-    [message] = [m for m in sms() if m["to"] == "+79160000103"]
-    pattern = _sms_pattern(
-        live_server.app,
-        language,
-        CODE_SMS,
-        "CODEMARK",
-        r"(\d{6})",
-        code="CODEMARK",
-        login=account["login"],
-        duration=duration(settings_of(live_server.app).recovery.code_ttl, language),
-    )
-    match = pattern.fullmatch(message["text"])
-    assert match, (message["text"], pattern.pattern)
-    journey.field(CODE_LABEL).fill(match.group(1))
+    code = _recovery_sms_code(live_server, sms, language, "+79160000103", account["login"])
+    journey.field(CODE_LABEL).fill(code)
     journey.press(CONTINUE)
 
     expect(journey.page).to_have_url(live_server.url + "/recovery/password")
@@ -426,20 +433,7 @@ def test_recovery_by_sms_code_with_the_keyboard_only_in_russian(live_server, rp,
     expect(page).to_have_url(live_server.url + "/recovery/sent")
     code = page.get_by_label(t(CODE_LABEL), exact=True)
     expect(code).to_be_focused()
-    [message] = [m for m in sms() if m["to"] == "+79160000106"]
-    pattern = _sms_pattern(
-        live_server.app,
-        language,
-        CODE_SMS,
-        "CODEMARK",
-        r"(\d{6})",
-        code="CODEMARK",
-        login=account["login"],
-        duration=duration(settings_of(live_server.app).recovery.code_ttl, language),
-    )
-    match = pattern.fullmatch(message["text"])
-    assert match, (message["text"], pattern.pattern)
-    page.keyboard.type(match.group(1))
+    page.keyboard.type(_recovery_sms_code(live_server, sms, language, "+79160000106", account["login"]))
     page.keyboard.press("Enter")
 
     expect(page).to_have_url(live_server.url + "/recovery/password")

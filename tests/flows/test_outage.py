@@ -9,31 +9,25 @@ pass too); a real server stopped under two production hosts is tests/multihost."
 
 from __future__ import annotations
 
-import os
 import secrets
 
 import pytest
-from flask_migrate import upgrade
-from sqlalchemy import create_engine
-from sqlalchemy import make_url
-from sqlalchemy import text
 
 from idp import create_app
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.runtime import of
-from idp.services import keys
 
 from ..conftest import _create_account
 from ..conftest import _create_client
 from ..conftest import make_config
 from ..helpers import Browser
 from ..helpers import csrf_token
+from ..helpers import private_postgres_database
 from ..tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.once
 
-POSTGRES = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_PORT = 6379
 UNAVAILABLE_RU = "Сервис временно недоступен"
 UNAVAILABLE_EN = "The service is temporarily unavailable"
@@ -43,24 +37,8 @@ UNAVAILABLE_EN = "The service is temporarily unavailable"
 def database():
     """A database of this module's own on the PostgreSQL server, with the schema and signing keys; yields
     its URL."""
-    server = make_url(POSTGRES)
-    name = f"idp_outage_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name)
-    try:
-        setup = create_app(make_config(database={"url": url.render_as_string(hide_password=False)}))
-        with setup.app_context():
-            upgrade()
-            keys.ensure_keys(db.session, now=0)
-            db.session.commit()
-            db.engine.dispose()
+    with private_postgres_database("idp_outage") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
