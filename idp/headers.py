@@ -43,14 +43,20 @@ def add_security_headers(response):
     headers = response.headers
     # One pass over the names already set, rather than Headers.setdefault's scan (and KeyError) for
     # each: this runs on every answer, the token endpoint's included (issue 12).
-    present = {name.lower() for name, _ in headers.items()}
+    headers.extend(security_headers(headers.items(), response.mimetype))
+    return response
+
+
+def security_headers(present, mimetype: str) -> list[tuple[str, str]]:
+    """The security headers an answer with the headers ``present`` (name, value pairs) and ``mimetype``
+    lacks; for the answers built without a Flask response too (``idp.oauth.front``)."""
+    names = {name.lower() for name, _ in present}
     wanted = list(_ALWAYS)
     if settings().server.is_https:
         wanted.append(_HSTS)
-    if response.mimetype == "text/html":
+    if mimetype == "text/html":
         wanted.append(_NO_STORE)
-    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
-    return response
+    return [(name, value) for name, value in wanted if name.lower() not in names]
 
 
 def allow_frames(response, urls: list[str]):

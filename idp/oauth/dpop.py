@@ -299,6 +299,14 @@ class DPoPTokenValidator(_BearerTokenValidator):
 
 
 def attach_nonce(response):
-    if enabled() and settings().dpop.require_nonce:
-        response.headers["DPoP-Nonce"] = new_nonce()
+    header = nonce_header()
+    if header is not None:
+        response.headers[header[0]] = header[1]
     return response
+
+
+def nonce_header() -> tuple[str, str] | None:
+    """RFC 9449 §8: with nonces required, every answer hands the client the next one."""
+    if enabled() and settings().dpop.require_nonce:
+        return "DPoP-Nonce", new_nonce()
+    return None
