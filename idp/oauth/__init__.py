@@ -12,6 +12,9 @@ May import: authlib, joserfc, Flask, ``idp.runtime``, ``idp.extensions``, models
 
 from __future__ import annotations
 
+from typing import Any
+
+from authlib.common.errors import ContinueIteration
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
@@ -62,6 +65,19 @@ class AuthorizationServer(_AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         return super().create_oauth2_request(request)
+
+    def endpoint_answer(self, name: str, request: OAuth2Request) -> tuple[int, Any, list]:
+        """``create_endpoint_response``'s status, payload and headers, without a Flask ``Response``: for the
+        protocol front (``read_front.py``), which builds its answer itself."""
+        for endpoint in self._endpoints[name]:
+            request = endpoint.create_endpoint_request(request)
+            try:
+                return endpoint(request)
+            except ContinueIteration:
+                continue
+            except OAuth2Error as error:
+                return error(self.get_error_uri(request, error))
+        raise RuntimeError(f"no '{name}' endpoint answered")
 
     def get_authorization_grant(self, request):
         try:

@@ -306,7 +306,8 @@ def attach_nonce(response):
 
 
 def nonce_header() -> tuple[str, str] | None:
-    """RFC 9449 §8: with nonces required, every answer hands the client the next one."""
+    """RFC 9449 §8: with nonces required, the next nonce, which every answer of the endpoints that take a
+    proof hands the client; None otherwise."""
     if enabled() and settings().dpop.require_nonce:
-        return "DPoP-Nonce", new_nonce()
+        return ("DPoP-Nonce", new_nonce())
     return None

@@ -150,7 +150,7 @@ class TokenFront:
             headers.append(nonce)
         # As the oauth blueprint's CORS hook: the answer depends on Origin (here: there was none).
         headers.append(("Vary", "Origin"))
-        headers.extend(security_headers(headers, _mimetype(headers)))
+        headers.extend(security_headers({name.lower() for name, _ in headers}, _mimetype(headers)))
         headers.append((REQUEST_ID_HEADER, g.request_id))
         return body, headers
 

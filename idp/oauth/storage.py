@@ -54,9 +54,10 @@ _SNAPSHOTS = "idp_client_snapshots"
 
 def read_clients_only() -> None:
     """For the rest of this request (the token endpoint's front layer, ``idp.oauth.front``, whose
-    client_credentials grant reads its client and writes nothing of it), ``query_client`` gives the cached
-    snapshot itself, shared and detached, rather than a copy of it in the session: nothing to merge, and
-    the session stays unused."""
+    client_credentials grant reads its client and writes nothing of it; introspection and UserInfo,
+    which write nothing of a client either), ``query_client`` gives the cached snapshot itself, shared
+    and detached, rather than a copy of it in the session: nothing to merge, and the session stays
+    unused."""
     g.setdefault(_SNAPSHOTS, True)
 
 
@@ -229,9 +230,11 @@ def end_read() -> None:
     expired by it), instead of leaving it to the teardown's ROLLBACK: psycopg forgets a connection's
     prepared statements on every ROLLBACK (and sends ``DEALLOCATE ALL``), which would wipe the token
     endpoint's prepared INSERT on the same connection (issue 12). Introspection and UserInfo read their
-    token outside the Session (``live.read``); the Session has a transaction only when the client cache
-    missed or client authentication wrote, and nothing to end otherwise."""
-    db.session.commit()
+    token outside the Session (``live.read``) and their client from the cache (``read_clients_only``):
+    the Session has a transaction only when the cache missed or client authentication wrote, and
+    otherwise is not even made."""
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
 
 
 def account_of(token: Token | LiveToken) -> Account | LiveAccount | None:
