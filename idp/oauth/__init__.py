@@ -23,6 +23,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _basic_auth
 from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import g
 from flask import redirect
 
 from ..runtime import of
@@ -53,6 +54,9 @@ from .registration import ClientRegistrationEndpoint
 from .storage import create_token_generator
 from .storage import query_client
 from .storage import save_token
+
+# g key: this request's OAuth answers are wanted as authlib gives them, (status, payload, headers).
+RAW_ANSWERS = "idp_raw_answers"
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -95,6 +99,12 @@ class AuthorizationServer(_AuthorizationServer):
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
+
+    def handle_response(self, status_code, payload, headers):
+        if g.get(RAW_ANSWERS):
+            # The token endpoint's front layer (idp.oauth.front) writes the answer itself.
+            return status_code, payload, headers
+        return super().handle_response(status_code, payload, headers)
 
     def error_redirect(self, error):
         """The redirect for an authorization error whose redirect_uri authlib has validated, with

@@ -39,13 +39,15 @@ from flask import g
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.datastructures import MultiDict
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_host
 
-from ..headers import add_security_headers
+from ..headers import security_headers
 from ..observability import ENVIRON_KEY
 from ..observability import REQUEST_ID_HEADER
 from ..observability import request_id_for
 from ..runtime import of
+from . import RAW_ANSWERS
 from . import dpop
 from . import storage
 
@@ -124,21 +126,33 @@ class TokenFront:
         with self.app.app_context():
             runtime = of(self.app)
             g.request_started = started
-            storage.read_clients_only()
             g.request_id = request_id_for(environ, runtime.settings.server.proxy_count)
             environ[ENVIRON_KEY] = g.request_id
+            storage.read_clients_only()
+            g.setdefault(RAW_ANSWERS, True)
             server = self.app.extensions["idp.authorization"]
             try:
-                response = dpop.attach_nonce(server.create_token_response(oauth_request))
+                status, payload, headers = server.create_token_response(oauth_request)
             except Exception as error:  # noqa: BLE001 - answered by Flask's handlers, as in the view
                 return self._flask_error(environ, body, error, start_response)
-            # As the oauth blueprint's CORS hook: the answer depends on Origin (here: there was none).
-            response.vary.add("Origin")
-            add_security_headers(response)
-            response.headers[REQUEST_ID_HEADER] = g.request_id
-            runtime.metrics.request(ENDPOINT, "POST", response.status_code, time.perf_counter() - started)
-            start_response(response.status, response.headers.to_wsgi_list())
-            return [response.get_data()]
+            answer = self._answer(status, payload, headers)
+            runtime.metrics.request(ENDPOINT, "POST", status, time.perf_counter() - started)
+            start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN')}", answer[1])
+            return [answer[0]]
+
+    def _answer(self, status: int, payload, headers: list) -> tuple[bytes, list[tuple[str, str]]]:
+        """The body and headers Flask would send: the JSON as ``handle_response`` and Flask's JSON provider
+        write it, and what the view and the hooks add (see the module docstring)."""
+        body = (self.app.json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+        headers = [*headers, ("Content-Length", str(len(body)))]
+        nonce = dpop.nonce_header()
+        if nonce is not None:
+            headers.append(nonce)
+        # As the oauth blueprint's CORS hook: the answer depends on Origin (here: there was none).
+        headers.append(("Vary", "Origin"))
+        headers.extend(security_headers({name.lower() for name, _ in headers}, _mimetype(headers)))
+        headers.append((REQUEST_ID_HEADER, g.request_id))
+        return body, headers
 
     def _to_flask(self, environ: dict, body: bytes, start_response: Callable) -> Iterable[bytes]:
         environ["wsgi.input"] = io.BytesIO(body)
@@ -149,11 +163,30 @@ class TokenFront:
         request context of this request (inside the app context, whose ``g`` holds the request's id and
         start for the observation hook)."""
         environ["wsgi.input"] = io.BytesIO(body)
+        # The handlers build Flask responses (idp.oauth.errors: authlib's error answers among them).
+        g.pop(RAW_ANSWERS, None)
         with self.app.request_context(environ):
             response = self.app.finalize_request(
                 self.app.handle_user_exception(error), from_error_handler=True
             )
             return response(environ, start_response)
+
+
+class _Form(MultiDict):
+    """werkzeug's MultiDict, whose ``get`` of an absent name returns the default without raising and
+    catching a werkzeug HTTP exception first (authlib asks for several absent parameters per request)."""
+
+    def get(self, key, default=None, type=None):  # noqa: A002 - MultiDict.get's signature
+        if key not in self:
+            return default
+        return super().get(key, default, type)
+
+
+def _mimetype(headers: list[tuple[str, str]]) -> str:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return value.partition(";")[0].strip().lower()
+    return ""
 
 
 def _form(body: bytes) -> MultiDict | None:
@@ -163,4 +196,4 @@ def _form(body: bytes) -> MultiDict | None:
         text = body.decode()
     except UnicodeDecodeError:
         return None
-    return MultiDict(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
+    return _Form(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))

@@ -11,7 +11,7 @@ session, the runtime, ``g``), and adds what Flask's hooks add to the same answer
 the JSON body as Flask serialises it, ``Content-Length``, the view's own headers (the next DPoP nonce),
 ``Vary: Origin`` on a CORS endpoint (``cors.ENDPOINTS``), the security headers (``headers.py``) and the
 request id (``observability``; in the environ for the access log too). The request's line in the metrics
-is counted under the Flask endpoint name, as Flask would. ``tests/oauth/test_front.py`` compares its
+is counted under the Flask endpoint name, as Flask would. ``tests/oauth/test_read_front.py`` compares its
 answers, header by header, with Flask's to the same requests.
 
 What is not plain goes to Flask, untouched (the body is given back): another method (HEAD, the OPTIONS of
@@ -21,6 +21,8 @@ a CORS preflight), a query string, a ``Cookie`` (a permanent session would be re
 handler leaves to Flask (``FlaskNeededError``: a DPoP proof, whose replay check writes; a client
 assertion, whose jti is stored). A route's handler only reads, so a request it fails on is served again
 by Flask from the start, whose error handling answers it: a database outage is the same 503 as elsewhere.
+The token endpoint's front (``front.TokenFront``) cannot do that, its grant writes: a failure there is
+answered by Flask's error handlers in a request context made for it.
 """
 
 from __future__ import annotations
