@@ -53,7 +53,7 @@ _SNAPSHOTS = "idp_client_snapshots"
 
 
 def read_clients_only() -> None:
-    """For the rest of this request (the token endpoint's front layer, ``idp.oauth.front``, whose
+    """For the rest of this request (the protocol front, ``idp.oauth.read_front``: the token route, whose
     client_credentials grant reads its client and writes nothing of it; introspection and UserInfo,
     which write nothing of a client either), ``query_client`` gives the cached snapshot itself, shared
     and detached, rather than a copy of it in the session: nothing to merge, and the session stays
