@@ -77,6 +77,9 @@ def test_client_credentials_without_flask_answers_as_flask_does(app, client, rp,
     with app.app_context():
         row = db.session.scalar(select(Token).filter_by(access_token_hash=digest(body["access_token"])))
         assert row is not None and row.client_id == rp["client_id"] and row.scope == "patent"
+        # Written with the driver's cursor (storage._insert_alone): the columns' defaults too.
+        assert (row.access_token_revoked_at, row.refresh_token_revoked_at) == (0, 0) and row.family_id
+        assert row.expires_in == body["expires_in"] and row.refresh_token_hash is None
     introspected = client.post(
         "/introspect", data={"token": body["access_token"]}, auth=(rp["client_id"], rp["client_secret"])
     )
