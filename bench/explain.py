@@ -38,6 +38,9 @@ class _Response:
         self.url = url
         self.text = response.get_data(as_text=True)
         self._response = response
+        # Closed as a server closes it (PEP 3333): idp.admission counts a page in flight until then, and
+        # answers a fourth one from the same address with 429.
+        response.close()
 
     def json(self):
         return self._response.get_json()

@@ -1265,6 +1265,7 @@ def explain_idp(app, side: Side, stored: dict | None, *, userinfo_stored: bool =
     def request(method, url, **kwargs):
         def action(session: explain.TestClientSession):
             response = getattr(session.client, method)(path(url), base_url=origin, **kwargs)
+            response.close()
             if response.status_code != 200:
                 raise RuntimeError(f"{url}: HTTP {response.status_code}")
 
@@ -1275,6 +1276,7 @@ def explain_idp(app, side: Side, stored: dict | None, *, userinfo_stored: bool =
 
     def landing(session: explain.TestClientSession):
         response = session.client.get("/", base_url=origin)
+        response.close()
         if response.status_code != 200:
             raise RuntimeError(f"/: HTTP {response.status_code}")
 

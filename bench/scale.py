@@ -14,17 +14,18 @@ What it does, in order (``bench.load`` does each step; this module only arranges
    same day of authorization codes (300,000) in each;
 2. serves each database with ``idp serve --production`` (granian, the same code, the same generated
    production configuration apart from the database and the issuer's port), both up at once;
-3. checks every workload on both, warms both up, then runs ``--rounds`` rounds; in each round every
-   workload runs against one database and then the other, the order reversed every other round
-   (A B, B A, A B ...), with wrk at ``--connections`` (1) connection, one request in flight: each
-   request's latency is its service time, not time spent queueing behind others;
+3. checks every workload on both, warms both up, then runs ``--rounds`` rounds; in each round one
+   client sends every workload to both servers alternately, request by request (A B B A A B ...), one
+   request in flight: two consecutive requests meet the same machine, and each request's latency is
+   its service time, not time spent queueing behind others (``--pairing`` concurrent or sequential
+   runs wrk instead, against both at once or one after the other);
 4. the workloads: discovery, JWKS, token (client_credentials), introspection and UserInfo of a random
    stored token on each request (uniform over the whole table), the code flow (authorize → sign-in →
    code → token) for random accounts spread over the whole table;
-5. reports, per workload and scale, the median over the rounds of each run's p50 and p99, the large ÷
-   small ratio of the p50 taken within each round (median and range), the server's CPU per request,
-   the shared-buffer hits and reads of each database over the run, and the plan of every statement
-   of one request of each workload on the large database (``bench.explain``);
+5. reports, per workload and scale, the p50 and p99 of all requests, the large ÷ small ratio of the
+   p50s (and its range over the rounds), the server's CPU per request, the shared-buffer hits and
+   reads of each database over the run, random token lookups as EXPLAIN (ANALYZE, BUFFERS), and the
+   plan of every statement of one request of each workload on the large database (``bench.explain``);
 6. writes ``bench/RESULTS-scale.md`` and ``bench/results/<date>-scale-compare.json``; stops the
    servers and drops the databases whatever happened (``--keep`` leaves the databases).
 """
@@ -34,6 +35,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
+import http.client
 import json
 import os
 import random
@@ -41,16 +44,21 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import requests
+from sqlalchemy import create_engine
 from sqlalchemy import make_url
 from sqlalchemy import text
 
 from . import codeflow
 from . import fill
 from . import load
+from . import procstat
 from .load import STORED
 from .load import STORED_USERINFO
 
@@ -61,6 +69,15 @@ DEFAULT_SCALES = (10_000, 1_000_000)
 # The sign-in's bcrypt cost: 4 (bcrypt about 1 ms) so that the flow's median is the provider's own work,
 # what the data size can change; at the production cost of 12 a 240 ms hash would hide a slower query.
 BCRYPT_ROUNDS = 4
+
+
+PAIRING = {
+    "alternate": "one client (Python, http.client, kept-alive connections) alternates between the two "
+    "servers request by request, A B B A A B …, so that two consecutive requests meet the same machine",
+    "concurrent": "in each round every workload runs against both databases at the same moment, one wrk "
+    "(one code-flow driver) each, the two started in alternating order",
+    "sequential": "the scales one after the other per workload, A B then B A",
+}
 
 
 def log(message: str) -> None:
@@ -177,6 +194,185 @@ def measure(instance: Instance, workload: str, round_no: int, args, pg_engine) -
     return row
 
 
+class Sender:
+    """One request of a workload at a time to one server, over a kept-alive connection (http.client: a
+    few tens of µs of client work, the same for both sides), with a fresh random stored token or account
+    each time; ``send()`` says whether the answer was a 200."""
+
+    def __init__(self, instance: Instance, workload: str):
+        self.instance, self.workload = instance, workload
+        side = instance.side
+        self.stored = instance.filled["tokens"]
+        self.connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=60)
+        self.method, self.body, self.headers = "GET", None, {}
+        url = {
+            "discovery": side.origin + "/.well-known/openid-configuration",
+            "jwks": side.meta["jwks_uri"],
+            "token": side.meta["token_endpoint"],
+            STORED: side.meta["introspection_endpoint"],
+            STORED_USERINFO: side.meta["userinfo_endpoint"],
+        }.get(workload)
+        self.path = urlsplit(url).path if url else None
+        if workload in ("token", STORED):
+            self.method = "POST"
+            self.headers = {"Authorization": side.basic, "Content-Type": "application/x-www-form-urlencoded"}
+            self.body = "grant_type=client_credentials"
+
+    def _token(self) -> str:
+        return f"{self.stored['access_prefix']}{random.randint(self.stored['first'], self.stored['last'])}"
+
+    def send(self) -> bool:
+        if self.workload == "codeflow":
+            side = self.instance.side
+            try:
+                codeflow.run(side.provider, random.choice(side.logins), load.PASSWORD)
+            except (codeflow.FlowError, requests.RequestException, ValueError, KeyError):
+                return False
+            return True
+        headers, body = self.headers, self.body
+        if self.workload == STORED:
+            body = "token=" + self._token()
+        elif self.workload == STORED_USERINFO:
+            headers = {"Authorization": "Bearer " + self._token()}
+        try:
+            self.connection.request(self.method, self.path, body=body, headers=headers)
+            response = self.connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            return False
+        return response.status == 200
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else None
+
+
+PROBE_SQL = """
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+SELECT tokens.id, tokens.scope, accounts.sub, accounts.surname FROM tokens
+JOIN oauth2_clients ON oauth2_clients.client_id = tokens.client_id AND oauth2_clients.enabled
+LEFT OUTER JOIN accounts ON accounts.id = tokens.account_id
+WHERE tokens.access_token_hash = :digest
+"""
+
+
+def probe_lookups(instance: Instance, count: int) -> dict:
+    """The pages that finding one random stored token and its account costs, from PostgreSQL itself:
+    UserInfo's and introspection's lookup (the same indexes and rows) as EXPLAIN (ANALYZE, BUFFERS) for
+    ``count`` random tokens. A read is a page that was not in shared_buffers."""
+    engine = create_engine(instance.database_url)
+    stored = instance.filled["tokens"]
+    hits, reads, times = [], [], []
+    try:
+        with engine.connect() as conn:
+            for _ in range(count):
+                token = f"{stored['access_prefix']}{random.randint(stored['first'], stored['last'])}"
+                digest = hashlib.sha256(token.encode()).hexdigest()
+                plan = conn.scalar(text(PROBE_SQL), {"digest": digest})[0]
+                hits.append(plan["Plan"]["Shared Hit Blocks"])
+                reads.append(plan["Plan"]["Shared Read Blocks"])
+                times.append(plan["Execution Time"])
+    finally:
+        engine.dispose()
+    return {
+        "lookups": count,
+        "hit_per_lookup": round(statistics.mean(hits), 2),
+        "read_per_lookup": round(statistics.mean(reads), 2),
+        "lookups_with_a_read": sum(1 for r in reads if r),
+        "execution_ms_p50": round(statistics.median(times), 4),
+        "execution_ms_p90": round(_percentile(times, 0.9), 4),
+    }
+
+
+def measure_alternating(
+    instances: list[Instance], workload: str, round_no: int, args, pg_engine, pooled: dict
+) -> list[dict]:
+    """One client, one request at a time, alternating between the scales request by request (A B, B A,
+    A B, …): two consecutive requests a few milliseconds apart meet the same machine, whatever else
+    runs on it. Each request's latency goes into ``pooled[(workload, scale)]`` too."""
+    senders = [Sender(instance, workload) for instance in instances]
+    watches = [
+        (procstat.Watch(i.running.proc.pid).start(), load.PgWatch(pg_engine, i.side.pg_database).start())
+        for i in instances
+    ]
+    latencies: list[list[float]] = [[] for _ in instances]
+    errors = [0 for _ in instances]
+    order = list(range(len(instances)))
+    if round_no % 2 == 0:
+        order.reverse()
+    started = time.perf_counter()
+    deadline = started + args.duration
+    while time.perf_counter() < deadline:
+        for k in order:
+            t0 = time.perf_counter()
+            ok = senders[k].send()
+            elapsed = time.perf_counter() - t0
+            if ok:
+                latencies[k].append(elapsed * 1000)
+            else:
+                errors[k] += 1
+        order.reverse()
+    seconds = time.perf_counter() - started
+    rows = []
+    for k, instance in enumerate(instances):
+        watch, pg = watches[k]
+        watch.stop()
+        pg.stop()
+        senders[k].close()
+        done = max(len(latencies[k]), 1)
+        pooled.setdefault((workload, instance.scale), []).extend(latencies[k])
+        row = {
+            "workload": workload,
+            "side": instance.name,
+            "scale": instance.scale,
+            "connections": 1,
+            "round": round_no,
+            "requests": len(latencies[k]),
+            "seconds": round(seconds, 3),
+            "p50_ms": statistics.median(latencies[k]) if latencies[k] else None,
+            "p99_ms": _percentile(latencies[k], 0.99),
+            "errors_total": errors[k],
+            "cpu_ms_per_req": round(watch.cpu * 1000 / done, 3),
+            "pg_cpu_ms_per_req": None if pg.cpu is None else round(pg.cpu * 1000 / done, 3),
+            "rss_worker_max_mib": round(watch.worker_rss_max() / load.MIB, 1),
+            "loadavg_1min": os.getloadavg()[0],
+        }
+        rows.append(row)
+        load.log(
+            f"{workload:>20} {instance.name:<4} r{round_no}: {row['requests']:>6} requests  "
+            f"p50 {_ms(row['p50_ms'])} ms  p99 {_ms(row['p99_ms'])} ms  cpu {row['cpu_ms_per_req']:.3f} ms/req  "
+            f"errors {errors[k]}"
+        )
+    return rows
+
+
+def measure_together(instances: list[Instance], workload: str, round_no: int, args, pg_engine) -> list[dict]:
+    """The same workload against every scale at the same moment, each with its own client: whatever
+    else the machine runs meanwhile slows both alike, which one after the other it does not."""
+    rows: list[dict | None] = [None] * len(instances)
+    errors: list[BaseException] = []
+
+    def one(index: int, instance: Instance) -> None:
+        try:
+            rows[index] = measure(instance, workload, round_no, args, pg_engine)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in enumerate(instances)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [row for row in rows if row is not None]
+
+
 def run(args) -> dict:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="idp-scale-"))
@@ -245,13 +441,19 @@ def run(args) -> dict:
         databases = [instance.side.pg_database for instance in instances]
         blocks_before = block_counters(pg_engine, databases)
         loadavg_before = os.getloadavg()
-        rows = []
+        rows: list[dict] = []
+        pooled: dict[tuple[str, int], list[float]] = {}
         for round_no in range(1, args.rounds + 1):
             # A B, then B A: a drift of the machine's load over a round does not favour one side.
             order = instances if round_no % 2 else list(reversed(instances))
             for workload in args.workloads:
-                for instance in order:
-                    rows.append(measure(instance, workload, round_no, args, pg_engine))
+                if args.pairing == "alternate":
+                    rows += measure_alternating(instances, workload, round_no, args, pg_engine, pooled)
+                elif args.pairing == "concurrent":
+                    rows += measure_together(order, workload, round_no, args, pg_engine)
+                else:
+                    for instance in order:
+                        rows.append(measure(instance, workload, round_no, args, pg_engine))
         loadavg_after = os.getloadavg()
         blocks_after = block_counters(pg_engine, databases)
 
@@ -266,6 +468,17 @@ def run(args) -> dict:
                 str(i.scale): {"pid": i.running.proc.pid, "command": i.running.proc.args} for i in instances
             },
             "rows": rows,
+            # Every request's latency of a workload and scale, all rounds together (alternate pairing).
+            "pooled": [
+                {
+                    "workload": workload,
+                    "scale": scale,
+                    "requests": len(values),
+                    "p50_ms": statistics.median(values) if values else None,
+                    "p99_ms": _percentile(values, 0.99),
+                }
+                for (workload, scale), values in pooled.items()
+            ],
             "loadavg": {"before": loadavg_before, "after": loadavg_after},
             "blocks": {
                 str(i.scale): {
@@ -276,6 +489,8 @@ def run(args) -> dict:
                 for i in instances
             },
         }
+        if args.probe:
+            results["probe"] = {str(i.scale): probe_lookups(i, args.probe) for i in instances}
         if not args.no_explain:
             big = instances[-1]
             log(f"recording SQL and plans on {big.name}")
@@ -344,7 +559,14 @@ def summarize(results: dict) -> list[dict]:
                 "requests": sum(r["requests"] for r in mine[s]),
                 "errors": sum(r["errors_total"] for r in mine[s]),
             }
-        entry["ratio"] = statistics.median(ratios) if ratios else None
+        pooled = {p["scale"]: p for p in results.get("pooled", []) if p["workload"] == workload}
+        if small in pooled and big in pooled and pooled[small]["p50_ms"] and pooled[big]["p50_ms"]:
+            # Alternate pairing: every request of the run in one median per scale.
+            for s in scales:
+                entry[str(s)].update(p50_ms=pooled[s]["p50_ms"], p99_ms=pooled[s]["p99_ms"])
+            entry["ratio"] = pooled[big]["p50_ms"] / pooled[small]["p50_ms"]
+        else:
+            entry["ratio"] = statistics.median(ratios) if ratios else None
         table.append(entry)
     return table
 
@@ -387,17 +609,24 @@ def markdown(results: dict) -> str:
         f"- Data: {data}",
         f"- Load: {ctx['wrk']}, 1 thread, {settings['connections']} connection(s) (closed loop: the next "
         f"request leaves when the answer is in), {settings['duration']:g} s per run, {settings['rounds']} "
-        f"rounds, the scales interleaved per workload (A B, then B A); code flow: "
+        f"rounds; {PAIRING[settings.get('pairing', 'sequential')]}; code flow: "
         f"{settings['connections']} flow(s) at a time, bcrypt cost {settings['bcrypt_rounds']}",
         f"- Load average (1, 5, 15 min) at the start of the measured rounds {before[0]:.1f}, {before[1]:.1f}, "
         f"{before[2]:.1f}; at their end {after[0]:.1f}, {after[1]:.1f}, {after[2]:.1f}; 1-minute load "
         f"after each run {min(loads):.1f}–{max(loads):.1f} (other work shares the {ctx['nproc']} cores)",
         f"- Whole run {results['elapsed_s'] / 60:.1f} min, filling included",
         "",
-        f"p50 and p99: the median over the rounds of each run's percentile (wrk's, or the code flow's "
-        f"own timing). **{names[big]}/{names[small]}**: the ratio of the p50s of the two runs of the same "
-        f"round, median over the rounds (range in brackets); issue 12's bar is ≤ {BAR:.2f}. CPU: the "
-        "server's whole process tree per request (per flow), PG: the database's backends, medians.",
+        (
+            f"p50 and p99: over every request of the run (all rounds). **{names[big]}/{names[small]}**: "
+            f"the ratio of those p50s; in brackets the range of the same ratio within each round. "
+            if results.get("pooled")
+            else f"p50 and p99: the median over the rounds of each run's percentile (wrk's, or the code "
+            f"flow's own timing). **{names[big]}/{names[small]}**: the ratio of the p50s of the two runs of "
+            f"the same round, median over the rounds (range in brackets). "
+        )
+        + f"Issue 12's bar is ≤ {BAR:.2f}. Latency is the client's: send to last byte, loopback included. "
+        "CPU: the server's whole process tree per request (per flow), PG: the database's backends, "
+        "medians over the rounds.",
         "",
         f"| workload | p50 ms {names[small]} | p50 ms {names[big]} | **{names[big]}/{names[small]}** p50 "
         f"| p99 ms {names[small]} / {names[big]} | CPU ms {names[small]} / {names[big]} "
@@ -427,6 +656,26 @@ def markdown(results: dict) -> str:
         total = blocks["hit"] + blocks["read"]
         share = f"{100 * blocks['read'] / total:.2f} %" if total else "–"
         lines.append(f"| {names[s]} | {blocks['hit']:,} | {blocks['read']:,} | {share} |")
+    if results.get("probe"):
+        lines += [
+            "",
+            f"## One random stored token and its account, {settings['probe']} times per database",
+            "",
+            "What introspection and UserInfo ask PostgreSQL (the token by its digest's unique index, its "
+            "client, its account by primary key), as `EXPLAIN (ANALYZE, BUFFERS)` of random stored tokens "
+            "after the measured rounds: pages per lookup found in shared_buffers (hit) and outside (read: "
+            "the OS cache or the disk), and the time inside PostgreSQL.",
+            "",
+            "| database | pages hit / lookup | pages read / lookup | lookups with a read | execution p50 / p90 ms |",
+            "|---|---|---|---|---|",
+        ]
+        for s in scales:
+            probe = results["probe"][str(s)]
+            lines.append(
+                f"| {names[s]} | {probe['hit_per_lookup']:.2f} | {probe['read_per_lookup']:.2f} "
+                f"| {probe['lookups_with_a_read']} of {probe['lookups']} "
+                f"| {probe['execution_ms_p50']:.3f} / {probe['execution_ms_p90']:.3f} |"
+            )
     plans = load.explain_markdown(results.get("explain"))
     if plans:
         # After the section's heading: which database the plans are of.
@@ -463,10 +712,17 @@ def parse_args(argv):
     parser.add_argument(
         "--codes", type=int, default=fill.CODES_PER_DAY, help="authorization codes in each database"
     )
-    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds (default 8)")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds (default 12)")
     parser.add_argument("--duration", type=int, default=5, help="whole seconds per run (default 5)")
     parser.add_argument(
         "--connections", type=int, default=1, help="wrk connections, concurrent code flows (default 1)"
+    )
+    parser.add_argument(
+        "--pairing",
+        choices=("alternate", "concurrent", "sequential"),
+        default="alternate",
+        help="alternate: one client, A B B A request by request (default); concurrent: a wrk against each at "
+        "the same moment; sequential: a wrk against one, then the other",
     )
     parser.add_argument("--warmup", type=int, default=2, help="whole seconds of unrecorded load per workload")
     parser.add_argument(
@@ -485,6 +741,9 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--logins", type=int, default=5000, help="accounts the code flow signs in, spread over the table"
+    )
+    parser.add_argument(
+        "--probe", type=int, default=500, help="random token lookups explained per database (default 500)"
     )
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the databases (drop them yourself)")

@@ -106,8 +106,8 @@ def test_bench_load_runs_both_sides_without_errors(tmp_path):
 
 def test_bench_scale_compares_two_databases_interleaved(tmp_path):
     """`make bench-scale`'s path at a tiny scale: two filled databases, one production server each, every
-    workload against both in each round (the order reversed in the second), the plans of the larger
-    database, and both databases dropped at the end. No figure is compared with the bar."""
+    workload against both in each round, request by request, the buffer probe and the plans of the
+    larger database, and both databases dropped at the end. No figure is compared with the bar."""
     from bench.scale import WORKLOADS
 
     out, markdown = tmp_path / "scale.json", tmp_path / "RESULTS-scale.md"
@@ -127,6 +127,8 @@ def test_bench_scale_compares_two_databases_interleaved(tmp_path):
         "0",
         "--logins",
         "50",
+        "--probe",
+        "20",
         "--json-out",
         str(out),
         "--markdown-out",
@@ -147,9 +149,15 @@ def test_bench_scale_compares_two_databases_interleaved(tmp_path):
     for row in rows:
         assert row["requests"] > 0 and row["errors_total"] == 0, row
         assert row["p50_ms"] > 0, row
-    # Interleaved: within a workload the scales alternate, the second round starting with the larger one.
-    tokens = [(r["round"], r["scale"]) for r in rows if r["workload"] == "token"]
-    assert tokens == [(1, 20), (1, 200), (2, 200), (2, 20)]
+    # Alternated request by request: in each round both databases got as many requests of each workload.
+    for workload in WORKLOADS:
+        for n in (1, 2):
+            counts = {r["scale"]: r["requests"] for r in rows if (r["workload"], r["round"]) == (workload, n)}
+            assert counts[20] == counts[200], (workload, n, counts)
+    assert sorted((p["workload"], p["scale"]) for p in results["pooled"]) == sorted(
+        (w, s) for w in WORKLOADS for s in (20, 200)
+    )
+    assert results["probe"]["200"]["lookups"] == 20
     assert {s: results["fill"][s]["tokens"]["count"] for s in ("20", "200")} == {"20": 20, "200": 200}
     assert results["blocks"]["200"]["hit"] > 0
     assert results["context"]["pg_settings"]["shared_buffers"]
