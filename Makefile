@@ -8,7 +8,7 @@ IDP_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run demo test test-sqlite test-postgres lint format setup tools a11y-tools chromium demo-data messages bench bench-load bench-tools node-tools wrk clean
+.PHONY: run demo test test-sqlite test-postgres lint format setup tools a11y-tools chromium demo-data messages bench bench-load bench-scale bench-tools node-tools wrk clean
 
 setup: $(STAMP)
 
@@ -94,6 +94,11 @@ NODE_MODULES := bench/node/node_modules/.package-lock.json
 
 bench-load: setup bench-tools
 	$(BIN)/python -m bench.load --scale $(SCALE) $(BENCH_ARGS)
+
+# Issue 12's scale bar: 10,000 against 1,000,000 accounts and tokens in one run, alternating request by
+# request, one in flight (bench/README.md). Writes bench/RESULTS-scale.md and bench/results/. About 15 min.
+bench-scale: setup wrk
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 # wrk from Debian and node-oidc-provider at the version pinned in bench/node/package-lock.json; the
 # bench smoke test of the suite needs both.

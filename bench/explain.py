@@ -38,6 +38,9 @@ class _Response:
         self.url = url
         self.text = response.get_data(as_text=True)
         self._response = response
+        # Closed as a server closes it (PEP 3333): idp.admission counts a page in flight until then, and
+        # answers a fourth one from the same address with 429.
+        response.close()
 
     def json(self):
         return self._response.get_json()
@@ -108,6 +111,18 @@ _TABLE = re.compile(r"\b(?:FROM|UPDATE|INTO|JOIN)\s+(\w+)", re.IGNORECASE)
 def access_paths(plan: str | None) -> list[str]:
     """How each table was reached, e.g. "Index Scan using ix_tokens_sid on tokens"."""
     return list(dict.fromkeys(_ACCESS.findall(plan or "")))
+
+
+_BUFFERS = re.compile(r"Buffers: shared((?: \w+=\d+)+)")
+
+
+def buffers(plan: str | None) -> dict[str, int]:
+    """The whole statement's shared buffers (the top node's line: it counts its children's), e.g.
+    {"hit": 7, "read": 2}: a read is a page that was not in shared_buffers (the OS cache or the disk)."""
+    match = _BUFFERS.search(plan or "")
+    if not match:
+        return {}
+    return {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
 
 
 def execution_ms(plan: str | None) -> float | None:

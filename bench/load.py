@@ -80,6 +80,8 @@ VENV_BIN = Path(sys.executable).parent
 SERVERS = ("production", "gunicorn-sync", "gunicorn-gthread", "granian")
 WRK_WORKLOADS = ("discovery", "jwks", "token", "introspection", "userinfo")
 STORED = "introspection-stored"
+# UserInfo with a random one of the stored tokens as the bearer on each request (bench.scale)
+STORED_USERINFO = "userinfo-stored"
 # Port 9 is "discard": nothing listens there, and the flow never requests the redirect URI anyway.
 REDIRECT_URI = "http://127.0.0.1:9/cb"
 SCOPE = "openid profile phone"
@@ -235,8 +237,10 @@ def admin_engine(server_url: str):
     return create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
 
 
-def create_database(server_url: str) -> str:
-    name = f"idp_bench_{os.getpid()}_{secrets.token_hex(3)}"
+def create_database(server_url: str, prefix: str = "idp_bench") -> str:
+    """A database of its own, ``<prefix>_<pid>_<hex>``: several people benchmarking on one PostgreSQL
+    server each give their own prefix (``--database-prefix``), so that nobody drops another's."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     engine = admin_engine(server_url)
     try:
         with engine.connect() as conn:
@@ -388,6 +392,11 @@ def workload_request(side: Side, workload: str, stored: dict | None) -> tuple[st
             "BENCH_AUTHORIZATION": side.basic,
             "BENCH_RANDOM_TOKEN": f"{stored['access_prefix']}:{stored['first']}:{stored['last']}",
         }
+    if workload == STORED_USERINFO:
+        return meta["userinfo_endpoint"], {
+            "BENCH_RANDOM_TOKEN": f"{stored['access_prefix']}:{stored['first']}:{stored['last']}",
+            "BENCH_RANDOM_TOKEN_IN": "bearer",
+        }
     if workload == "userinfo":
         return meta["userinfo_endpoint"], {"BENCH_AUTHORIZATION": "Bearer " + side.user_token()}
     raise ValueError(workload)
@@ -402,7 +411,11 @@ def check_workload(side: Side, workload: str, stored: dict | None) -> None:
     body = env.get("BENCH_BODY")
     if env.get("BENCH_RANDOM_TOKEN"):
         prefix, first, last = env["BENCH_RANDOM_TOKEN"].rsplit(":", 2)
-        body = f"token={prefix}{random.randint(int(first), int(last))}"
+        token = f"{prefix}{random.randint(int(first), int(last))}"
+        if env.get("BENCH_RANDOM_TOKEN_IN") == "bearer":
+            headers["Authorization"] = "Bearer " + token
+        else:
+            body = f"token={token}"
     if env.get("BENCH_METHOD") == "POST":
         response = requests.post(
             url,
@@ -421,6 +434,7 @@ def check_workload(side: Side, workload: str, stored: dict | None) -> None:
         "introspection": lambda: data.get("active") is True,
         STORED: lambda: data.get("active") is True,
         "userinfo": lambda: bool(data.get("sub")) and "name" in data,
+        STORED_USERINFO: lambda: bool(data.get("sub")) and "name" in data,
     }[workload]
     if not ok or not expected():
         raise RuntimeError(f"{side.name} {workload}: HTTP {response.status_code} {response.text[:300]}")
@@ -884,7 +898,7 @@ def explain_markdown(explained: dict | None) -> list[str]:
         "(writes rolled back, INSERTs not re-run). Flagged: a sequential scan of a table of "
         f"≥ {explain.BIG_TABLE:,} rows, or ≥ {explain.BIG_FILTER:,} rows thrown away by a filter.",
         "",
-        "| workload | SQL statements | statements: verb table — access path (execution ms) |",
+        "| workload | SQL statements | statements: verb table — access path (execution ms; shared buffers hit, read) |",
         "|---|---|---|",
     ]
     flagged: dict[str, dict] = {}
@@ -893,10 +907,14 @@ def explain_markdown(explained: dict | None) -> list[str]:
         for statement in item["statements"]:
             paths = "; ".join(explain.access_paths(statement["plan"])) or "–"
             ms = explain.execution_ms(statement["plan"])
+            pages = explain.buffers(statement["plan"])
             mark = " **⚠**" if statement["findings"] else ""
+            detail = ([f"{ms:g} ms"] if ms is not None else []) + (
+                [f"hit {pages.get('hit', 0)} read {pages.get('read', 0)}"] if pages else []
+            )
             described.append(
                 f"{statement['verb']} {','.join(explain.tables(statement['statement'])[:2])} — {paths}"
-                + (f" ({ms:g})" if ms is not None else "")
+                + (f" ({'; '.join(detail)})" if detail else "")
                 + mark
             )
             if statement["findings"]:
@@ -976,6 +994,9 @@ def parse_args(argv):
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
     parser.add_argument(
+        "--database-prefix", default="idp_bench", help="name of the database made: <prefix>_<pid>_<hex>"
+    )
+    parser.add_argument(
         "--json-out", type=Path, default=None, help="default bench/results/<date>[-scale-N]-<server>.json"
     )
     parser.add_argument(
@@ -1030,7 +1051,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     database_url = idp_run = node_run = pg_engine = app = None
     try:
-        database_url = create_database(args.postgres)
+        database_url = create_database(args.postgres, args.database_prefix)
         pg_engine = admin_engine(args.postgres)
         idp_port, node_port = free_port(), free_port()
         issuer = f"http://127.0.0.1:{idp_port}"
@@ -1223,16 +1244,20 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"cleaned up in {time.perf_counter() - t0:.1f} s")
 
 
-def explain_idp(app, side: Side, stored: dict | None) -> dict:
-    """The statements of one request of each idp workload, with their plans (bench/explain.py)."""
+def explain_idp(app, side: Side, stored: dict | None, *, userinfo_stored: bool = False) -> dict:
+    """The statements of one request of each idp workload, with their plans (bench/explain.py).
+    With ``stored``, introspection asks about a random stored token; with ``userinfo_stored`` too,
+    UserInfo is asked with another one (bench.scale), not with a token of a fresh sign-in."""
     origin = side.origin
     meta = side.meta
     cc_token = side.client_credentials_token()
-    user_token = side.user_token()
     auth = (side.client_id, side.client_secret)
-    token_for_introspection = (
-        f"{stored['access_prefix']}{random.randint(stored['first'], stored['last'])}" if stored else cc_token
-    )
+
+    def random_stored() -> str:
+        return f"{stored['access_prefix']}{random.randint(stored['first'], stored['last'])}"
+
+    token_for_introspection = random_stored() if stored else cc_token
+    user_token = random_stored() if stored and userinfo_stored else side.user_token()
 
     def path(url: str) -> str:
         return url[len(origin) :]
@@ -1240,6 +1265,7 @@ def explain_idp(app, side: Side, stored: dict | None) -> dict:
     def request(method, url, **kwargs):
         def action(session: explain.TestClientSession):
             response = getattr(session.client, method)(path(url), base_url=origin, **kwargs)
+            response.close()
             if response.status_code != 200:
                 raise RuntimeError(f"{url}: HTTP {response.status_code}")
 
@@ -1250,6 +1276,7 @@ def explain_idp(app, side: Side, stored: dict | None) -> dict:
 
     def landing(session: explain.TestClientSession):
         response = session.client.get("/", base_url=origin)
+        response.close()
         if response.status_code != 200:
             raise RuntimeError(f"/: HTTP {response.status_code}")
 

@@ -32,7 +32,6 @@ import io
 import json
 import os
 import pstats
-import secrets
 import statistics
 import tempfile
 import time
@@ -122,21 +121,6 @@ def build_requests(app, client_id: str, client_secret: str, user_token: str) -> 
     return requests
 
 
-def create_database(server_url: str) -> str:
-    """A database of this script's own, named so that nobody mistakes it for a ``bench.load`` one."""
-    from sqlalchemy import make_url
-    from sqlalchemy import text
-
-    name = f"idp_profile_hot_{os.getpid()}_{secrets.token_hex(3)}"
-    engine = load.admin_engine(server_url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
 def measure(app, make_environ, n: int) -> float:
     """CPU µs per request over ``n`` calls."""
     started = time.process_time()
@@ -164,6 +148,10 @@ def parse_args(argv):
     )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
+    # Named so that nobody mistakes it for a bench.load one.
+    parser.add_argument(
+        "--database-prefix", default="idp_profile_hot", help="name of the database made: <prefix>_<pid>_<hex>"
+    )
     return parser.parse_args(argv)
 
 
@@ -172,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-hot-"))
     database_url = app = None
     try:
-        database_url = create_database(args.postgres)
+        database_url = load.create_database(args.postgres, args.database_prefix)
         config_path = tmp / "idp.toml"
         load.write_config(
             config_path, issuer=ISSUER, database_url=database_url, redis_url=args.redis, bcrypt_rounds=4

@@ -63,8 +63,16 @@ class _Meter:
         if profiled:
             self.profiler.enable()
         try:
-            # The body is produced inside the timed span (Flask's responses are already rendered).
-            return list(self.inner(environ, start_response))
+            # The body is produced inside the timed span (Flask's responses are already rendered), and
+            # closed there as a server closes it (PEP 3333): admission control counts a page in flight
+            # until then (idp.admission), so an unclosed one was refused 429 after a few flows.
+            iterable = self.inner(environ, start_response)
+            try:
+                return list(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    close()
         finally:
             if profiled:
                 self.profiler.disable()
@@ -88,7 +96,7 @@ def bcrypt_ms(rounds: int, runs: int) -> float:
 
 def measure(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-signin-"))
-    database_url = load.create_database(args.postgres)
+    database_url = load.create_database(args.postgres, args.database_prefix)
     try:
         issuer = "http://127.0.0.1:5000"
         config = tmp / "idp.toml"
@@ -218,6 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--postgres", default=DEFAULT_POSTGRES, help="server URL; a database of its own is made"
     )
     parser.add_argument("--redis", default="memory://", help="rate-limit storage (load.py uses Redis db 4)")
+    parser.add_argument(
+        "--database-prefix", default="idp_bench", help="name of the database made: <prefix>_<pid>_<hex>"
+    )
     parser.add_argument("--flows", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--accounts", type=int, default=100)

@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import config as config_module
 from . import logs
 from . import notifications
+from .admission import Admission
 from .background import Background
 from .cli import register as register_commands
 from .events import EventBus
@@ -33,9 +34,12 @@ from .metrics import Counted
 from .metrics import Metrics
 from .oauth import init_oauth
 from .oauth import logout
+from .oauth import read_front
 from .oauth.client_cache import ClientCache
 from .oauth.documents import Documents
+from .oauth.front import TokenFront
 from .oauth.keys import KeyCache
+from .oauth.read_front import ReadFront
 from .observability import init_request_observation
 from .runtime import EXTENSION
 from .runtime import Clock
@@ -77,9 +81,16 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))
-    # Discovery and the JWKS without Flask's per-request machinery (idp.oauth.documents), behind
+    # A cap on the page requests one client address has in flight (idp.admission); behind Documents,
+    # TokenFront and ReadFront, so discovery, the JWKS and the token, introspection and UserInfo requests
+    # answered there never reach it, and behind ProxyFix, so the address is the client's.
+    if settings.limits.pages_in_flight:
+        app.wsgi_app = Admission(app, app.wsgi_app, settings.limits.pages_in_flight)  # type: ignore[method-assign]
+    # Discovery, the JWKS (idp.oauth.documents), the client_credentials grant (idp.oauth.front),
+    # introspection and UserInfo (idp.oauth.read_front) without Flask's per-request machinery, behind
     # ProxyFix like the app itself.
-    app.wsgi_app = Documents(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ReadFront(app, app.wsgi_app, read_front.ROUTES)  # type: ignore[method-assign]
+    app.wsgi_app = Documents(app, TokenFront(app, app.wsgi_app))  # type: ignore[method-assign]
     # An issuer with a path (https://host/idp): the provider is served under it (idp/urls.py); in front of
     # Documents, which then sees the path below it and the script root.
     if issuer_path(settings.server.issuer):

@@ -553,6 +553,12 @@ class LimitsSettings:
         "POSTs of the anonymous reset and recovery forms per client IP, checked before the captcha",
         check=_rate,
     )
+    pages_in_flight: int = option(
+        3,
+        "page requests one client IP may have in flight at once in one worker process; more are "
+        "answered 429 at once (idp.admission); 0 turns the cap off",
+        check=_at_least(0, 32),
+    )
 
 
 @dataclass(frozen=True)

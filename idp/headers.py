@@ -44,13 +44,20 @@ def add_security_headers(response):
     # One pass over the names already set, rather than Headers.setdefault's scan (and KeyError) for
     # each: this runs on every answer, the token endpoint's included (issue 12).
     present = {name.lower() for name, _ in headers.items()}
+    headers.extend(security_headers(present, response.mimetype))
+    return response
+
+
+def security_headers(present: set[str], mimetype: str) -> list[tuple[str, str]]:
+    """The headers added to an answer of ``mimetype`` that already has the headers named ``present``
+    (lowercase): by ``add_security_headers``, and by the front of introspection and UserInfo
+    (``idp.oauth.read_front``) to its own."""
     wanted = list(_ALWAYS)
     if settings().server.is_https:
         wanted.append(_HSTS)
-    if response.mimetype == "text/html":
+    if mimetype == "text/html":
         wanted.append(_NO_STORE)
-    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
-    return response
+    return [(name, value) for name, value in wanted if name.lower() not in present]
 
 
 def allow_frames(response, urls: list[str]):

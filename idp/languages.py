@@ -60,10 +60,11 @@ def duration(seconds: int, language: str) -> str:
     return format_unit(value, unit, length="long", locale=language)
 
 
-def best_of(tags: str | None) -> str | None:
+def best_of(tags: str | None, languages: list[str] | None = None) -> str | None:
     """The first language of a space-separated list of BCP 47 tags (OIDC ``ui_locales``) that the pages
-    are in; a tag counts by its primary subtag (``uz-Latn-UZ`` is ``uz``). None when none is."""
-    languages = available()
+    are in (``languages``, or those installed); a tag counts by its primary subtag (``uz-Latn-UZ`` is
+    ``uz``). None when none is."""
+    languages = available() if languages is None else languages
     for tag in (tags or "").split()[:10]:
         primary = tag.split("-")[0].split("_")[0].lower()
         if primary in languages:

@@ -119,9 +119,11 @@ class RequestIdFilter(logging.Filter):
 
 def _current_request_id() -> str | None:
     from flask import g
-    from flask import has_request_context
+    from flask import has_app_context
 
-    return g.get("request_id") if has_request_context() else None
+    # The app context, not the request's: the token endpoint's front layer (idp.oauth.front) handles
+    # requests in an app context alone, with the request's id in g.
+    return g.get("request_id") if has_app_context() else None
 
 
 class TextFormatter(logging.Formatter):

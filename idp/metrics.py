@@ -90,6 +90,13 @@ OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "outcome",
         ("delivered", "failed"),
     ),
+    # in_flight: a page request refused at once because its client address had [limits] pages_in_flight
+    # page requests in flight in the worker already (idp.admission).
+    "idp_admission_refusals": (
+        "Page requests refused before the app, by reason",
+        "reason",
+        ("in_flight",),
+    ),
 }
 # Gauges read from the database at scrape time: name -> help.
 SCRAPE_GAUGES = {
@@ -183,6 +190,9 @@ class Metrics:
 
     def backchannel_delivery(self, outcome: str) -> None:
         self.count("idp_backchannel_logout_deliveries", outcome)
+
+    def admission_refused(self, reason: str) -> None:
+        self.count("idp_admission_refusals", reason)
 
     def read_at_scrape(self, reader: ScrapeReader) -> None:
         """``reader()`` runs at each scrape, in the scraping request's app context, and returns values

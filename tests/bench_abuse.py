@@ -8,21 +8,26 @@ redis://127.0.0.1:6379/3); the captcha off, as a bot that solves it would be. It
 discovery latency idle, then again while 20 clients POST the reset form in parallel (a mix of an
 unknown login, a wrong phone and a match), and prints the figures: the medians, the 95th percentiles,
 and the ratio of the loaded median to the idle one (the bar is 3x). The server's output goes to
-``server.log`` in the run's temporary folder, whose path it prints. Asserts nothing; takes about half a
-minute.
+``server.log`` in the run's temporary folder, whose path it prints; the server's own access lines of the
+loaded phase are summed up too (how long discovery and the attackers' requests took inside the server,
+and how many of them were refused). Asserts nothing; takes about half a minute.
+
+The 20 clients are 20 processes of their own, and the discovery probe runs alone in this one: real
+attackers are other machines. As threads of the probe's process (until December 2026) they parsed their
+pages under the probe's GIL, and the probe measured its wait for its own process as much as the server.
+They still share this machine's cores with the server, which a real attacker does not.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -34,6 +39,15 @@ PARALLEL = 20
 # [limits] form_rate_limit for the run: the default (one attacker address meets it at once), or e.g.
 # IDP_BENCH_FORM_LIMIT=100000/minute to measure the form's own work as if from many addresses.
 FORM_LIMIT = os.environ.get("IDP_BENCH_FORM_LIMIT", "10/minute;60/hour")
+# [limits] pages_in_flight for the run (idp.admission): the default unless given, e.g. 0 to measure
+# without the cap.
+PAGES_IN_FLIGHT = os.environ.get("IDP_BENCH_PAGES_IN_FLIGHT")
+# The server's GIL switch interval in seconds (sys.setswitchinterval), e.g. 0.0005, to measure what the
+# 5 ms default costs discovery while handler threads run Python; unset, the default.
+SWITCH_INTERVAL = os.environ.get("IDP_BENCH_SWITCH_INTERVAL")
+# The server's niceness, e.g. -10 (root only): the server ahead of the machine's other work for the CPU,
+# as on a host of its own, with the clients still beside it. Unset, the benchmark's own.
+SERVER_NICE = os.environ.get("IDP_BENCH_SERVER_NICE")
 PROBES = 60
 IDP = str(Path(sys.executable).with_name("idp"))
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -62,6 +76,44 @@ def _discovery_latencies(url: str, count: int) -> list[float]:
     return times
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes ``pids`` have used so far; 0 for one that is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (proc(5), fields 14 and 15)
+    return total
+
+
+def _server_pids(server: subprocess.Popen) -> list[int]:
+    """The server's process and its workers (its children)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.pid:  # ppid
+            children.append(int(stat.parent.name))
+    return [server.pid, *children]
+
+
+def _sleep_overshoot(count: int) -> list[float]:
+    """How much later than asked a 1 ms sleep of this process ends, ``count`` times: what the machine's
+    scheduler adds to the probe's own measurements."""
+    late = []
+    for _ in range(count):
+        started = time.perf_counter()
+        time.sleep(0.001)
+        late.append(time.perf_counter() - started - 0.001)
+        time.sleep(0.01)
+    return late
+
+
 def csrf_token(page: str) -> str:
     """The CSRF token of a form ``page``."""
     found = _CSRF.search(page)
@@ -69,13 +121,37 @@ def csrf_token(page: str) -> str:
     return found.group(1)
 
 
-def _reset_worker(url: str, form: dict, stop: threading.Event, done: list[int]) -> None:
+def _reset_client(url: str, form: dict, stop, done) -> None:
+    """One attacker, in a process of its own: GET the form, POST it, again until ``stop`` is set; a
+    refused GET (429, no form) is asked again at once, as a bot would. ``done`` counts the answers."""
     with requests.Session() as http:
         while not stop.is_set():
             page = http.get(url + "/reset/", timeout=60)
-            data = {"csrf_token": csrf_token(page.text), **form}
-            http.post(url + "/reset/", data=data, allow_redirects=False, timeout=60)
-            done.append(1)
+            if page.status_code == 200:
+                data = {"csrf_token": csrf_token(page.text), **form}
+                http.post(url + "/reset/", data=data, allow_redirects=False, timeout=60)
+            with done.get_lock():
+                done.value += 1
+
+
+# An access line of ``idp.serving.AccessLog`` in text: the method, path, status and milliseconds.
+_ACCESS = re.compile(r'"(GET|POST) (\S+) HTTP/[\d.]+" (\d{3}) \S+ (\d+)ms ')
+
+
+def access_summary(lines: list[str]) -> list[str]:
+    """What the server's access ``lines`` say about the requests they record: per path, method and status,
+    how many and the median and 95th percentile of the time the server spent on each."""
+    found: dict[tuple[str, str, str], list[int]] = {}
+    for line in lines:
+        match = _ACCESS.search(line)
+        if match:
+            method, path, status, ms = match.groups()
+            found.setdefault((method, path, status), []).append(int(ms))
+    return [
+        f"  {method:4} {path:36} {status}  {len(times):6}x  median {statistics.median(times):4.0f} ms"
+        f"  p95 {_percentile(times, 0.95):4.0f} ms"
+        for (method, path, status), times in sorted(found.items(), key=lambda item: -len(item[1]))
+    ]
 
 
 def prepare(directory: Path, url: str, database_url: str, redis_url: str) -> dict:
@@ -89,12 +165,21 @@ def prepare(directory: Path, url: str, database_url: str, redis_url: str) -> dic
         "[captcha]\nenabled = false\n"
         # Every POST counts against these: high enough that the load is the form's own work.
         f'[limits]\nform_rate_limit = "{FORM_LIMIT}"\nip_daily_limit = 1000000\ndaily_limit = 100\n'
-        "phone_daily_limit = 100\nsms_daily_budget = 1000000\n",
+        "phone_daily_limit = 100\nsms_daily_budget = 1000000\n"
+        + (f"pages_in_flight = {PAGES_IN_FLIGHT}\n" if PAGES_IN_FLIGHT else ""),
         encoding="utf-8",
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
     env.update(IDP_CONFIG=str(config), IDP_SERVER_SECRET_KEY="bench-" + "x" * 40)
     env.update(IDP_INSTANCE_PATH=str(directory))
+    if SWITCH_INTERVAL:
+        # Set in every process of the server (its workers too) as Python starts: a sitecustomize.
+        site = directory / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(
+            f"import sys\nsys.setswitchinterval({float(SWITCH_INTERVAL)})\n"
+        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     _run(["db", "upgrade"], env)
     _run(["keys", "ensure"], env)
     return env
@@ -114,6 +199,7 @@ def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(int(SERVER_NICE))) if SERVER_NICE else None,
         )
 
 
@@ -148,24 +234,42 @@ def main() -> None:
         wait_until_serving(server, url)
         _discovery_latencies(url, 10)  # warm up
         idle = _discovery_latencies(url, PROBES)
+        idle_late = _sleep_overshoot(PROBES)
         forms = [
             {"login": "77-9999999", "phone": "+7 916 123-45-67"},
             {"login": "77-1234567", "phone": "+7 916 000-00-00"},
             {"login": "77-1234567", "phone": "+7 916 123-45-67"},
         ]
-        stop, done = threading.Event(), []
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            loops = [
-                pool.submit(_reset_worker, url, forms[number % len(forms)], stop, done)
-                for number in range(PARALLEL)
-            ]
-            time.sleep(2)  # let the load build up
-            try:
-                loaded = _discovery_latencies(url, PROBES)
-            finally:
-                stop.set()
-            for loop in loops:
-                loop.result()  # a loop that failed would have lightened the load unseen
+        # spawn, not fork: a fresh interpreter per client, nothing of this process's state copied.
+        context = multiprocessing.get_context("spawn")
+        stop, done = context.Event(), context.Value("q", 0)
+        clients = [
+            context.Process(target=_reset_client, args=(url, forms[number % len(forms)], stop, done))
+            for number in range(PARALLEL)
+        ]
+        for client in clients:
+            client.start()
+        try:
+            while done.value < PARALLEL * 5:  # every client started and the load built up
+                if any(client.exitcode is not None for client in clients):
+                    break
+                time.sleep(0.2)
+            time.sleep(2)
+            log_from = log.stat().st_size
+            server_pids, client_pids = _server_pids(server), [client.pid for client in clients]
+            cpu_from = _cpu_seconds(server_pids), _cpu_seconds(client_pids), time.perf_counter()
+            loaded = _discovery_latencies(url, PROBES)
+            cpu_to = _cpu_seconds(server_pids), _cpu_seconds(client_pids), time.perf_counter()
+            loaded_late = _sleep_overshoot(PROBES)
+            log_to = log.stat().st_size
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(timeout=60)
+        # A client that failed would have lightened the load unseen.
+        failed = [client.exitcode for client in clients if client.exitcode != 0]
+        if failed:
+            raise SystemExit(f"{len(failed)} of the {PARALLEL} clients failed (exit codes {failed})")
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -175,10 +279,26 @@ def main() -> None:
     print(f"discovery idle:   median {idle_median * 1000:7.1f} ms   p95 {idle_p95:7.1f} ms")
     print(
         f"discovery loaded: median {loaded_median * 1000:7.1f} ms   p95 {loaded_p95:7.1f} ms"
-        f"   ({PARALLEL} parallel reset POST loops, {len(done)} POSTs answered meanwhile;"
-        f" form_rate_limit {FORM_LIMIT})"
+        f"   ({PARALLEL} parallel reset client processes, {done.value} GET+POST rounds;"
+        f" form_rate_limit {FORM_LIMIT}; pages_in_flight {PAGES_IN_FLIGHT or 'default'};"
+        f" switch interval {SWITCH_INTERVAL or 'default'}; server nice {SERVER_NICE or 'default'})"
     )
     print(f"loaded/idle median: {loaded_median / idle_median:.1f}x (issue 10's bar: at most 3x)")
+    server_cpu, client_cpu, wall = (after - before for before, after in zip(cpu_from, cpu_to, strict=True))
+    print(
+        f"CPU while the probe ran ({wall:.1f} s, {os.cpu_count()} cores, load average"
+        f" {os.getloadavg()[0]:.1f}): server {server_cpu:.1f} s, the {PARALLEL} clients {client_cpu:.1f} s"
+    )
+    idle_late_ms, loaded_late_ms = statistics.median(idle_late) * 1000, statistics.median(loaded_late) * 1000
+    print(
+        f"a 1 ms sleep of the probe's process ends late by (median): idle {idle_late_ms:.1f} ms,"
+        f" loaded {loaded_late_ms:.1f} ms"
+    )
+    with open(log, "rb") as out:
+        out.seek(log_from)
+        during = out.read(log_to - log_from).decode("utf-8", "replace").splitlines()
+    print("the server's access lines while the probe ran (time inside the server, not queueing before it):")
+    print("\n".join(access_summary(during)))
 
 
 if __name__ == "__main__":

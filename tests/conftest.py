@@ -89,7 +89,10 @@ def make_config(**sections) -> dict:
         "database": {"url": DATABASE_URL},
         "passwords": {"bcrypt_rounds": 4},
         "login": {"rate_limit": "1000/minute"},
-        "limits": {"form_rate_limit": "1000/minute"},
+        # The test client keeps a request in flight until its answer is closed (werkzeug's default,
+        # buffered=False), which most tests never do: the cap on pages in flight (idp.admission) is off
+        # but where a test is about it.
+        "limits": {"form_rate_limit": "1000/minute", "pages_in_flight": 0},
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
@@ -105,7 +108,9 @@ def _database():
         yield DATABASE_URL
         return
     server = make_url(DATABASE_URL)
-    name = f"idp_test_{os.getpid()}_{secrets.token_hex(3)}"
+    # A helper given its own names on a shared server sets IDP_TEST_DATABASE_PREFIX.
+    prefix = os.environ.get("IDP_TEST_DATABASE_PREFIX", "idp_test")
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

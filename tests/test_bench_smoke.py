@@ -102,3 +102,79 @@ def test_bench_load_runs_both_sides_without_errors(tmp_path):
     finally:
         engine.dispose()
     assert left == 0
+
+
+def test_bench_scale_compares_two_databases_interleaved(tmp_path):
+    """`make bench-scale`'s path at a tiny scale: two filled databases, one production server each, every
+    workload against both in each round, request by request, the buffer probe and the plans of the
+    larger database, and both databases dropped at the end. No figure is compared with the bar."""
+    from bench.scale import WORKLOADS
+
+    out, markdown = tmp_path / "scale.json", tmp_path / "RESULTS-scale.md"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.scale",
+        "--scales",
+        "20,200",
+        "--codes",
+        "100",
+        "--rounds",
+        "2",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--logins",
+        "50",
+        "--probe",
+        "20",
+        "--json-out",
+        str(out),
+        "--markdown-out",
+        str(markdown),
+        "--postgres",
+        _postgres_server(),
+        "--redis",
+        os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/4"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text(encoding="utf-8"))
+
+    rows = results["rows"]
+    assert sorted((r["workload"], r["scale"], r["round"]) for r in rows) == sorted(
+        (w, s, n) for w in WORKLOADS for s in (20, 200) for n in (1, 2)
+    )
+    for row in rows:
+        assert row["requests"] > 0 and row["errors_total"] == 0, row
+        assert row["p50_ms"] > 0, row
+    # Alternated request by request: in each round both databases got as many requests of each workload.
+    for workload in WORKLOADS:
+        for n in (1, 2):
+            counts = {r["scale"]: r["requests"] for r in rows if (r["workload"], r["round"]) == (workload, n)}
+            assert counts[20] == counts[200], (workload, n, counts)
+    assert sorted((p["workload"], p["scale"]) for p in results["pooled"]) == sorted(
+        (w, s) for w in WORKLOADS for s in (20, 200)
+    )
+    assert results["probe"]["200"]["lookups"] == 20
+    assert {s: results["fill"][s]["tokens"]["count"] for s in ("20", "200")} == {"20": 20, "200": 200}
+    assert results["blocks"]["200"]["hit"] > 0
+    assert results["context"]["pg_settings"]["shared_buffers"]
+    # The plans are of the larger database: introspection and UserInfo of a stored token use its index.
+    assert "tokens_access_token_hash_key" in json.dumps(results["explain"]["userinfo"])
+    text_out = markdown.read_text(encoding="utf-8")
+    for workload in WORKLOADS:
+        assert f"| {workload} | " in text_out
+    assert "200/20" in text_out and "Load average" in text_out
+    for server in results["servers"].values():
+        assert not Path(f"/proc/{server['pid']}").exists(), server
+    engine = create_engine(_postgres_server())
+    try:
+        with engine.connect() as conn:
+            left = conn.scalar(
+                text("SELECT count(*) FROM pg_database WHERE datname = ANY(:d)"), {"d": results["databases"]}
+            )
+    finally:
+        engine.dispose()
+    assert left == 0

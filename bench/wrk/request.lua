@@ -8,6 +8,8 @@
 --   BENCH_AUTHORIZATION  value of the Authorization header (Basic or Bearer), if any
 --   BENCH_RANDOM_TOKEN   "prefix:first:last": each request's body is token=<prefix><n>, n drawn
 --                        uniformly from first..last (introspection of stored tokens, bench/fill.py)
+--   BENCH_RANDOM_TOKEN_IN "bearer": the random token goes in "Authorization: Bearer" instead of the
+--                        body (UserInfo with stored tokens, bench.scale)
 -- At the end it prints one line "BENCH_RESULT {json}": requests, duration (µs), errors by kind,
 -- and latency percentiles (µs), which bench.load reads instead of parsing wrk's text.
 
@@ -15,6 +17,7 @@ local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 local authorization = os.getenv("BENCH_AUTHORIZATION")
 local random_token = os.getenv("BENCH_RANDOM_TOKEN")
+local random_in = os.getenv("BENCH_RANDOM_TOKEN_IN") or "body"
 local prefix, first, last
 
 local headers = {}
@@ -46,8 +49,12 @@ end
 
 function request()
   if prefix then
-    local token_body = "token=" .. prefix .. tostring(math.random(first, last))
-    return wrk.format(method, nil, headers, token_body)
+    local token = prefix .. tostring(math.random(first, last))
+    if random_in == "bearer" then
+      headers["Authorization"] = "Bearer " .. token
+      return wrk.format(method, nil, headers, body)
+    end
+    return wrk.format(method, nil, headers, "token=" .. token)
   end
   return fixed
 end

@@ -12,6 +12,9 @@ May import: authlib, joserfc, Flask, ``idp.runtime``, ``idp.extensions``, models
 
 from __future__ import annotations
 
+from typing import Any
+
+from authlib.common.errors import ContinueIteration
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
@@ -20,6 +23,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _basic_auth
 from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import g
 from flask import redirect
 
 from ..runtime import of
@@ -51,6 +55,9 @@ from .storage import create_token_generator
 from .storage import query_client
 from .storage import save_token
 
+# g key: this request's OAuth answers are wanted as authlib gives them, (status, payload, headers).
+RAW_ANSWERS = "idp_raw_answers"
+
 
 class AuthorizationServer(_AuthorizationServer):
     def create_oauth2_request(self, request):
@@ -58,6 +65,19 @@ class AuthorizationServer(_AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         return super().create_oauth2_request(request)
+
+    def endpoint_answer(self, name: str, request: OAuth2Request) -> tuple[int, Any, list]:
+        """``create_endpoint_response``'s status, payload and headers, without a Flask ``Response``: for the
+        protocol front (``read_front.py``), which builds its answer itself."""
+        for endpoint in self._endpoints[name]:
+            request = endpoint.create_endpoint_request(request)
+            try:
+                return endpoint(request)
+            except ContinueIteration:
+                continue
+            except OAuth2Error as error:
+                return error(self.get_error_uri(request, error))
+        raise RuntimeError(f"no '{name}' endpoint answered")
 
     def get_authorization_grant(self, request):
         try:
@@ -79,6 +99,12 @@ class AuthorizationServer(_AuthorizationServer):
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
+
+    def handle_response(self, status_code, payload, headers):
+        if g.get(RAW_ANSWERS):
+            # The token endpoint's front layer (idp.oauth.front) writes the answer itself.
+            return status_code, payload, headers
+        return super().handle_response(status_code, payload, headers)
 
     def error_redirect(self, error):
         """The redirect for an authorization error whose redirect_uri authlib has validated, with

@@ -299,6 +299,15 @@ class DPoPTokenValidator(_BearerTokenValidator):
 
 
 def attach_nonce(response):
-    if enabled() and settings().dpop.require_nonce:
-        response.headers["DPoP-Nonce"] = new_nonce()
+    header = nonce_header()
+    if header is not None:
+        response.headers[header[0]] = header[1]
     return response
+
+
+def nonce_header() -> tuple[str, str] | None:
+    """RFC 9449 §8: with nonces required, the next nonce, which every answer of the endpoints that take a
+    proof hands the client; None otherwise."""
+    if enabled() and settings().dpop.require_nonce:
+        return ("DPoP-Nonce", new_nonce())
+    return None

@@ -7,6 +7,7 @@ from authlib._joserfc_helpers import import_any_key
 from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
 from authlib.integrations.flask_oauth2 import current_token
+from authlib.integrations.flask_oauth2 import token_authenticated
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750 import InsufficientScopeError
@@ -15,8 +16,9 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import request as flask_request
+from flask import g
 from joserfc import jwt
+from werkzeug.http import parse_options_header
 
 from ..extensions import db
 from ..runtime import current
@@ -49,7 +51,7 @@ class ResourceProtector(_ResourceProtector):
     header only."""
 
     def parse_request_authorization(self, request):
-        in_body = _form_body_token()
+        in_body = _form_body_token(request)
         if in_body is None:
             return super().parse_request_authorization(request)
         if request.headers.get("Authorization"):
@@ -58,12 +60,23 @@ class ResourceProtector(_ResourceProtector):
             raise InvalidRequestError("The access token was sent in more than one way.")
         return self.get_token_validator("bearer"), in_body
 
+    def acquire_token_of(self, request, scopes: list[str]):
+        """authlib's ``acquire_token`` for the ``request`` given (Flask's, or the one the protocol front
+        builds from the WSGI environ: ``read_front.FrontRequest``) rather than Flask's global one."""
+        token = self.validate_request(scopes, request)
+        token_authenticated.send(self, token=token)
+        g.authlib_server_oauth2_token = token
+        return token
 
-def _form_body_token() -> str | None:
+
+def _form_body_token(request) -> str | None:
     # RFC 6750 §2.2: only a single-part application/x-www-form-urlencoded body, and never with GET.
-    if flask_request.method == "GET" or flask_request.mimetype != "application/x-www-form-urlencoded":
+    if request.method == "GET":
         return None
-    values = flask_request.form.getlist("access_token")
+    mimetype = parse_options_header(request.headers.get("Content-Type", ""))[0].lower()
+    if mimetype != "application/x-www-form-urlencoded":
+        return None
+    values = request.form.getlist("access_token")
     if not values:
         return None
     if len(values) > 1:
@@ -138,6 +151,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         # authlib's, except that the payload is built from the request too: whether the string presented
         # was the row's refresh token or its access token decides the answer. The endpoint object is
         # shared by every request of the app, so nothing of one request is kept on it.
+        # Nothing of a client is written here: the cached snapshot, not a copy in the session.
+        storage.read_clients_only()
         client = self.authenticate_endpoint_client(request)
         token = self.authenticate_token(request, client)
         payload = self.introspection_payload(token, request.form.get("token"))
@@ -188,7 +203,9 @@ class UserInfoEndpoint(_UserInfoEndpoint):
     def __call__(self, request):
         # authlib's, with the client from the client cache and the account loaded with the token
         # (storage.find_live_token): one statement in all (authlib's reads the client and the account).
-        token = self.resource_protector.acquire_token("openid")
+        # Nothing of a client is written here: the cached snapshot, not a copy in the session.
+        storage.read_clients_only()
+        token = self.resource_protector.acquire_token_of(request, ["openid"])
         client = storage.query_client(token.client_id)
         if client is None:
             raise InvalidTokenError()

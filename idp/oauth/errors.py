@@ -36,6 +36,11 @@ def read_by_programs(view):
     return view
 
 
+def is_for_programs(view) -> bool:
+    """Whether ``view`` is marked as answering programs (``json_endpoint`` or ``read_by_programs``)."""
+    return getattr(view, _MARK, False) or getattr(view, _READ_BY_PROGRAMS, False)
+
+
 class TemporarilyUnavailableError(OAuth2Error):
     """The database or Redis does not answer. ``temporarily_unavailable`` is RFC 6749 §4.1.2.1's code for
     the same situation at the authorization endpoint; at the others it is the natural reading, with 503."""
@@ -70,7 +75,7 @@ def _wants_json() -> bool:
 def unavailable_response() -> Response | None:
     """The JSON 503 of an outage for protocol endpoints and programs, or None when a person gets a page."""
     view = _view()
-    if not (_wants_json() or getattr(view, _MARK, False) or getattr(view, _READ_BY_PROGRAMS, False)):
+    if not (_wants_json() or is_for_programs(view)):
         return None
     error = TemporarilyUnavailableError(description="The service is temporarily unavailable; retry later.")
     return authorization.handle_error_response(None, error)

@@ -26,8 +26,10 @@ from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 from flask import g
 from sqlalchemy import bindparam
+from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..crypto import digest
 from ..extensions import db
@@ -72,6 +74,16 @@ _CODE_WITH_SESSION_AND_ACCOUNT = (
         AuthorizationCode.code_hash == bindparam("code_hash"),
         AuthorizationCode.client_id == bindparam("client_id"),
     )
+)
+_NEW_CODE = insert(AuthorizationCode.__table__)
+# Claims the code: only one redemption finds it unused (RFC 6749 §4.1.2). The ORM's synchronisation of
+# loaded rows is off: it searched the session for matching rows on every redemption, and the one row
+# concerned is set by the caller.
+_CLAIM_CODE = (
+    update(AuthorizationCode)
+    .where(AuthorizationCode.id == bindparam("code_id"), AuthorizationCode.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
 )
 _LIVE_CODE_WITH_NONCE = select(AuthorizationCode.id).where(
     AuthorizationCode.client_id == bindparam("client_id"),
@@ -125,8 +137,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         sso = request.user
         data = request.payload.data
         now = _now()
-        db.session.add(
-            AuthorizationCode(
+        # A Core INSERT: nothing in this request reads the row again, so no ORM object or flush is made.
+        db.session.execute(
+            _NEW_CODE,
+            dict(
                 code_hash=digest(code),
                 client_id=request.client.client_id,
                 account_id=sso.account_id,
@@ -148,7 +162,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 resources=access_tokens.stored_resources(self._resources),
                 created_at=now,
                 expires_at=now + settings().oauth.code_ttl,
-            )
+            ),
         )
         db.session.commit()
 
@@ -172,11 +186,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # Held here: the session's identity map keeps rows only while something refers to them.
         item, session_ended_at, self._account = found
         now = _now()
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == item.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
-        ).rowcount
+        claimed = db.session.execute(_CLAIM_CODE, {"code_id": item.id, "now": now}).rowcount
+        if claimed:
+            # The row loaded above, as the claim left it (the statement does not touch loaded rows).
+            set_committed_value(item, "used_at", now)
         if not claimed:
             # RFC 6749 §4.1.2: a code used twice is refused, and tokens issued from it SHOULD be revoked.
             storage.revoke_code_tokens(item.id, now)

@@ -1,11 +1,11 @@
 """The change notifications of the key set on PostgreSQL: one listener thread per worker process.
 
-Every command that changes the ``signing_keys`` rows (``services.keys``: ensure, rotate, retire) sends
-``pg_notify`` on ``CHANNEL`` in its own transaction; PostgreSQL delivers it at the commit (and drops it
-on a rollback). The listener holds a connection of its own, in autocommit, that LISTENs on the channel,
-and bumps ``version`` on each notification; the key cache (``oauth.keys``) reloads when the version it
-loaded at is behind. So a request no longer asks the database whether the keys changed (issue 12),
-and a rotation still reaches every worker at once (issue 10).
+A trigger on ``signing_keys`` (migration ``d4b2e7a9c1f3``) sends ``pg_notify`` on ``CHANNEL`` for every
+statement that changes the rows, whoever runs it (``idp keys``, the console, SQL typed by hand); PostgreSQL
+delivers it at the commit (and drops it on a rollback). The listener holds a connection of its own, in
+autocommit, that LISTENs on the channel, and bumps ``version`` on each notification; the key cache
+(``oauth.keys``) reloads when the version it loaded at is behind. So a request no longer asks the database
+whether the keys changed (issue 12), and a rotation still reaches every worker at once (issue 10).
 
 ``live`` is true only between a confirmed LISTEN and the first sign of trouble on the connection. While
 it is false (start-up, an error, an outage, the wait before reconnecting), the cache falls back to the

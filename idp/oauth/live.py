@@ -9,12 +9,14 @@ dpop.py, claims.py, subjects.py and access_tokens.py. Nothing here can be writte
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..models import Account
@@ -116,8 +118,14 @@ def read(digest: str, *, access_only: bool) -> LiveToken | None:
     its account. One round trip: a connection of its own in autocommit, no BEGIN and no COMMIT or
     ROLLBACK (as keys.read_stamp_alone), and nothing of the Session's."""
     statement = _ACCESS if access_only else _ANY
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(statement, {"digest": digest}).first()
+    engine = db.engine
+    dispatch = engine.dispatch
+    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        # Someone records the statements (bench/explain.py, tests): through a Connection, which tells them.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            row = connection.execute(statement, {"digest": digest}).first()
+    else:
+        row = _read_driver(engine, statement, digest)
     if row is None:
         return None
     values = tuple(row)
@@ -125,3 +133,72 @@ def read(digest: str, *, access_only: bool) -> LiveToken | None:
     # The account's id is NULL only when the outer join found none (client_credentials, or deleted).
     account = LiveAccount(*account_values) if account_values[0] is not None else None
     return LiveToken(*values[:_TOKEN_WIDTH], account=account)
+
+
+def _read_driver(engine, statement, digest: str):
+    """The row, read with the driver's own cursor on a pooled connection: SQLAlchemy's Connection and
+    result machinery cost these endpoints more than the driver itself (issue 12). What the Connection
+    does that matters here is kept: autocommit set and reset as ``execution_options`` does, and a driver
+    error raised as SQLAlchemy's (the outage handling knows those: 503), the connection invalidated and,
+    when the database went away, every connection of the pool made before (Connection does the same)."""
+    dialect = engine.dialect
+    error_class = dialect.loaded_dbapi.Error
+    sql, positions = _driver_statement(dialect, statement)
+    parameters: dict | tuple = {"digest": digest} if positions is None else (digest,) * positions
+    try:
+        pooled = engine.raw_connection()
+    except error_class as error:
+        raise _wrapped(engine, None, None, error, dialect.is_disconnect(error, None, None)) from error
+    try:
+        connection = pooled.dbapi_connection
+        cursor = None
+        try:
+            dialect.set_isolation_level(connection, "AUTOCOMMIT")
+            cursor = connection.cursor()
+            cursor.execute(sql, parameters)
+            row = cursor.fetchone()
+            cursor.close()
+            dialect.reset_isolation_level(connection)
+        except error_class as error:
+            disconnected = dialect.is_disconnect(error, connection, cursor)
+            if disconnected:
+                engine.pool._invalidate(pooled, error)  # noqa: SLF001 - as Connection does
+            else:
+                # Its isolation level is not known any more: never handed out again.
+                pooled.invalidate(error)
+            raise _wrapped(engine, sql, parameters, error, disconnected) from error
+    finally:
+        pooled.close()
+    return row
+
+
+def _wrapped(engine, sql, parameters, error, disconnected: bool) -> DBAPIError:
+    return DBAPIError.instance(
+        sql,
+        parameters,
+        error,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=disconnected,
+        dialect=engine.dialect,
+    )
+
+
+# Per dialect: the SQL of each statement and, for a positional paramstyle, how many parameters it has
+# (all of them the digest); None for a named one.
+_DRIVER_STATEMENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _driver_statement(dialect, statement) -> tuple[str, int | None]:
+    known = _DRIVER_STATEMENTS.setdefault(dialect, {})
+    if id(statement) not in known:
+        compiled = statement.compile(dialect=dialect)
+        names = compiled.positiontup
+        if names is not None and set(names) != {"digest"}:
+            raise RuntimeError(f"unexpected parameters {names}")
+        # The values are used as the driver returns them: no column may need SQLAlchemy's conversion.
+        for column in statement.selected_columns:
+            if column.type._cached_result_processor(dialect, None) is not None:  # noqa: SLF001
+                raise RuntimeError(f"{column} needs a result processor on {dialect.name}")
+        known[id(statement)] = (str(compiled), None if names is None else len(names))
+    return known[id(statement)]

@@ -55,7 +55,9 @@ def save_pending(pending: PendingRequest) -> None:
     if pending.pushed:
         item["pushed_id"] = pending.pushed_id
     else:
-        item["params"] = pending.params
+        # Pairs as lists: Flask's session serializer tags every tuple ({" t": [...]}), a larger cookie
+        # that costs each request of the sign-in to encode and decode; load_pending makes them tuples.
+        item["params"] = [[key, value] for key, value in pending.params]
     stored[pending.id] = item
     newest = sorted(stored.items(), key=lambda entry: entry[1]["started_at"])[-MAX_PENDING:]
     for gone, old in stored.items():

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from flask import g
+from sqlalchemy import event
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..crypto import digest
@@ -35,12 +38,27 @@ def query_client(client_id) -> OAuth2Client | None:
     cache = current().clients
     snapshot = cache.get(client_id)
     if snapshot is not None:
+        if g.get(_SNAPSHOTS):
+            return snapshot
         return client_cache.attach(db.session, snapshot)
     client = db.session.scalar(select(OAuth2Client).filter_by(client_id=client_id))
     if client is None or not client.enabled:
         return None
     cache.put(client, db.session)
     return client
+
+
+# g key: this request only reads the clients it looks up (``read_clients_only``).
+_SNAPSHOTS = "idp_client_snapshots"
+
+
+def read_clients_only() -> None:
+    """For the rest of this request (the token endpoint's front layer, ``idp.oauth.front``, whose
+    client_credentials grant reads its client and writes nothing of it; introspection and UserInfo,
+    which write nothing of a client either), ``query_client`` gives the cached snapshot itself, shared
+    and detached, rather than a copy of it in the session: nothing to merge, and the session stays
+    unused."""
+    g.setdefault(_SNAPSHOTS, True)
 
 
 def _opaque_token() -> str:
@@ -84,8 +102,9 @@ class _OfflineAwareGenerator(BearerTokenGenerator):
         return token
 
 
-# Compiled once per set of columns (SQLAlchemy's statement cache), not per token.
-_INSERT_TOKEN = insert(Token.__table__)
+# Compiled once per set of columns (SQLAlchemy's statement cache), not per token. Inline: without
+# RETURNING the new row's id, which nothing reads (a result row less to fetch and process).
+_INSERT_TOKEN = insert(Token.__table__).inline()
 
 
 def save_token(token: dict, request) -> None:
@@ -139,11 +158,44 @@ def save_token(token: dict, request) -> None:
             row.update(
                 auth_code_id=code.id, sid=code.sid, auth_time=code.auth_time, amr=code.amr, claims=code.claims
             )
-    # The code's or the old refresh token's claim (still pending in the session) commits with it.
-    db.session.flush()
-    db.session.connection().execute(_INSERT_TOKEN, row)
-    db.session.commit()
+    if _nothing_pending():
+        # Nothing of this request is pending in the session (client_credentials, with the client from the
+        # cache): the INSERT alone, in autocommit, is one round trip instead of BEGIN, INSERT, COMMIT.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(_INSERT_TOKEN, row)
+    else:
+        session = db.session()
+        # The code's or the old refresh token's claim (still pending in the session) commits with it.
+        session.flush()
+        session.connection().execute(_INSERT_TOKEN, row)
+        session.commit()
     current().metrics.token_issued(request.payload.grant_type)
+
+
+def _nothing_pending() -> bool:
+    """Whether this request's session holds nothing that must commit with the token: no session at all
+    (the front layer's requests, ``read_clients_only``), or one without a connection (nothing read or
+    written in a transaction) and without unflushed changes."""
+    if not db.session.registry.has():
+        return True
+    session = db.session()
+    return not (_HOLDS_CONNECTION in session.info or session.new or session.dirty or session.deleted)
+
+
+# session.info key: the session's transaction holds a database connection (something was read or
+# written in it, perhaps a claim that must commit with the token).
+_HOLDS_CONNECTION = "idp_holds_connection"
+
+
+@event.listens_for(Session, "after_begin")
+def _connection_begun(session: Session, transaction, connection) -> None:
+    session.info[_HOLDS_CONNECTION] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HOLDS_CONNECTION, None)
 
 
 def find_token(token_string, hint: str | None = None) -> Token | None:
@@ -178,9 +230,11 @@ def end_read() -> None:
     expired by it), instead of leaving it to the teardown's ROLLBACK: psycopg forgets a connection's
     prepared statements on every ROLLBACK (and sends ``DEALLOCATE ALL``), which would wipe the token
     endpoint's prepared INSERT on the same connection (issue 12). Introspection and UserInfo read their
-    token outside the Session (``live.read``); the Session has a transaction only when the client cache
-    missed or client authentication wrote, and nothing to end otherwise."""
-    db.session.commit()
+    token outside the Session (``live.read``) and their client from the cache (``read_clients_only``):
+    the Session has a transaction only when the cache missed or client authentication wrote, and
+    otherwise is not even made."""
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
 
 
 def account_of(token: Token | LiveToken) -> Account | LiveAccount | None:

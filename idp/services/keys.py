@@ -50,17 +50,11 @@ def _add_key(db: Session, alg: str, *, now: int, activates_at: int) -> SigningKe
     return row
 
 
-# The channel every change of the key set is announced on (``oauth.key_changes`` listens).
+# The channel every change of the key set is announced on (``oauth.key_changes`` listens). On PostgreSQL
+# a trigger on ``signing_keys`` sends it for every statement that changes the rows, these functions' and
+# hand-written SQL alike (migration ``d4b2e7a9c1f3``); SQLite has no notifications, and there each
+# request reads the key stamp instead.
 CHANGED_CHANNEL = "idp_signing_keys"
-
-
-def _announce_change(db: Session) -> None:
-    """Tell every worker's key cache (``oauth.key_changes``) that the key set changed. ``pg_notify`` in
-    the caller's transaction: PostgreSQL delivers it at the commit, after the rows are visible, and drops
-    it on a rollback. Every function here that writes ``signing_keys`` calls it. SQLite has no
-    notifications; there, each request reads the key stamp."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(func.pg_notify(CHANGED_CHANNEL, "")))
 
 
 def ensure_keys(db: Session, *, now: int) -> list[SigningKey]:
@@ -69,8 +63,6 @@ def ensure_keys(db: Session, *, now: int) -> list[SigningKey]:
     for alg in ALGORITHMS:
         if not db.scalar(select(SigningKey.id).filter_by(alg=alg)):
             created.append(_add_key(db, alg, now=now, activates_at=now))
-    if created:
-        _announce_change(db)
     return created
 
 
@@ -89,7 +81,6 @@ def rotate_keys(db: Session, settings: Settings, *, now: int, immediate: bool = 
             old.expires_at = now if immediate else activates_at + retire_after(settings)
         new_keys.append(_add_key(db, alg, now=now, activates_at=activates_at))
     db.flush()
-    _announce_change(db)
     return new_keys
 
 
@@ -102,7 +93,6 @@ def retire_key(db: Session, kid: str, *, now: int) -> bool:
     if row is None:
         return False
     row.expires_at = now
-    _announce_change(db)
     return True
 
 

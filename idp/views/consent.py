@@ -47,6 +47,17 @@ SELF_NAMED_WARNING = _l(
     "Название сайт указал сам. Разрешайте, только если вы пришли сюда с сайта %(host)s и доверяете ему."
 )
 ON_THIS_DEVICE = _l("%(host)s — приложение на этом устройстве")
+# The device grant has no redirect URI to show; a self-named client there is the shape of device-code
+# phishing (a code sent to the victim, the attacker's device polling), so the person is asked whether
+# they began the sign-in themselves.
+SELF_NAMED_DEVICE_WARNING = _l(
+    "Название сайт указал сам. Разрешайте, только если вход на этом устройстве начали вы сами."
+)
+
+
+def registered_by(client) -> str:
+    """Who registered ``client``, as the consent and device pages say it."""
+    return REGISTERED_DYNAMICALLY if client.dynamically_registered else REGISTERED_BY_ADMIN
 
 
 class ConsentForm(FlaskForm):
@@ -98,7 +109,7 @@ def consent():
         client_name=client.client_name,
         labels=labels,
         host=ON_THIS_DEVICE % {"host": host} if is_loopback(host) else host,
-        registered_by=REGISTERED_DYNAMICALLY if client.dynamically_registered else REGISTERED_BY_ADMIN,
+        registered_by=registered_by(client),
         warning=SELF_NAMED_WARNING % {"host": host} if client.dynamically_registered else None,
     )
 

@@ -28,6 +28,8 @@ from ..oauth import device as device_grant
 from ..oauth.storage import query_client
 from ..runtime import current
 from .consent import SCOPE_LABELS
+from .consent import SELF_NAMED_DEVICE_WARNING
+from .consent import registered_by
 from .sso import current_sso
 
 bp = Blueprint("device", __name__, url_prefix="/device")
@@ -102,7 +104,14 @@ def confirm():
         session.pop(SESSION_KEY, None)
         return redirect(url_for("device.start"))
     labels = [SCOPE_LABELS[s] for s in scope_to_list(row.scope) or [] if s in SCOPE_LABELS]
-    return render_template("device/confirm.html", form=form, client_name=client.client_name, labels=labels)
+    return render_template(
+        "device/confirm.html",
+        form=form,
+        client_name=client.client_name,
+        labels=labels,
+        registered_by=registered_by(client),
+        warning=SELF_NAMED_DEVICE_WARNING if client.dynamically_registered else None,
+    )
 
 
 def continues_device_flow() -> bool:

@@ -81,7 +81,8 @@ def proceed(pending: PendingRequest):
     oauth_request = ParamsRequest(request.method, request.url, request.headers, params)
     oauth_request.pushed = pending.pushed
     mode = response_modes.requested(params)
-    sso = current_sso()
+    # Issuing commits the code; any other step writes nothing and the request ends at once.
+    sso = current_sso(caller_commits=True)
     try:
         grant = authorization.get_consent_grant(request=oauth_request, end_user=sso)
         needs_lookup = sso is not None and not grant.client.trusted

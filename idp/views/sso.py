@@ -17,12 +17,16 @@ from ..services import audit
 from ..services import sessions
 
 
-def current_sso() -> SsoSession | None:
-    """The live SSO session of this browser, looked up once per request."""
+def current_sso(*, caller_commits: bool = False) -> SsoSession | None:
+    """The live SSO session of this browser, looked up once per request.
+
+    ``caller_commits``: the caller ends the transaction itself soon, with no password hash or other long
+    work in between (the authorization endpoint: the code's INSERT commits). A lookup that found a live
+    session and changed nothing then leaves its read to that transaction instead of one of its own."""
     if "idp_sso" not in g:
         runtime = current()
         token = session.get("sso")
-        g.idp_sso = sessions.find_session(
+        found = g.idp_sso = sessions.find_session(
             db.session,
             token,
             now=runtime.clock(),
@@ -30,7 +34,10 @@ def current_sso() -> SsoSession | None:
             events=runtime.events,
             ip=request.remote_addr,
         )
-        if token is not None:
+        # Nothing written: an ended session (found None) has written its end, and a live one is dirty
+        # when its last-seen time or address moved.
+        unchanged = found is not None and not (db.session.dirty or db.session.new or db.session.deleted)
+        if token is not None and not (caller_commits and unchanged):
             # What the lookup changed (last seen, an ended session) is kept at once. The session (and its
             # account) found here is what the rest of the request reads: not re-read.
             with keeping_loaded(db.session):

@@ -635,6 +635,10 @@ def test_spent_sms_budget_sends_nothing_and_alerts(client, make_account, outbox,
     assert reset_states(client.application) == ["sent", "void"]  # spent at sending: the flow is void
     alerts = [r for r in caplog.records if r.levelno == logging.ERROR and "ALERT" in r.getMessage()]
     assert len(alerts) == 1, caplog.text
+    # Nothing went to the second phone, so its own daily count is not taken either.
+    with client.application.app_context():
+        counts = dict(db.session.execute(select(DailyCounter.key, DailyCounter.count)).all())
+    assert counts.get("sms-phone:+79031112233", 0) == 0 and counts[f"sms-phone:{PHONE}"] == 1
 
 
 # --- SMS Aero -------------------------------------------------------------------------------------

@@ -2,6 +2,12 @@
 "Basic OP" oidcc-ensure-redirect-uri-*, oidcc-response-type-missing, oidcc-unsupported-*, oidcc-*-request*."""
 
 import pytest
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.models import SsoSession
+from idp.runtime import of
+from idp.services.credentials import TOUCH_INTERVAL
 
 from ._flow import ISSUER
 from ._flow import REDIRECT_URI
@@ -162,3 +168,23 @@ def test_second_registered_redirect_uri(browser, account, make_rp):
     code = at_redirect_uri(done.response, "https://rp.example/cb2")["code"]
     response = redeem(browser.client, two, code, done.verifier, redirect_uri="https://rp.example/cb2")
     assert response.status_code == 200, response.get_json()
+
+
+def _sso_row(app):
+    with app.app_context():
+        db.session.remove()
+        return db.session.scalars(select(SsoSession)).one()
+
+
+def test_what_the_session_lookup_writes_is_kept_when_no_code_is_issued(app, browser, account, rp, clock):
+    """The authorization endpoint leaves a lookup that wrote nothing to the code's transaction (issue 12);
+    one that wrote something (the last-seen time, a session's end) still commits it, code or not."""
+    authorize(browser, rp, account)
+    clock.now += TOUCH_INTERVAL + 1
+    assert is_login_page(authorize(browser, rp, prompt="login").response)
+    row = _sso_row(app)
+    assert (row.last_seen_at, row.ended_at) == (clock.now, None)
+
+    clock.now += of(app).settings.session.idle_timeout + 1
+    assert is_login_page(authorize(browser, rp).response)
+    assert _sso_row(app).ended_at == clock.now

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.requests_client import OAuthError
@@ -22,6 +25,8 @@ from ._flow import jwks
 from ._flow import refresh
 from ._flow import userinfo
 from ._flow import verify_id_token
+from .test_registration import _initial_token
+from .test_registration import _register
 
 GRANT = DEVICE_CODE
 
@@ -249,3 +254,46 @@ def test_authlib_client_polls_over_http(live_server, account, make_rp):
         db.session.commit()
     token = device.fetch_token(meta["token_endpoint"], grant_type=GRANT, device_code=data["device_code"])
     assert token["access_token"] and token["id_token"] and token["token_type"].lower() == "bearer"
+
+
+# -- who is asking (issue 10): on the device page as on the consent page ---------------------------------
+
+
+def _requester(page) -> dict:
+    body = html.unescape(page.get_data(as_text=True))
+    found = {key: re.search(rf'id="requester-{key}">([^<]*)<', body) for key in ("registration", "warning")}
+    return {key: match.group(1) if match else None for key, match in found.items()}
+
+
+def _confirm_page(browser, account, rp):
+    data = _start(browser.client, rp, scope="openid")
+    page = browser.follow(_enter_code(browser, data["user_code"]))
+    page = browser.sign_in(account["login"], account["password"], page=page)
+    assert page.request.path == "/device/confirm"
+    return page
+
+
+def test_the_device_page_says_an_admin_registered_the_client(browser, account, make_rp):
+    page = _confirm_page(browser, account, _tv(make_rp))
+    assert _requester(page) == {"registration": "администратором", "warning": None}
+
+
+def test_the_device_page_warns_about_a_self_registered_client(app, browser, account):
+    # Device-code phishing: anyone may register a client named like ours and send a person its code.
+    body = {
+        "client_name": "Личный кабинет мигранта",
+        "grant_types": [GRANT],
+        "response_types": [],
+        "redirect_uris": [],
+        "scope": "openid",
+        "token_endpoint_auth_method": "none",
+    }
+    registered = _register(browser.client, _initial_token(app), body)
+    assert registered.status_code == 201, registered.get_data(as_text=True)
+    page = _confirm_page(browser, account, registered.get_json())
+    assert "Личный кабинет мигранта" in page.get_data(as_text=True)
+    assert _requester(page) == {
+        "registration": "самостоятельно, администратор его не проверял",
+        "warning": "Название сайт указал сам. Разрешайте, только если вход на этом устройстве "
+        "начали вы сами.",
+    }

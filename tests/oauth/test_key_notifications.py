@@ -94,6 +94,14 @@ def _signing_kid(app) -> str:
         return of(app).keys.signing_key("RS256").kid
 
 
+def _signing_kid_or_none(app) -> str | None:
+    with app.app_context():
+        try:
+            return of(app).keys.signing_key("RS256").kid
+        except RuntimeError:  # no RS256 key signs any more
+            return None
+
+
 def _rotate_now_elsewhere(env) -> None:
     subprocess.run([IDP, "keys", "rotate", "--now"], env=env, check=True, capture_output=True, timeout=60)
 
@@ -161,3 +169,19 @@ def test_a_killed_listener_falls_back_to_the_stamp_query_and_listens_again(
     assert statements == []
     _rotate_now_elsewhere(cli_env)
     _eventually(lambda: _kids(client).isdisjoint(current))
+
+
+def test_a_key_retired_by_hand_in_sql_stops_signing_at_once(app, statements, database, cli_env):
+    """An operator retiring a key with SQL during an incident, not with `idp keys`: the trigger on
+    signing_keys announces it like the commands do, and the running server stops signing with it."""
+    client = app.test_client()
+    _kids(client)
+    _eventually(lambda: of(app).keys.listening, timeout=10)
+    _kids(client), _kids(client)  # the reconnection's one stamp check; then the learned fast path
+    signer = _signing_kid(app)
+    with psycopg.connect(make_url(database).set(drivername="postgresql").render_as_string(False)) as admin:
+        admin.execute("UPDATE signing_keys SET expires_at = 1 WHERE kid = %s", (signer,))
+    # Within WITHIN seconds, far below [keys] cache_ttl: only a notification brings it this soon.
+    _eventually(lambda: signer not in _kids(client))
+    assert _signing_kid_or_none(app) != signer
+    _rotate_now_elsewhere(cli_env)  # the module's database gets an RS256 signer again

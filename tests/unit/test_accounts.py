@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy import update
 
 from idp.config import LoginSettings
 from idp.config import PasswordsSettings
@@ -452,6 +454,39 @@ def test_old_password_still_works_and_voids_the_pending_reset(app):
         assert _reset_states(account) == ["void"]
         with pytest.raises(InvalidCredentialsError):
             _authenticate("770000001", "SMS2pass3x")
+
+
+def test_old_password_voids_a_reset_still_queued_for_its_sms(app):
+    with app.app_context():
+        account = _with_pending_reset(_with_password(_create()[0]))
+        db.session.execute(update(ResetFlow).values(state="queued"))
+        db.session.commit()
+        _authenticate("770000001", PASSWORD)
+        assert _reset_states(account) == ["void"]
+
+
+def test_a_sign_in_without_a_pending_reset_reads_no_reset_row(app):
+    """Issue 12: whether a reset waits is read with the account (one statement before bcrypt), not by a
+    query of its own on every sign-in."""
+    with app.app_context():
+        account = _with_password(_create()[0])
+        db.session.add(
+            ResetFlow(account_id=account.id, state="used", password_hash="x", created_at=NOW, expires_at=NOW)
+        )
+        db.session.commit()
+        seen: list[str] = []
+
+        def record(conn, cursor, statement, *args):
+            seen.append(" ".join(statement.split()))
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            _authenticate("770000001", PASSWORD)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        assert [s for s in seen if s.startswith("SELECT")] == [next(s for s in seen if "FROM accounts" in s)]
+        assert not [s for s in seen if s.startswith(("SELECT reset_flows", "UPDATE reset_flows"))]
+        assert _reset_states(account) == ["used"]
 
 
 def test_a_wrong_password_costs_one_bcrypt_check_whether_or_not_a_reset_waits(app, count_checks):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -184,3 +185,20 @@ def test_existing_clients_count_as_admin_registered_unless_they_registered_thems
         finally:
             upgrade()
             db.engine.dispose()
+
+
+# 0.1.0's last migration: everything after it belongs to the release being written.
+RELEASED_HEAD = "6bdba249b0d1"
+
+
+def test_the_changelog_names_every_migration_of_the_release(app):
+    """The "Upgrading" list of the newest release in CHANGELOG.md names each migration since the last
+    release, so that an operator knows what `idp db upgrade` will do to the tables."""
+    with app.app_context():
+        script = ScriptDirectory.from_config(migrate.get_config())
+    pending = [rev.revision for rev in script.iterate_revisions("heads", RELEASED_HEAD)]
+    changelog = (Path(__file__).parents[2] / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = changelog.split("\n## ")[1]
+    upgrading = newest.split("### Upgrading", 1)[1]
+    assert pending and RELEASED_HEAD not in pending
+    assert [revision for revision in pending if revision not in upgrading] == []

@@ -78,7 +78,7 @@ def test_audit_details_never_carry_secrets(key):
 def test_audit_details_may_carry_lifetimes_and_identifiers():
     session = _NoSession()
     ctx = audit.Context(audit.Actor("staff", 1, "ivanova"), "10.0.0.1", 5)
-    row = audit.record(
+    audit.record(
         session,
         ctx,
         "client.updated",
@@ -86,16 +86,18 @@ def test_audit_details_may_carry_lifetimes_and_identifiers():
         reason="  why  ",
         details={"access_token_ttl": 60, "redirect_uris": ["https://x"]},
     )
-    assert session.added == [row]
-    assert (row.at, row.actor_name, row.ip, row.reason) == (5, "ivanova", "10.0.0.1", "why")
+    [(statement, row)] = session.executed
+    assert statement.table.name == "audit_events"
+    assert (row["at"], row["actor_name"], row["ip"], row["reason"]) == (5, "ivanova", "10.0.0.1", "why")
+    assert row["details"] == {"access_token_ttl": 60, "redirect_uris": ["https://x"]}
 
 
 class _NoSession:
     def __init__(self):
-        self.added = []
+        self.executed = []
 
-    def add(self, row):
-        self.added.append(row)
+    def execute(self, statement, params):
+        self.executed.append((statement, params))
 
 
 def test_full_width_digits_count_as_digits():

@@ -53,6 +53,7 @@ def take_sms(db: Session, phone: str, *, now: int, settings: Settings) -> bool:
     if not tally.take(f"sms-phone:{phone}", limits.phone_daily_limit):
         return False
     if not tally.take(SMS_BUDGET_KEY, limits.sms_daily_budget):
+        tally.give_back()  # nothing is sent: the phone's count taken above goes back
         log.error(
             "ALERT: the daily SMS budget ([limits] sms_daily_budget) is spent; "
             "no reset or recovery SMS until tomorrow"

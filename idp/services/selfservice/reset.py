@@ -48,6 +48,8 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement
+from sqlalchemy import exists
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -184,6 +186,9 @@ class Pending:
     def void(self, db: Session, account: Account, *, now: int) -> None:
         void(db, account, now=now)
 
+    def waiting(self) -> ColumnElement[bool]:
+        return _WAITING
+
 
 def redeem(db: Session, account: Account, password: str, now: int, *, key: str) -> int | None:
     """sent → used when ``password`` is the pending one (sign-in tried it after the current password
@@ -202,6 +207,15 @@ def redeem(db: Session, account: Account, password: str, now: int, *, key: str) 
     notices.notify(db, account, notices.PASSWORD_RESET, now=now)
     db.flush()
     return flow.expires_at
+
+
+# Whether the account of the enclosing query has a reset ``void`` would void (read with it at sign-in).
+_WAITING = (
+    exists()
+    .where(ResetFlow.account_id == Account.id, ResetFlow.state.in_((QUEUED, SENT)))
+    .correlate(Account)
+    .label("reset_waiting")
+)
 
 
 def void(db: Session, account: Account, *, now: int) -> None:
