@@ -37,7 +37,6 @@ from .oauth import logout
 from .oauth import read_front
 from .oauth.client_cache import ClientCache
 from .oauth.documents import Documents
-from .oauth.front import TokenFront
 from .oauth.keys import KeyCache
 from .oauth.read_front import ReadFront
 from .observability import init_request_observation
@@ -81,16 +80,15 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.in_instance(settings, app.instance_path)
     app.config.update(config_module.to_flask(settings))
-    # A cap on the page requests one client address has in flight (idp.admission); behind Documents,
-    # TokenFront and ReadFront, so discovery, the JWKS and the token, introspection and UserInfo requests
-    # answered there never reach it, and behind ProxyFix, so the address is the client's.
+    # A cap on the page requests one client address has in flight (idp.admission); behind Documents and
+    # ReadFront, so discovery, the JWKS and the token, introspection and UserInfo requests answered there
+    # never reach it, and behind ProxyFix, so the address is the client's.
     if settings.limits.pages_in_flight:
         app.wsgi_app = Admission(app, app.wsgi_app, settings.limits.pages_in_flight)  # type: ignore[method-assign]
-    # Discovery, the JWKS (idp.oauth.documents), the client_credentials grant (idp.oauth.front),
-    # introspection and UserInfo (idp.oauth.read_front) without Flask's per-request machinery, behind
-    # ProxyFix like the app itself.
+    # Discovery, the JWKS (idp.oauth.documents), the client_credentials grant, introspection and UserInfo
+    # (idp.oauth.read_front) without Flask's per-request machinery, behind ProxyFix like the app itself.
     app.wsgi_app = ReadFront(app, app.wsgi_app, read_front.ROUTES)  # type: ignore[method-assign]
-    app.wsgi_app = Documents(app, TokenFront(app, app.wsgi_app))  # type: ignore[method-assign]
+    app.wsgi_app = Documents(app, app.wsgi_app)  # type: ignore[method-assign]
     # An issuer with a path (https://host/idp): the provider is served under it (idp/urls.py); in front of
     # Documents, which then sees the path below it and the script root.
     if issuer_path(settings.server.issuer):

@@ -121,7 +121,7 @@ def _current_request_id() -> str | None:
     from flask import g
     from flask import has_app_context
 
-    # The app context, not the request's: the token endpoint's front layer (idp.oauth.front) handles
+    # The app context, not the request's: the protocol front (idp.oauth.read_front) handles
     # requests in an app context alone, with the request's id in g.
     return g.get("request_id") if has_app_context() else None
 

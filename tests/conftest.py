@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import tempfile
@@ -72,6 +73,14 @@ CAPTCHA_ANSWER = "24680"
 def pytest_sessionstart(session) -> None:
     # A bare `pytest` on a clone where `make setup` never ran still has every language.
     compile_stale()
+    # Each test builds an app (Flask, SQLAlchemy, Jinja, authlib: thousands of objects in reference cycles)
+    # that only a full collection frees; with the default thresholds the collector ran a full pass over
+    # every live object about every 15 tests, and all its passes took some 15 % of the suite's CPU
+    # (measured on tests/flows: 92 s CPU before, 79 s after, twice the peak memory, ~0.5 GB).
+    # The modules imported so far are never garbage: frozen, no pass walks them again.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def make_config(**sections) -> dict:

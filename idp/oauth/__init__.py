@@ -55,8 +55,8 @@ from .storage import create_token_generator
 from .storage import query_client
 from .storage import save_token
 
-# g key: this request's OAuth answers are wanted as authlib gives them, (status, payload, headers).
-RAW_ANSWERS = "idp_raw_answers"
+# g key: while set, authlib's answers are returned as it gives them, (status, payload, headers).
+_RAW_ANSWERS = "idp_raw_answers"
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -100,9 +100,17 @@ class AuthorizationServer(_AuthorizationServer):
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
 
+    def token_answer(self, request: OAuth2Request) -> tuple[int, Any, list]:
+        """``create_token_response``'s status, payload and headers, without a Flask ``Response``: for the
+        protocol front (``read_front.py``), which builds its answer itself."""
+        g.setdefault(_RAW_ANSWERS, True)
+        try:
+            return self.create_token_response(request)
+        finally:
+            g.pop(_RAW_ANSWERS, None)
+
     def handle_response(self, status_code, payload, headers):
-        if g.get(RAW_ANSWERS):
-            # The token endpoint's front layer (idp.oauth.front) writes the answer itself.
+        if g.get(_RAW_ANSWERS):
             return status_code, payload, headers
         return super().handle_response(status_code, payload, headers)
 

@@ -141,10 +141,17 @@ def _read_driver(engine, statement, digest: str):
     does that matters here is kept: autocommit set and reset as ``execution_options`` does, and a driver
     error raised as SQLAlchemy's (the outage handling knows those: 503), the connection invalidated and,
     when the database went away, every connection of the pool made before (Connection does the same)."""
+    sql, positions = _driver_statement(engine.dialect, statement)
+    parameters: dict | tuple = {"digest": digest} if positions is None else (digest,) * positions
+    return run_alone(engine, sql, parameters, fetch=True)
+
+
+def run_alone(engine, sql: str, parameters: dict | tuple, *, fetch: bool):
+    """Run ``sql`` (in the driver's paramstyle) on a pooled connection in autocommit with the driver's own
+    cursor, as ``_read_driver`` says; the first row if ``fetch``. Also the token endpoint's INSERT
+    (``storage.save_token``)."""
     dialect = engine.dialect
     error_class = dialect.loaded_dbapi.Error
-    sql, positions = _driver_statement(dialect, statement)
-    parameters: dict | tuple = {"digest": digest} if positions is None else (digest,) * positions
     try:
         pooled = engine.raw_connection()
     except error_class as error:
@@ -156,7 +163,7 @@ def _read_driver(engine, statement, digest: str):
             dialect.set_isolation_level(connection, "AUTOCOMMIT")
             cursor = connection.cursor()
             cursor.execute(sql, parameters)
-            row = cursor.fetchone()
+            row = cursor.fetchone() if fetch else None
             cursor.close()
             dialect.reset_isolation_level(connection)
         except error_class as error:

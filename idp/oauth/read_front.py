@@ -54,6 +54,7 @@ from ..observability import REQUEST_ID_HEADER
 from ..observability import request_id_for
 from ..runtime import of
 from . import dpop
+from . import storage
 from .cors import ENDPOINTS as CORS_ENDPOINTS
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,19 @@ class Route:
     endpoint: str
     methods: frozenset[str]
     handle: Callable[[FrontRequest], Answer]
+    # The handler may have written when it fails: the request cannot be served again by Flask, whose
+    # error handlers answer the failure instead (in a request context made for it).
+    writes: bool = False
+
+
+class FrontForm(MultiDict):
+    """werkzeug's MultiDict, whose ``get`` of an absent name returns the default without raising and
+    catching a werkzeug HTTP exception first (authlib asks for several absent parameters per request)."""
+
+    def get(self, key, default=None, type=None):  # noqa: A002 - MultiDict.get's signature
+        if key not in self:
+            return default
+        return super().get(key, default, type)
 
 
 class FrontPayload(OAuth2Payload):
@@ -183,7 +197,7 @@ class ReadFront:
         uri = f"{environ['wsgi.url_scheme']}://{host}{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"
         try:
             # As werkzeug parses a form (formparser.FormDataParser._parse_urlencoded).
-            form = MultiDict(parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote"))
+            form = FrontForm(parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote"))
             request = FrontRequest(environ, uri, form)
         except (ValueError, InsecureTransportError):
             # Not UTF-8; or plain http outside loopback, which authlib refuses: as Flask does, then.
@@ -199,12 +213,25 @@ class ReadFront:
             except FlaskNeededError:
                 return None
             except Exception as error:  # noqa: BLE001 - Flask serves the request again, and answers this
+                if route.writes:
+                    return self._flask_error(environ, body, error, request_id)
                 # The class only: a database error's message holds the statement's parameters.
                 method = environ["REQUEST_METHOD"]
                 log.info("%s %s left to Flask: %s", method, route.endpoint, type(error).__name__)
                 return None
         environ[ENVIRON_KEY] = request_id
         return f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, 'unknown').upper()}", headers, content
+
+    def _flask_error(self, environ: dict, body: bytes, error: Exception, request_id: str):
+        """Flask's answer to ``error``, raised by a handler that writes: its error handlers (a database
+        outage: 503) and after-request hooks, in a request context of this request, inside the handler's
+        app context (whose ``g`` holds the request id for the hook that sets it)."""
+        environ["wsgi.input"] = BytesIO(body)
+        with self.app.request_context(environ):
+            answer = self.app.handle_user_exception(error)
+            response = self.app.finalize_request(answer, from_error_handler=True)
+        environ[ENVIRON_KEY] = request_id
+        return response.status, response.headers.to_wsgi_list(), response.get_data()
 
 
 def _content(app: Flask, payload: Any) -> bytes:
@@ -272,6 +299,22 @@ def _userinfo(request: FrontRequest) -> Answer:
     return Answer(*_server().endpoint_answer("userinfo", request), _added())
 
 
+def _token(request: FrontRequest) -> Answer:
+    # The client_credentials grant only: the code, refresh and device grants claim rows that commit with
+    # the token, and their extensions read the session. A client assertion's audience and a DPoP proof's
+    # htu are built from the request's URL (url_for), and both store a jti.
+    form = request.form
+    if (
+        form.get("grant_type") != "client_credentials"
+        or "client_assertion" in form
+        or "client_assertion_type" in form
+        or "DPoP" in request.headers
+    ):
+        raise FlaskNeededError
+    storage.read_clients_only()
+    return Answer(*_server().token_answer(request), _added())
+
+
 def _server():
     from ..extensions import authorization
 
@@ -279,6 +322,8 @@ def _server():
 
 
 ROUTES = {
+    # RFC 6749 §4.4: its grant writes the token (``Route.writes``).
+    "/token": Route("oauth.token", frozenset({"POST"}), _token, writes=True),
     "/introspect": Route("oauth.introspect", frozenset({"POST"}), _introspection),
     "/userinfo": Route("oauth.userinfo", frozenset({"GET", "POST"}), _userinfo),
 }

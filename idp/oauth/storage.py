@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from flask import g
@@ -53,7 +55,7 @@ _SNAPSHOTS = "idp_client_snapshots"
 
 
 def read_clients_only() -> None:
-    """For the rest of this request (the token endpoint's front layer, ``idp.oauth.front``, whose
+    """For the rest of this request (the protocol front, ``idp.oauth.read_front``: the token route, whose
     client_credentials grant reads its client and writes nothing of it; introspection and UserInfo,
     which write nothing of a client either), ``query_client`` gives the cached snapshot itself, shared
     and detached, rather than a copy of it in the session: nothing to merge, and the session stays
@@ -128,6 +130,9 @@ def save_token(token: dict, request) -> None:
         "jti": None,
         "claims": None,
         "resources": None,
+        # The columns' defaults, given: the INSERT may be run without SQLAlchemy (_insert_alone).
+        "access_token_revoked_at": 0,
+        "refresh_token_revoked_at": 0,
     }
     binding = current_binding()
     if binding is not None:
@@ -161,8 +166,7 @@ def save_token(token: dict, request) -> None:
     if _nothing_pending():
         # Nothing of this request is pending in the session (client_credentials, with the client from the
         # cache): the INSERT alone, in autocommit, is one round trip instead of BEGIN, INSERT, COMMIT.
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(_INSERT_TOKEN, row)
+        _insert_alone(row)
     else:
         session = db.session()
         # The code's or the old refresh token's claim (still pending in the session) commits with it.
@@ -170,6 +174,42 @@ def save_token(token: dict, request) -> None:
         session.connection().execute(_INSERT_TOKEN, row)
         session.commit()
     current().metrics.token_issued(request.payload.grant_type)
+
+
+def _insert_alone(row: dict) -> None:
+    """The token's INSERT on a connection of its own in autocommit, with the driver's cursor
+    (``live.run_alone``: SQLAlchemy's Connection cost more than the driver, issue 12), unless someone
+    records the statements (bench/explain.py, tests) or a column needs SQLAlchemy's conversion."""
+    engine = db.engine
+    dispatch = engine.dispatch
+    driver = None
+    if not (dispatch.before_cursor_execute or dispatch.after_cursor_execute):
+        driver = _driver_insert(engine.dialect, tuple(row))
+    if driver is None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(_INSERT_TOKEN, row)
+        return
+    sql, names = driver
+    live.run_alone(engine, sql, row if names is None else tuple(row[name] for name in names), fetch=False)
+
+
+# Per dialect and set of columns: the INSERT's SQL and, for a positional paramstyle, the order of its
+# parameters (None: named, or not run with the driver's cursor at all).
+_DRIVER_INSERTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _driver_insert(dialect, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None] | None:
+    known = _DRIVER_INSERTS.setdefault(dialect, {})
+    if columns not in known:
+        table = Token.__table__
+        compiled = _INSERT_TOKEN.compile(dialect=dialect, column_keys=list(columns))
+        names = compiled.positiontup
+        plain = set(compiled.binds) == set(columns) and all(
+            table.c[name].type._cached_bind_processor(dialect) is None  # noqa: SLF001
+            for name in columns
+        )
+        known[columns] = (str(compiled), None if names is None else tuple(names)) if plain else None
+    return known[columns]
 
 
 def _nothing_pending() -> bool:

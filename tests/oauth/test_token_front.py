@@ -1,6 +1,7 @@
-"""The client_credentials grant answered in front of Flask (idp/oauth/front.py): the same answers as the
-Flask view's, header for header (only X-Request-Id and the token differ), its errors RFC 6749 §5.2's,
-counted in the metrics; every request it does not serve reaches Flask with its body intact."""
+"""The client_credentials grant answered in front of Flask (the token route of idp/oauth/read_front.py):
+the same answers as the Flask view's, header for header (only X-Request-Id and the token differ), its
+errors RFC 6749 §5.2's, counted in the metrics; every request it does not serve reaches Flask with its
+body intact; a failure after the grant may have written is answered by Flask's error handlers."""
 
 import functools
 import json
@@ -76,6 +77,9 @@ def test_client_credentials_without_flask_answers_as_flask_does(app, client, rp,
     with app.app_context():
         row = db.session.scalar(select(Token).filter_by(access_token_hash=digest(body["access_token"])))
         assert row is not None and row.client_id == rp["client_id"] and row.scope == "patent"
+        # Written with the driver's cursor (storage._insert_alone): the columns' defaults too.
+        assert (row.access_token_revoked_at, row.refresh_token_revoked_at) == (0, 0) and row.family_id
+        assert row.expires_in == body["expires_in"] and row.refresh_token_hash is None
     introspected = client.post(
         "/introspect", data={"token": body["access_token"]}, auth=(rp["client_id"], rp["client_secret"])
     )
@@ -144,6 +148,8 @@ def test_answers_without_flask_count_in_the_metrics(app, client, rp, monkeypatch
         # CORS, DPoP, a cookie.
         ("grant_type=client_credentials&scope=patent", {"Origin": "https://rp.example"}, {}),
         ("grant_type=client_credentials&scope=patent", TO_FLASK, {}),
+        # A DPoP proof (RFC 9449), whose htu is built from the request's URL: Flask refuses this one.
+        ("grant_type=client_credentials&scope=patent", {"DPoP": "not-a-proof"}, {}),
         # A client assertion (RFC 7523), whose audience is built from the request's URL.
         ("grant_type=client_credentials&client_assertion=x&client_assertion_type=y", {}, {}),
     ],
@@ -155,7 +161,9 @@ def test_what_it_does_not_serve_reaches_flask_with_its_body(
     response = _post(client, rp, body, headers=headers, **extra)
     assert calls == [1]
     assert response.mimetype == "application/json", response.get_data()
-    if body.startswith("grant_type=client_credentials&scope"):
+    if "DPoP" in headers:
+        assert response.get_json()["error"] == "invalid_dpop_proof"
+    elif body.startswith("grant_type=client_credentials&scope"):
         assert response.status_code == 200, response.get_json()
     elif body.startswith("grant_type=authorization_code"):
         assert response.get_json()["error"] == "invalid_grant"
