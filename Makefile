@@ -96,7 +96,7 @@ bench-load: setup bench-tools
 	$(BIN)/python -m bench.load --scale $(SCALE) $(BENCH_ARGS)
 
 # Issue 12's scale bar: 10,000 against 1,000,000 accounts and tokens in one run, alternating request by
-# request, one in flight (bench/README.md). Writes bench/RESULTS-scale.md and bench/results/. About 15 min.
+# request, one in flight (bench/README.md). Writes bench/RESULTS-scale.md and bench/results/. About 10 min.
 bench-scale: setup wrk
 	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
