@@ -140,6 +140,9 @@ def access_token_hash(access_token: str) -> str:
 
 def proof_header(headers) -> str | None:
     """The one DPoP header of a request, None without any; more than one is invalid (§4.3)."""
+    if headers.get("DPoP") is None:
+        # Most requests carry none: answered without collecting every header (getlist scans them all).
+        return None
     values = headers.getlist("DPoP") if hasattr(headers, "getlist") else [headers.get("DPoP")]
     values = [value for value in values if value is not None]
     if not values:
