@@ -29,10 +29,18 @@ from idp.runtime import of
 # The machine's PostgreSQL server, where a module that needs PostgreSQL whatever the pass makes a database of
 # its own (private_postgres_database).
 POSTGRES = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# `make test` runs the SQLite and the PostgreSQL pass side by side; each pass takes its own Redis
+# databases on the machine's Redis: number + IDP_TEST_REDIS_OFFSET (the Makefile gives the PostgreSQL pass 8).
+REDIS_OFFSET = int(os.environ.get("IDP_TEST_REDIS_OFFSET", "0"))
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 _CAPTCHA_TOKEN = re.compile(r'name="captcha_token" type="hidden" value="([^"]+)"')
 _CAPTCHA_IMAGE = re.compile(r'<img id="captcha-image" src="([^"]+)"')
 _CAPTCHA_AUDIO = re.compile(r'<a id="captcha-listen" href="([^"]+)"')
+
+
+def redis_url(number: int) -> str:
+    """Redis database ``number`` of this pass (see REDIS_OFFSET)."""
+    return f"redis://127.0.0.1:6379/{number + REDIS_OFFSET}"
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -17,13 +17,14 @@ import requests
 from .bench_abuse import csrf_token
 from .bench_abuse import prepare
 from .bench_abuse import start_server
+from .helpers import redis_url
 from .processes import free_port
 from .processes import wait_until_serving
 
 # Its own SQLite database whatever this pass uses: the SQLite pass runs it.
 pytestmark = pytest.mark.once
 
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", redis_url(3))
 # Linux's default pipe capacity, and what the server must have written past it.
 PIPE_CAPACITY = 64 * 1024
 MARGIN = 16 * 1024

@@ -23,6 +23,8 @@ from sqlalchemy import text
 
 from bench.load import WRK_WORKLOADS
 
+from .helpers import redis_url
+
 # Its own PostgreSQL database whatever this pass uses: the SQLite pass runs it.
 pytestmark = pytest.mark.once
 
@@ -136,7 +138,7 @@ def test_bench_scale_compares_two_databases_interleaved(tmp_path):
         "--postgres",
         _postgres_server(),
         "--redis",
-        os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/4"),
+        os.environ.get("IDP_TEST_REDIS_URL", redis_url(4)),
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]

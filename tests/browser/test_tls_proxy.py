@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import expect
 
+from ..helpers import redis_url
 from ..helpers import settings_of
 from ..processes import IDP
 from ..processes import free_port
@@ -41,7 +42,7 @@ from .pages import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.config(staff={"totp_key": "tls-proxy-test-totp-key"})]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", redis_url(2))
 SECRET_KEY = "tls-proxy-test-secret-key-0123456789-abcdefgh"
 NEW_PASSWORD = "новый пароль через прокси"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -27,6 +27,7 @@ from ..helpers import captcha_token
 from ..helpers import captcha_urls
 from ..helpers import csrf_token
 from ..helpers import outbox_reader
+from ..helpers import redis_url
 from ..helpers import settings_of
 from ..live import http_session
 
@@ -269,16 +270,14 @@ def test_sounds_are_throttled_per_ip_before_speaking(client, monkeypatch):
     assert len(spoken) == 2
 
 
-@pytest.mark.config(
-    captcha={"image_rate_limit": "2/minute"}, rate_limits={"storage_uri": "redis://127.0.0.1:6379/7"}
-)
+@pytest.mark.config(captcha={"image_rate_limit": "2/minute"}, rate_limits={"storage_uri": redis_url(7)})
 def test_the_throttle_counts_in_redis(app, client):
     # Production keeps the counters in Redis, shared by every worker and host.
     image, _ = captcha_urls(reset_page(client))
     assert [client.get(image).status_code for _ in range(3)] == [200, 200, 429]
     import redis
 
-    keys = redis.Redis.from_url("redis://127.0.0.1:6379/7").keys("LIMITS:*captcha*")
+    keys = redis.Redis.from_url(redis_url(7)).keys("LIMITS:*captcha*")
     assert keys, "no captcha counter in Redis"
 
 

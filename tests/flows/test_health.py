@@ -14,6 +14,7 @@ from idp.extensions import db
 from idp.services import keys
 
 from ..conftest import make_config
+from ..helpers import redis_url
 from ..oauth._flow import refresh
 from ..oauth._flow import sign_in_for_tokens
 from ..processes import free_port
@@ -92,7 +93,7 @@ def test_readyz_when_the_database_does_not_answer(tmp_path):
 
 @pytest.mark.once
 def test_readyz_checks_redis_when_configured(_schema):
-    up = create_app(make_config(rate_limits={"storage_uri": "redis://127.0.0.1:6379/3"}))
+    up = create_app(make_config(rate_limits={"storage_uri": redis_url(3)}))
     assert up.test_client().get("/readyz").get_json() == {"status": "ready"}
     down = create_app(make_config(rate_limits={"storage_uri": f"redis://127.0.0.1:{free_port()}/3"}))
     response = down.test_client().get("/readyz")

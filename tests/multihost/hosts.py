@@ -37,10 +37,11 @@ from idp import create_app
 from idp.extensions import db
 from idp.services import keys
 
+from ..helpers import redis_url
 from ..processes import IDP
 from ..processes import free_port
 
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", redis_url(6))
 SECRET_KEY = "two-hosts-test-secret-key-0123456789-abcdefgh"
 WORKERS = 2
 # What both hosts run with: production mode (IDP_CONFIG is set), limits in Redis, JSON logs, and key
