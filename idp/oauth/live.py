@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_
 from sqlalchemy import bindparam
-from sqlalchemy import or_
+from sqlalchemy import literal_column
 from sqlalchemy import select
+from sqlalchemy import union_all
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
@@ -108,7 +109,17 @@ def _statement(condition):
 # Built once: only the digest changes from one request to the next.
 _DIGEST = bindparam("digest")
 _ACCESS = _statement(_tokens.c.access_token_hash == _DIGEST)
-_ANY = _statement(or_(_tokens.c.access_token_hash == _DIGEST, _tokens.c.refresh_token_hash == _DIGEST))
+# Either token: the access token's index first, the refresh token's only when that finds nothing (the
+# LIMIT stops PostgreSQL's Append at the first row). An OR read both indexes on every introspection, and
+# at a million tokens, when the indexes outgrow shared_buffers, that second lookup was what made
+# introspection 11 % slower than at 10,000 (bench/RESULTS-scale.md).
+# LIMIT and OFFSET as literals: the driver's statement binds the digest alone (_driver_statement), and
+# SQLite's compiler would add a bound OFFSET to a LIMIT.
+_ANY = (
+    union_all(_ACCESS, _statement(_tokens.c.refresh_token_hash == _DIGEST))
+    .limit(literal_column("1"))
+    .offset(literal_column("0"))
+)
 
 _TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 
