@@ -284,6 +284,11 @@ def write_config(
                 "[login]",
                 "# every sign-in comes from 127.0.0.1: the limit is still checked in Redis, never reached",
                 'rate_limit = "1000000/minute"',
+                "[limits]",
+                "# the concurrent code flows stand for many people, all from 127.0.0.1: the per-address",
+                "# cap and rate of pages (idp.admission) would refuse them",
+                "pages_in_flight = 0",
+                "pages_per_second = 0",
                 "",
             ]
         ),

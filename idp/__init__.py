@@ -83,8 +83,11 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     # A cap on the page requests one client address has in flight (idp.admission); behind Documents and
     # ReadFront, so discovery, the JWKS and the token, introspection and UserInfo requests answered there
     # never reach it, and behind ProxyFix, so the address is the client's.
-    if settings.limits.pages_in_flight:
-        app.wsgi_app = Admission(app, app.wsgi_app, settings.limits.pages_in_flight)  # type: ignore[method-assign]
+    limits = settings.limits
+    if limits.pages_in_flight or limits.pages_per_second:
+        app.wsgi_app = Admission(  # type: ignore[method-assign]
+            app, app.wsgi_app, cap=limits.pages_in_flight, rate=limits.pages_per_second
+        )
     # Discovery, the JWKS (idp.oauth.documents), the client_credentials grant, introspection and UserInfo
     # (idp.oauth.read_front) without Flask's per-request machinery, behind ProxyFix like the app itself.
     app.wsgi_app = ReadFront(app, app.wsgi_app, read_front.ROUTES)  # type: ignore[method-assign]

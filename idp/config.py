@@ -559,6 +559,12 @@ class LimitsSettings:
         "answered 429 at once (idp.admission); 0 turns the cap off",
         check=_at_least(0, 32),
     )
+    pages_per_second: int = option(
+        20,
+        "page requests one client IP may start per second in one worker process, on average, with "
+        "bursts of twice as many; more are answered 429 at once (idp.admission); 0 turns the rate off",
+        check=_at_least(0, 1000),
+    )
 
 
 @dataclass(frozen=True)

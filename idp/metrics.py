@@ -91,11 +91,12 @@ OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("delivered", "failed"),
     ),
     # in_flight: a page request refused at once because its client address had [limits] pages_in_flight
-    # page requests in flight in the worker already (idp.admission).
+    # page requests in flight in the worker already; rate: one over its [limits] pages_per_second
+    # (idp.admission).
     "idp_admission_refusals": (
         "Page requests refused before the app, by reason",
         "reason",
-        ("in_flight",),
+        ("in_flight", "rate"),
     ),
 }
 # Gauges read from the database at scrape time: name -> help.

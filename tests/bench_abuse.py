@@ -42,6 +42,9 @@ FORM_LIMIT = os.environ.get("IDP_BENCH_FORM_LIMIT", "10/minute;60/hour")
 # [limits] pages_in_flight for the run (idp.admission): the default unless given, e.g. 0 to measure
 # without the cap.
 PAGES_IN_FLIGHT = os.environ.get("IDP_BENCH_PAGES_IN_FLIGHT")
+# [limits] pages_per_second for the run (idp.admission): the default unless given, e.g. 0 to measure
+# without the rate.
+PAGES_PER_SECOND = os.environ.get("IDP_BENCH_PAGES_PER_SECOND")
 # The server's GIL switch interval in seconds (sys.setswitchinterval), e.g. 0.0005, to measure what the
 # 5 ms default costs discovery while handler threads run Python; unset, the default.
 SWITCH_INTERVAL = os.environ.get("IDP_BENCH_SWITCH_INTERVAL")
@@ -154,7 +157,13 @@ def access_summary(lines: list[str]) -> list[str]:
     ]
 
 
-def prepare(directory: Path, url: str, database_url: str, redis_url: str) -> dict:
+def prepare(
+    directory: Path,
+    url: str,
+    database_url: str,
+    redis_url: str,
+    pages_per_second: str | None = PAGES_PER_SECOND,
+) -> dict:
     """A configured instance in ``directory`` for a server at ``url``, migrated and with its keys;
     returns the environment to run ``idp`` with."""
     config = directory / "idp.toml"
@@ -166,7 +175,8 @@ def prepare(directory: Path, url: str, database_url: str, redis_url: str) -> dic
         # Every POST counts against these: high enough that the load is the form's own work.
         f'[limits]\nform_rate_limit = "{FORM_LIMIT}"\nip_daily_limit = 1000000\ndaily_limit = 100\n'
         "phone_daily_limit = 100\nsms_daily_budget = 1000000\n"
-        + (f"pages_in_flight = {PAGES_IN_FLIGHT}\n" if PAGES_IN_FLIGHT else ""),
+        + (f"pages_in_flight = {PAGES_IN_FLIGHT}\n" if PAGES_IN_FLIGHT else "")
+        + (f"pages_per_second = {pages_per_second}\n" if pages_per_second else ""),
         encoding="utf-8",
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
@@ -281,6 +291,7 @@ def main() -> None:
         f"discovery loaded: median {loaded_median * 1000:7.1f} ms   p95 {loaded_p95:7.1f} ms"
         f"   ({PARALLEL} parallel reset client processes, {done.value} GET+POST rounds;"
         f" form_rate_limit {FORM_LIMIT}; pages_in_flight {PAGES_IN_FLIGHT or 'default'};"
+        f" pages_per_second {PAGES_PER_SECOND or 'default'};"
         f" switch interval {SWITCH_INTERVAL or 'default'}; server nice {SERVER_NICE or 'default'})"
     )
     print(f"loaded/idle median: {loaded_median / idle_median:.1f}x (issue 10's bar: at most 3x)")

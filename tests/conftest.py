@@ -91,8 +91,8 @@ def make_config(**sections) -> dict:
         "login": {"rate_limit": "1000/minute"},
         # The test client keeps a request in flight until its answer is closed (werkzeug's default,
         # buffered=False), which most tests never do: the cap on pages in flight (idp.admission) is off
-        # but where a test is about it.
-        "limits": {"form_rate_limit": "1000/minute", "pages_in_flight": 0},
+        # but where a test is about it; so is the rate of pages, which a test's requests back to back pass.
+        "limits": {"form_rate_limit": "1000/minute", "pages_in_flight": 0, "pages_per_second": 0},
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)

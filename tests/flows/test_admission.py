@@ -198,3 +198,67 @@ def test_no_cap_when_turned_off(app, client):
     assert client.get("/login").status_code == 200
     for answer in held:
         answer.close()
+
+
+# -- the rate of pages per address ([limits] pages_per_second) ---------------------------------------------
+
+RATE = 2
+rated = pytest.mark.config(limits={"pages_in_flight": 0, "pages_per_second": RATE})
+
+
+class Clock:
+    """The admission layer's clock, moved by the test instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    clock = Clock()
+    _admission(app).clock = clock
+    return clock
+
+
+@rated
+def test_a_burst_of_twice_the_rate_passes_then_pages_are_refused_until_time_refills(app, client, clock):
+    seen = _entered_flask(app)
+    assert [client.get("/login").status_code for _ in range(2 * RATE)] == [200] * (2 * RATE)
+    refused = client.get("/reset/")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert _message(app, "ru") in refused.get_data(as_text=True)
+    assert len(seen) == 2 * RATE  # the refused one never reached the app
+    # Protocol endpoints and documents are never counted.
+    assert client.get("/.well-known/openid-configuration").status_code == 200
+    assert client.post("/token", data={"grant_type": "client_credentials"}).status_code != 429
+    clock.now += 1 / RATE  # one page's worth of time
+    assert client.get("/login").status_code == 200
+    assert client.get("/login").status_code == 429
+    clock.now += 60  # a quiet minute: a full burst again, never more
+    assert [client.get("/login").status_code for _ in range(2 * RATE + 1)] == [200] * (2 * RATE) + [429]
+
+
+@rated
+def test_each_address_has_its_own_rate(app, client, clock):
+    assert [client.get("/login").status_code for _ in range(2 * RATE + 1)][-1] == 429
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.4"
+    assert other.get("/login").status_code == 200
+
+
+@rated
+def test_rate_refusals_are_counted_and_full_buckets_forgotten(app, client, clock):
+    for _ in range(2 * RATE + 2):
+        client.get("/login")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'idp_admission_refusals_total{reason="rate"} 2.0' in text
+    admission = _admission(app)
+    assert "127.0.0.1" in admission._buckets
+    clock.now += 3600  # long refilled: the next page sweeps the table
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.5"
+    assert other.get("/login").status_code == 200
+    assert set(admission._buckets) == {"198.51.100.5"}
