@@ -92,18 +92,7 @@ def test_bench_load_runs_both_sides_without_errors(tmp_path):
     # The table is printed, with a row per workload.
     for workload in WRK_WORKLOADS:
         assert f"| {workload} | 16 |" in done.stdout
-    # Nothing is left behind: the servers' process groups are gone and the database is dropped.
-    for server in results["servers"].values():
-        assert not Path(f"/proc/{server['pid']}").exists(), server
-    engine = create_engine(_postgres_server())
-    try:
-        with engine.connect() as conn:
-            left = conn.scalar(
-                text("SELECT count(*) FROM pg_database WHERE datname = :d"), {"d": results["database"]}
-            )
-    finally:
-        engine.dispose()
-    assert left == 0
+    _assert_nothing_left(results["servers"], [results["database"]])
 
 
 def test_bench_scale_compares_two_databases_interleaved(tmp_path):
@@ -169,13 +158,18 @@ def test_bench_scale_compares_two_databases_interleaved(tmp_path):
     for workload in WORKLOADS:
         assert f"| {workload} | " in text_out
     assert "200/20" in text_out and "Load average" in text_out
-    for server in results["servers"].values():
+    _assert_nothing_left(results["servers"], results["databases"])
+
+
+def _assert_nothing_left(servers: dict, databases: list[str]) -> None:
+    """The servers' process groups are gone and the benchmark's databases are dropped."""
+    for server in servers.values():
         assert not Path(f"/proc/{server['pid']}").exists(), server
     engine = create_engine(_postgres_server())
     try:
         with engine.connect() as conn:
             left = conn.scalar(
-                text("SELECT count(*) FROM pg_database WHERE datname = ANY(:d)"), {"d": results["databases"]}
+                text("SELECT count(*) FROM pg_database WHERE datname = ANY(:d)"), {"d": databases}
             )
     finally:
         engine.dispose()

@@ -23,13 +23,37 @@ def fold_name(name: str | None) -> str:
     return " ".join(folded.split())
 
 
+class AccountRules:
+    """What the provider reads of an account beyond its columns, from its columns alone: shared by the
+    row (``Account``) and the read-only copy that introspection and UserInfo load (``idp.oauth.live``)."""
+
+    __slots__ = ()
+    sub: str
+    status: str
+    surname: str
+    given_name: str
+    middle_name: str | None
+
+    def get_user_id(self) -> str:
+        # authlib's user protocol (RFC 9068 generator, introspection): the public subject, never the row id.
+        return self.sub
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == STATUS_ACTIVE
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.surname, self.given_name, self.middle_name) if part)
+
+
 def new_sub() -> str:
     # OIDC Core §8: a locally unique, never reassigned identifier. Random, so it reveals nothing
     # (not the login, phone, e-mail or SNILS) and survives a change of login.
     return secrets.token_urlsafe(24)
 
 
-class Account(OwesPasswordChange, Model):
+class Account(OwesPasswordChange, Model, AccountRules):
     __tablename__ = "accounts"
     PASSWORD_CHANGE_COLUMN = "account_id"
 
@@ -56,18 +80,6 @@ class Account(OwesPasswordChange, Model):
     def _fold_surname(self, key: str, value: str) -> str:
         self.surname_folded = fold_name(value)
         return value
-
-    def get_user_id(self) -> str:
-        # authlib's user protocol (RFC 9068 generator, introspection): the public subject, never the row id.
-        return self.sub
-
-    @property
-    def is_active(self) -> bool:
-        return self.status == STATUS_ACTIVE
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(part for part in (self.surname, self.given_name, self.middle_name) if part)
 
     def __repr__(self) -> str:
         return f"<Account {self.sub}>"

@@ -23,12 +23,12 @@ from ..extensions import db
 from ..models import Account
 from ..models import OAuth2Client
 from ..models import Token
-from ..models.account import STATUS_ACTIVE
+from ..models.account import AccountRules
 from ..models.oauth import AccessTokenRules
 
 
 @dataclass(frozen=True, slots=True)
-class LiveAccount:
+class LiveAccount(AccountRules):
     """What UserInfo's claims (claims.user_info), the ``sub`` (subjects.subject) and the blocked-account
     check read from an ``Account``."""
 
@@ -43,18 +43,6 @@ class LiveAccount:
     locale: str
     updated_at: int
     status: str
-
-    @property
-    def is_active(self) -> bool:
-        return self.status == STATUS_ACTIVE
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(part for part in (self.surname, self.given_name, self.middle_name) if part)
-
-    def get_user_id(self) -> str:
-        # As Account.get_user_id: the public subject, never the row id.
-        return self.sub
 
 
 @dataclass(frozen=True, slots=True)
