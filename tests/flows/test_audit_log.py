@@ -13,6 +13,7 @@ import io
 import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete
@@ -279,7 +280,9 @@ def _export(admin_client, **query):
 
 
 def test_export_as_csv_and_json_lines_for_a_date_range(app, admin_client, clock):
-    today = datetime.date.fromtimestamp(clock.now)
+    # The provider's calendar day ([server] timezone, Moscow): from 21:00 UTC on, a day ahead of UTC's.
+    zone = ZoneInfo(of(app).settings.server.timezone)
+    today = datetime.datetime.fromtimestamp(clock.now, zone).date()
     _fill(app, 30, at=clock.now - 3600, event="account.unblocked", reason='=HYPERLINK("http://x")')
     _fill(app, 5, at=clock.now - 40 * 86400, event="account.unblocked")  # outside the range below
     since, until = (today - datetime.timedelta(days=2)).isoformat(), today.isoformat()
