@@ -15,7 +15,9 @@ and how many of them were refused). Asserts nothing; takes about half a minute.
 The 20 clients are 20 processes of their own, and the discovery probe runs alone in this one: real
 attackers are other machines. As threads of the probe's process (until December 2026) they parsed their
 pages under the probe's GIL, and the probe measured its wait for its own process as much as the server.
-They still share this machine's cores with the server, which a real attacker does not.
+Sharing the machine's cores with the server, which a real attacker does not, their closed loops took
+the server's CPU as well; so they run on a core of their own (``IDP_BENCH_ATTACKER_CPUS``, by default
+the highest-numbered one) and the server and the probe on the others.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ SWITCH_INTERVAL = os.environ.get("IDP_BENCH_SWITCH_INTERVAL")
 # The server's niceness, e.g. -10 (root only): the server ahead of the machine's other work for the CPU,
 # as on a host of its own, with the clients still beside it. Unset, the benchmark's own.
 SERVER_NICE = os.environ.get("IDP_BENCH_SERVER_NICE")
+# The cores the 20 attackers run on, e.g. "1"; the server and the probe get the others. Real attackers
+# are other machines and take none of the server's CPU: on one machine their closed loops, on the
+# server's cores, measured mostly the competition for the CPU (README, "Quick start"). Unset, the
+# highest-numbered core (none on a one-core machine); "all" shares every core among everything.
+ATTACKER_CPUS = os.environ.get("IDP_BENCH_ATTACKER_CPUS")
 PROBES = 60
 IDP = str(Path(sys.executable).with_name("idp"))
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -124,9 +131,11 @@ def csrf_token(page: str) -> str:
     return found.group(1)
 
 
-def _reset_client(url: str, form: dict, stop, done) -> None:
+def _reset_client(url: str, form: dict, stop, done, cpus: set[int] | None = None) -> None:
     """One attacker, in a process of its own: GET the form, POST it, again until ``stop`` is set; a
     refused GET (429, no form) is asked again at once, as a bot would. ``done`` counts the answers."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     with requests.Session() as http:
         while not stop.is_set():
             page = http.get(url + "/reset/", timeout=60)
@@ -195,8 +204,23 @@ def prepare(
     return env
 
 
-def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
-    """``idp serve --production`` with 2 workers, its output in the file ``log``.
+def _split_cpus() -> tuple[set[int], set[int]] | None:
+    """The cores of the server and the probe, and those of the attackers (``ATTACKER_CPUS``); None when
+    everything shares every core."""
+    if ATTACKER_CPUS == "all":
+        return None
+    mine = os.sched_getaffinity(0)
+    attackers = {int(cpu) for cpu in ATTACKER_CPUS.split(",")} if ATTACKER_CPUS else {max(mine)}
+    if not mine - attackers:
+        if ATTACKER_CPUS:
+            raise SystemExit(f"IDP_BENCH_ATTACKER_CPUS={ATTACKER_CPUS} leaves no core to the server")
+        return None  # one core: nothing to split
+    return mine - attackers, attackers
+
+
+def start_server(env: dict, port: int, log: Path, cpus: set[int] | None = None) -> subprocess.Popen:
+    """``idp serve --production`` with 2 workers, its output in the file ``log``; on the cores ``cpus``
+    only, when given.
 
     A file, not a pipe: nobody reads a pipe while the benchmark runs, and under load the server logs a
     line for every POST the rate limit refuses (flask-limiter, INFO). Once 64 KiB of them filled the pipe,
@@ -209,8 +233,15 @@ def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=(lambda: os.nice(int(SERVER_NICE))) if SERVER_NICE else None,
+            preexec_fn=lambda: _server_preexec(cpus),
         )
+
+
+def _server_preexec(cpus: set[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    if SERVER_NICE:
+        os.nice(int(SERVER_NICE))
 
 
 def main() -> None:
@@ -239,9 +270,14 @@ def main() -> None:
         env,
     )
     log = directory / "server.log"
-    server = start_server(env, port, log)
+    split = _split_cpus()
+    server = start_server(env, port, log, split and split[0])
     try:
         wait_until_serving(server, url)
+        if split:
+            os.sched_setaffinity(
+                0, split[0]
+            )  # the probe: beside the server, as a relying party's host would be
         _discovery_latencies(url, 10)  # warm up
         idle = _discovery_latencies(url, PROBES)
         idle_late = _sleep_overshoot(PROBES)
@@ -254,7 +290,9 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         stop, done = context.Event(), context.Value("q", 0)
         clients = [
-            context.Process(target=_reset_client, args=(url, forms[number % len(forms)], stop, done))
+            context.Process(
+                target=_reset_client, args=(url, forms[number % len(forms)], stop, done, split and split[1])
+            )
             for number in range(PARALLEL)
         ]
         for client in clients:
@@ -292,7 +330,8 @@ def main() -> None:
         f"   ({PARALLEL} parallel reset client processes, {done.value} GET+POST rounds;"
         f" form_rate_limit {FORM_LIMIT}; pages_in_flight {PAGES_IN_FLIGHT or 'default'};"
         f" pages_per_second {PAGES_PER_SECOND or 'default'};"
-        f" switch interval {SWITCH_INTERVAL or 'default'}; server nice {SERVER_NICE or 'default'})"
+        f" switch interval {SWITCH_INTERVAL or 'default'}; server nice {SERVER_NICE or 'default'};"
+        f" attackers' cores {sorted(split[1]) if split else 'all'})"
     )
     print(f"loaded/idle median: {loaded_median / idle_median:.1f}x (issue 10's bar: at most 3x)")
     server_cpu, client_cpu, wall = (after - before for before, after in zip(cpu_from, cpu_to, strict=True))
