@@ -3,11 +3,13 @@
 import re
 
 import pytest
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models import Account
+from idp.models import AuditEvent
 from idp.models import SsoSession
 
 from ..helpers import csrf_token
@@ -144,6 +146,40 @@ def test_pages_cannot_be_framed_or_cached(client):
     assert "base-uri 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _rows_of(app, *models) -> list[int]:
+    with app.app_context():
+        return [db.session.scalar(select(func.count()).select_from(model)) for model in models]
+
+
+@pytest.mark.config(login={"rate_limit": "3/minute"})
+def test_sign_in_posts_past_the_address_limit_are_refused_before_the_password_check(
+    app, account, monkeypatch
+):
+    """[login] rate_limit (issue 10: a per-IP limit on every anonymous POST, before any bcrypt check or
+    database write): the fourth sign-in POST from one address within the minute is answered 429, its
+    password unchecked and nothing written, even with the right password; another address signs in."""
+    from idp.services import passwords
+
+    checked = []
+    check = passwords.verify_password
+    monkeypatch.setattr(passwords, "verify_password", lambda *args: checked.append(1) or check(*args))
+
+    def sign_in(address: str):
+        client, environ = app.test_client(), {"REMOTE_ADDR": address}
+        page = client.get("/login", environ_base=environ).get_data(as_text=True)
+        data = {"csrf_token": csrf_token(page), "login": account["login"], "password": account["password"]}
+        return client.post("/login", data=data, environ_base=environ)
+
+    assert [sign_in("127.0.0.1").status_code for _ in range(3)] == [302, 302, 302]
+    assert len(checked) == 3
+    before = _rows_of(app, SsoSession, AuditEvent)
+    refused = sign_in("127.0.0.1")
+    assert refused.status_code == 429
+    assert "Слишком много попыток. Подождите и повторите." in refused.get_data(as_text=True)
+    assert len(checked) == 3 and _rows_of(app, SsoSession, AuditEvent) == before
+    assert sign_in("127.0.0.2").status_code == 302 and len(checked) == 4
 
 
 @pytest.mark.parametrize("right", [True, False])
