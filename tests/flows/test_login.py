@@ -148,6 +148,69 @@ def test_pages_cannot_be_framed_or_cached(client):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def _admission_refusal(client):
+    """The admission layer's 429 (idp.admission; [limits] pages_in_flight 1): one page held in flight,
+    then another from the same address."""
+    held = client.get("/login", buffered=False)
+    try:
+        return client.get("/login", buffered=True)
+    finally:
+        held.close()
+
+
+def _captcha_refusal(client):
+    assert client.get("/captcha/new").status_code == 200  # its own throttle ([captcha] image_rate_limit)
+    return client.get("/captcha/new")
+
+
+def _form_limit_refusal(client):
+    """[limits] form_rate_limit 1/minute: the second reset POST from the address."""
+    token = csrf_token(client.get("/reset/").get_data(as_text=True))
+    client.post("/reset/", data={"csrf_token": token})
+    return client.post("/reset/", data={"csrf_token": token})
+
+
+# Every kind of answer (issue 10: CSP gains object-src 'none' and base-uri 'none'): a page, the app's error
+# pages, the limiter's and the admission layer's 429s, documents and protocol JSON (introspection and
+# UserInfo answered by their own front, idp.oauth.read_front), a static file.
+ANSWERS = [
+    pytest.param(lambda c: c.get("/login"), 200, id="page"),
+    pytest.param(lambda c: c.get("/no-such-page"), 404, id="404"),
+    pytest.param(lambda c: c.delete("/login"), 405, id="405"),
+    pytest.param(lambda c: c.post("/login", data={}), 400, id="csrf-400"),
+    pytest.param(
+        _form_limit_refusal,
+        429,
+        id="form-limit-429",
+        marks=pytest.mark.config(limits={"form_rate_limit": "1/minute"}),
+    ),
+    pytest.param(
+        _admission_refusal, 429, id="admission-429", marks=pytest.mark.config(limits={"pages_in_flight": 1})
+    ),
+    pytest.param(
+        _captcha_refusal,
+        429,
+        id="captcha-429",
+        marks=pytest.mark.config(captcha={"image_rate_limit": "1/minute"}),
+    ),
+    pytest.param(lambda c: c.get("/.well-known/openid-configuration"), 200, id="discovery-json"),
+    pytest.param(lambda c: c.get("/jwks.json"), 200, id="jwks-json"),
+    pytest.param(lambda c: c.post("/token", data={"grant_type": "authorization_code"}), 401, id="token-json"),
+    pytest.param(lambda c: c.post("/introspect", data={"token": "x"}), 401, id="introspect-json"),
+    pytest.param(lambda c: c.get("/userinfo"), 401, id="userinfo"),
+    pytest.param(lambda c: c.get("/static/form_post.js"), 200, id="static"),
+]
+
+
+@pytest.mark.parametrize(("answer", "status"), ANSWERS)
+def test_every_answer_forbids_plugins_and_base_and_framing(client, answer, status):
+    response = answer(client)
+    assert response.status_code == status
+    policy = [directive.strip() for directive in response.headers["Content-Security-Policy"].split(";")]
+    assert {"object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"} <= set(policy)
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
 def _rows_of(app, *models) -> list[int]:
     with app.app_context():
         return [db.session.scalar(select(func.count()).select_from(model)) for model in models]
