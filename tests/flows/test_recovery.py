@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 
 from idp import create_app
 from idp.extensions import db
@@ -38,6 +39,7 @@ from ..conftest import make_config
 from ..conftest import wipe_tables
 from ..helpers import Browser
 from ..helpers import captcha_fields
+from ..helpers import captcha_token
 from ..helpers import csrf_token
 from ..helpers import drain_outbox
 from ..helpers import outbox_reader
@@ -423,6 +425,16 @@ def _strip_csrf(body: str) -> str:
     return _CSRF_VALUE.sub(r'\1"', body)
 
 
+def _headers(response) -> list[tuple[str, str]]:
+    # The cookie and the request id differ on every answer, whatever matched; so do the address's
+    # remaining POSTs of [limits] form_rate_limit (every POST counts alike).
+    return sorted(
+        (k, v)
+        for k, v in response.headers.items()
+        if k not in ("Set-Cookie", "X-Request-Id", "Retry-After") and not k.startswith("X-RateLimit-")
+    )
+
+
 def _observe(app, identifier: str, surname: str) -> tuple:
     """Everything a person at the form sees: the answer to the form, the confirmation page, then the
     answers to a wrong code, to every «Прислать код ещё раз» the flow allows and one more, to wrong
@@ -430,19 +442,7 @@ def _observe(app, identifier: str, surname: str) -> tuple:
     client = app.test_client()
     response = ask(client, identifier, surname)
     drain_outbox(app)  # what the server's background loop does meanwhile: the code or link leaves
-    seen = [
-        (
-            response.status_code,
-            # The cookie and the request id differ on every answer, whatever matched; so do the
-            # address's remaining POSTs of [limits] form_rate_limit (every POST counts alike).
-            sorted(
-                (k, v)
-                for k, v in response.headers.items()
-                if k not in ("Set-Cookie", "X-Request-Id", "Retry-After") and not k.startswith("X-RateLimit-")
-            ),
-            _strip_csrf(response.get_data(as_text=True)),
-        )
-    ]
+    seen = [(response.status_code, _headers(response), _strip_csrf(response.get_data(as_text=True)))]
     recovery_settings = settings_of(app).recovery
     steps = (
         [
@@ -459,26 +459,49 @@ def _observe(app, identifier: str, surname: str) -> tuple:
     return tuple(seen)
 
 
+# Phones the SMS sender refuses ([sms] allowed_country_codes is ["7"]): the CLI and the console refuse
+# them now, but an account may hold one from before (issue 10: such an account was an oracle).
+UNREACHABLE = "+998901234567"
+LEGACY_EMAIL = "legacy@example.com"
+LEGACY_SNILS = "111-222-333 72"
+
+
+def legacy_account(app, make_account, login: str, phone: str = UNREACHABLE, **extra) -> dict:
+    """An account whose phone no SMS can reach, as a row from before the CLI and console refused it."""
+    created = make_account(login=login, **extra)
+    with app.app_context():
+        db.session.execute(update(Account).where(Account.id == created["id"]).values(phone=phone))
+        db.session.commit()
+    return created
+
+
 @pytest.mark.parametrize(
-    "identifier, unknown",
+    "identifier, unknown, legacy",
     [
-        (PHONE, "+7 903 111-22-33"),
-        (EMAIL, "somebody@example.com"),
-        (SNILS, "123-456-789 64"),
-        ("77-0000001", "77-9999999"),
+        (PHONE, "+7 903 111-22-33", UNREACHABLE),
+        (EMAIL, "somebody@example.com", LEGACY_EMAIL),
+        (SNILS, "123-456-789 64", LEGACY_SNILS),
+        ("77-0000001", "77-9999999", "77-0000009"),
     ],
     ids=["phone", "email", "snils", "patent"],
 )
 def test_unknown_identifier_wrong_surname_and_match_look_the_same(
-    app, make_account, sms, mail, identifier, unknown
+    app, make_account, sms, mail, identifier, unknown, legacy
 ):
     make_account(email=EMAIL, snils=SNILS)
+    # An account whose phone no SMS reaches: to be texted (asked by phone, or by SNILS or patent number
+    # with no e-mail on file) it is a miss; asked by its e-mail it gets its link like any account.
+    by_email = legacy == LEGACY_EMAIL
+    legacy_account(
+        app, make_account, "77-0000009", snils=LEGACY_SNILS, email=LEGACY_EMAIL if by_email else None
+    )
     unknown_seen = _observe(app, unknown, SURNAME)
     wrong_surname = _observe(app, identifier, "Иванов")
-    assert sms() == [] and mail() == []
+    unreachable = _observe(app, legacy, SURNAME)
+    assert sms() == [] and [m["to"] for m in mail()] == ([LEGACY_EMAIL] if by_email else [])
     match = _observe(app, identifier, SURNAME)
     assert len(sms()) + len(mail()) >= 1
-    assert unknown_seen == wrong_surname == match
+    assert unknown_seen == wrong_surname == unreachable == match
     assert match[0][0] == 302 and SENT in html.unescape(match[1][1])
     # What the steps showed: a wrong code, the re-sends and their end, the cap, and then nothing more.
     alerts = [alert_text(body) for _, body in match[2:]]
@@ -1029,6 +1052,8 @@ def test_a_miss_and_a_match_write_the_same_rows_and_no_secret(app, make_account,
     the day's counts), and the outbox message holds no code, link, phone or address: the code and the
     link are made when the message leaves, and only their digests are stored."""
     make_account(email=EMAIL, snils=SNILS)
+    # Asked by its phone, SNILS or patent number, an account no SMS reaches (and with no e-mail) is a miss.
+    legacy = legacy_account(app, make_account, "77-0000009", snils=LEGACY_SNILS)
 
     def rows() -> tuple[int, int]:
         with app.app_context():
@@ -1037,24 +1062,133 @@ def test_a_miss_and_a_match_write_the_same_rows_and_no_secret(app, make_account,
             return flows_count, messages
 
     written = []
-    for identifier in ("+7 903 111-22-33", PHONE, EMAIL, "somebody@example.com"):
+    identifiers = (
+        "+7 903 111-22-33",
+        PHONE,
+        EMAIL,
+        "somebody@example.com",
+        UNREACHABLE,
+        LEGACY_SNILS,
+        "77-0000009",
+    )
+    for identifier in identifiers:
         before = rows()
         assert_sent(ask(app.test_client(), identifier))
         after = rows()
         written.append((after[0] - before[0], after[1] - before[1]))
-    assert written == [(1, 1)] * 4
+    assert written == [(1, 1)] * len(identifiers)
     with app.app_context():
         payloads = " ".join(db.session.scalars(select(OutboxMessage.payload)))
     for contact in (PHONE, PHONE[1:], EMAIL, SNILS):
         assert contact not in payloads
     [message] = sms()
     [letter] = mail()
+    assert history(app, legacy["id"]) == []
     code, token = code_of(message), link_of(letter).rsplit("/", 1)[1]
     with app.app_context():
         stored = str(db.session.execute(select(RecoveryFlow.__table__)).all())
         stored += str(db.session.execute(select(OutboxMessage.__table__)).all())
     assert token not in stored
     assert not re.search(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])", stored)
+
+
+def _rows(app) -> dict[str, int]:
+    """The number of rows of every table."""
+    with app.app_context():
+        return {
+            table.name: db.session.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables
+        }
+
+
+def _counts(app) -> dict[str, int]:
+    """The day's counts summed by kind (requests-ip, requests-phone, sms-phone, sms-budget…): the
+    identifier or phone a key names differs by case."""
+    totals: dict[str, int] = {}
+    with app.app_context():
+        for key, count in db.session.execute(select(DailyCounter.key, DailyCounter.count)):
+            kind = key.split(":")[0]
+            totals[kind] = totals.get(kind, 0) + count
+    return totals
+
+
+def _unpersonal(body: str, identifier: str, surname: str) -> str:
+    """A page without what differs on every answer (the CSRF token, a new captcha) or was typed."""
+    body = _strip_csrf(body)
+    if 'name="captcha_token"' in body:
+        body = body.replace(captcha_token(body), "CAPTCHA")
+    return body.replace(identifier, "ID").replace(surname, "SURNAME")
+
+
+@pytest.mark.parametrize(
+    "unknown, wrong_surname, matching",
+    [
+        ("+998901234560", "+998901234561", "+998901234562"),
+        ("111-222-333 72", "111-222-334 73", "111-222-335 74"),
+        ("77-9999999", "77-0000011", "77-0000012"),
+    ],
+    ids=["phone", "snils", "patent"],
+)
+def test_an_account_no_sms_can_reach_is_answered_as_a_miss_to_the_end(
+    app, make_account, sms, unknown, wrong_surname, matching
+):
+    """Issue 10, as on the reset page: an account whose phone is outside [sms] allowed_country_codes,
+    asked by its phone or (having no e-mail) by its SNILS or patent number, was a match whose SMS the
+    sender refused, and the refusal gave the identifier's count back (and wrote the account's history).
+    So its identifier never reached [limits] daily_limit, which a miss reaches: an oracle. Now it is a
+    miss throughout: each POST up to and past the limit answers as for an unknown identifier and a wrong
+    surname, and, with the outbox run after each, writes the same rows and counts; no SMS, no audit."""
+    for n, typed in ((1, wrong_surname), (2, matching)):
+        snils = re.sub(r"\D", "", typed) if " " in typed else None
+        login = typed if typed.startswith("77-") else f"77-000001{n}"
+        phone = typed if typed.startswith("+") else f"+99890123456{n}"
+        legacy_account(app, make_account, login, phone=phone, snils=snils)
+    assert_sent(ask(app.test_client(), "+7 903 000-00-00"))  # the address's day count exists from here
+    drain_outbox(app)
+    tries = settings_of(app).limits.daily_limit + 1
+    cases = []
+    # The limit's page shows what was typed: each case types an identifier and a surname of the same
+    # length, and they are left out of the comparison (as is the page's new captcha).
+    for identifier, surname in ((unknown, SURNAME), (wrong_surname, "Иванова"), (matching, SURNAME)):
+        assert len(identifier) == len(unknown) and len(surname) == len(SURNAME)
+        steps = []
+        for _ in range(tries):
+            before, counts_before = _rows(app), _counts(app)
+            client = app.test_client()
+            response = ask(client, identifier, surname)
+            seen: tuple = (response.status_code, _headers(response), response.get_data(as_text=True))
+            if response.status_code == 302:
+                seen += (client.get(response.headers["Location"]).get_data(as_text=True),)
+            seen = tuple(
+                _unpersonal(part, identifier, surname) if isinstance(part, str) else part for part in seen
+            )
+            drain_outbox(app)
+            after, counts_after = _rows(app), _counts(app)
+            rows = {name: after[name] - before[name] for name in after if after[name] != before[name]}
+            counts = {key: counts_after[key] - counts_before.get(key, 0) for key in counts_after}
+            steps.append((seen, rows, counts))
+        cases.append(steps)
+    missed, wrong, unreachable = cases
+    assert missed == wrong == unreachable
+    assert missed[0][0][0] == 302 and missed[-1][0][0] == 200 and LIMIT in html.unescape(missed[-1][0][2])
+    assert sms() == []
+    with app.app_context():
+        assert db.session.scalars(select(AuditEvent)).all() == []
+
+
+def test_an_account_no_sms_can_reach_still_gets_its_link_by_email(app, make_account, sms, mail):
+    """The e-mail channel of such an account is unaffected: asked by e-mail, SNILS or patent number it
+    gets its link, which works; asked by its phone (to be texted) it gets nothing."""
+    account = legacy_account(app, make_account, "77-0000009", email=LEGACY_EMAIL, snils=LEGACY_SNILS)
+    assert_sent(ask(app.test_client(), UNREACHABLE))
+    assert sms() == [] and mail() == []
+    for typed in (LEGACY_EMAIL, LEGACY_SNILS, "77-0000009"):
+        assert_sent(ask(app.test_client(), typed))
+    letters = mail()
+    assert [m["to"] for m in letters] == [LEGACY_EMAIL] * 3 and sms() == []
+    assert history(app, account["id"]) == ["account.recovery_mailed"] * 3
+    assert set_password(app.test_client(), path_of(link_of(letters[-1]))).status_code == 302
+    assert signs_in(app, "77-0000009", NEW)
 
 
 def _deliver_again(app) -> None:

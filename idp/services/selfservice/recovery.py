@@ -25,8 +25,10 @@ account.
 Instructions go only to contacts already on file, never to an address typed in the form. The channel
 follows what was typed: an e-mail gets e-mail, a phone gets SMS, a SNILS or patent number gets e-mail
 where the account has one, else SMS. An identifier that matches no account, or more than one with that
-surname, gets a decoy flow: the same pages, nothing sent, nothing verifiable. The limits are the reset's
-(``limits``): a patent number counts against one daily limit whichever form it was typed into.
+surname, or an account to be texted at a phone the sender cannot reach ([sms] allowed_country_codes: a
+row from before the CLI and console refused such phones), gets a decoy flow: the same pages, nothing
+sent, nothing verifiable. The limits are the reset's (``limits``): a patent number counts against one
+daily limit whichever form it was typed into.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from ...models.recovery import SENT
 from ...models.recovery import VERIFIED
 from .. import audit
 from .. import outbox
+from .. import sms
 from ..accounts import normalize_login
 from ..accounts import normalize_phone
 from ..accounts import normalize_snils
@@ -159,6 +162,16 @@ def start(
     limits.take_request(tally, ip=ip, kind=kind, value=value, settings=settings)
     account = find_account(db, kind, value, surname)
     by_email = account is not None and (kind == EMAIL or (kind in (SNILS, LOGIN) and bool(account.email)))
+    if (
+        account is not None
+        and not by_email
+        and not sms.reachable(account.phone, settings.sms.allowed_country_codes)
+    ):
+        # To be texted at a phone no SMS can reach, the account is a miss, as on the reset page: the
+        # refusal would give the identifier's count back (and write the account's history), so its
+        # identifier would never reach the daily limit that a miss reaches (issue 10: an oracle). Its
+        # e-mail, where that is the channel, still works.
+        account = None
     # why: the browser always gets a code flow and one outbox message, whatever matched — a real flow
     # when the account is texted, else a decoy that no code verifies (an e-mail adds a flow of its own,
     # made by the outbox) — so the rows written, the answer and its time, and the pages after it
