@@ -28,6 +28,7 @@ from ..models.password import ISSUED
 from ..models.password import RESET
 from . import credentials
 from . import passwords
+from . import sms
 from .selfservice import password as password_flow
 
 _LOGIN_DROP = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
@@ -63,7 +64,7 @@ PHONE_UNREACHABLE = "is outside [sms] allowed_country_codes"
 def check_sms_reachable(phone: str, allowed: tuple[str, ...] | None) -> None:
     """Refuse a phone (E.164) the SMS sender would refuse: an account whose phone no SMS can reach has no
     reset, and the reset page answered differently for it (issue 10: an oracle of login and phone)."""
-    if allowed is not None and not any(phone[1:].startswith(code) for code in allowed):
+    if allowed is not None and not sms.reachable(phone, allowed):
         raise AccountDataError("phone", PHONE_UNREACHABLE)
 
 

@@ -26,8 +26,13 @@ class SmsSender(Protocol):
     def send(self, to: str, text: str) -> None: ...
 
 
+def reachable(phone: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a phone (E.164) is in a country the sender may text ([sms] allowed_country_codes)."""
+    return any(phone[1:].startswith(code) for code in allowed)
+
+
 def _check_destination(to: str, allowed: tuple[str, ...]) -> None:
-    if not to.startswith("+") or not to[1:].isdigit() or not any(to[1:].startswith(code) for code in allowed):
+    if not to.startswith("+") or not to[1:].isdigit() or not reachable(to, allowed):
         # why: SMS pumping to premium foreign numbers is a known abuse of reset forms.
         raise SmsDeliveryError("destination country is not allowed")
 

@@ -3,11 +3,13 @@
 import re
 
 import pytest
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models import Account
+from idp.models import AuditEvent
 from idp.models import SsoSession
 
 from ..helpers import csrf_token
@@ -144,6 +146,103 @@ def test_pages_cannot_be_framed_or_cached(client):
     assert "base-uri 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _admission_refusal(client):
+    """The admission layer's 429 (idp.admission; [limits] pages_in_flight 1): one page held in flight,
+    then another from the same address."""
+    held = client.get("/login", buffered=False)
+    try:
+        return client.get("/login", buffered=True)
+    finally:
+        held.close()
+
+
+def _captcha_refusal(client):
+    assert client.get("/captcha/new").status_code == 200  # its own throttle ([captcha] image_rate_limit)
+    return client.get("/captcha/new")
+
+
+def _form_limit_refusal(client):
+    """[limits] form_rate_limit 1/minute: the second reset POST from the address."""
+    token = csrf_token(client.get("/reset/").get_data(as_text=True))
+    client.post("/reset/", data={"csrf_token": token})
+    return client.post("/reset/", data={"csrf_token": token})
+
+
+# Every kind of answer (issue 10: CSP gains object-src 'none' and base-uri 'none'): a page, the app's error
+# pages, the limiter's and the admission layer's 429s, documents and protocol JSON (introspection and
+# UserInfo answered by their own front, idp.oauth.read_front), a static file.
+ANSWERS = [
+    pytest.param(lambda c: c.get("/login"), 200, id="page"),
+    pytest.param(lambda c: c.get("/no-such-page"), 404, id="404"),
+    pytest.param(lambda c: c.delete("/login"), 405, id="405"),
+    pytest.param(lambda c: c.post("/login", data={}), 400, id="csrf-400"),
+    pytest.param(
+        _form_limit_refusal,
+        429,
+        id="form-limit-429",
+        marks=pytest.mark.config(limits={"form_rate_limit": "1/minute"}),
+    ),
+    pytest.param(
+        _admission_refusal, 429, id="admission-429", marks=pytest.mark.config(limits={"pages_in_flight": 1})
+    ),
+    pytest.param(
+        _captcha_refusal,
+        429,
+        id="captcha-429",
+        marks=pytest.mark.config(captcha={"image_rate_limit": "1/minute"}),
+    ),
+    pytest.param(lambda c: c.get("/.well-known/openid-configuration"), 200, id="discovery-json"),
+    pytest.param(lambda c: c.get("/jwks.json"), 200, id="jwks-json"),
+    pytest.param(lambda c: c.post("/token", data={"grant_type": "authorization_code"}), 401, id="token-json"),
+    pytest.param(lambda c: c.post("/introspect", data={"token": "x"}), 401, id="introspect-json"),
+    pytest.param(lambda c: c.get("/userinfo"), 401, id="userinfo"),
+    pytest.param(lambda c: c.get("/static/form_post.js"), 200, id="static"),
+]
+
+
+@pytest.mark.parametrize(("answer", "status"), ANSWERS)
+def test_every_answer_forbids_plugins_and_base_and_framing(client, answer, status):
+    response = answer(client)
+    assert response.status_code == status
+    policy = [directive.strip() for directive in response.headers["Content-Security-Policy"].split(";")]
+    assert {"object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"} <= set(policy)
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def _rows_of(app, *models) -> list[int]:
+    with app.app_context():
+        return [db.session.scalar(select(func.count()).select_from(model)) for model in models]
+
+
+@pytest.mark.config(login={"rate_limit": "3/minute"})
+def test_sign_in_posts_past_the_address_limit_are_refused_before_the_password_check(
+    app, account, monkeypatch
+):
+    """[login] rate_limit (issue 10: a per-IP limit on every anonymous POST, before any bcrypt check or
+    database write): the fourth sign-in POST from one address within the minute is answered 429, its
+    password unchecked and nothing written, even with the right password; another address signs in."""
+    from idp.services import passwords
+
+    checked = []
+    check = passwords.verify_password
+    monkeypatch.setattr(passwords, "verify_password", lambda *args: checked.append(1) or check(*args))
+
+    def sign_in(address: str):
+        client, environ = app.test_client(), {"REMOTE_ADDR": address}
+        page = client.get("/login", environ_base=environ).get_data(as_text=True)
+        data = {"csrf_token": csrf_token(page), "login": account["login"], "password": account["password"]}
+        return client.post("/login", data=data, environ_base=environ)
+
+    assert [sign_in("127.0.0.1").status_code for _ in range(3)] == [302, 302, 302]
+    assert len(checked) == 3
+    before = _rows_of(app, SsoSession, AuditEvent)
+    refused = sign_in("127.0.0.1")
+    assert refused.status_code == 429
+    assert "Слишком много попыток. Подождите и повторите." in refused.get_data(as_text=True)
+    assert len(checked) == 3 and _rows_of(app, SsoSession, AuditEvent) == before
+    assert sign_in("127.0.0.2").status_code == 302 and len(checked) == 4
 
 
 @pytest.mark.parametrize("right", [True, False])

@@ -3,6 +3,7 @@
 import html
 
 import pytest
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -235,3 +236,41 @@ def test_staff_wrong_current_passwords_count_too(app, admin_client):
     assert client.post("/admin/password", data=data).status_code == 200
     with app.app_context():
         assert db.session.scalar(select(StaffUser.failed_logins)) == 1
+
+
+@pytest.mark.config(login={"rate_limit": "3/minute"})
+def test_change_posts_past_the_address_limit_are_refused_before_the_password_check(app, account, monkeypatch):
+    """/password/change takes [login] rate_limit too (per address, a count of its own beside the sign-in
+    page's): the fourth POST within the minute is answered 429 before the current password is checked
+    or anything is written."""
+    from idp.services import passwords
+
+    browser = Browser(app.test_client())
+    # Signed in from another address: only the change's own POSTs count here.
+    page = browser.client.get("/login")
+    signed_in = browser.client.post(
+        "/login",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True)), **account},
+        environ_base={"REMOTE_ADDR": "127.0.0.2"},
+    )
+    assert signed_in.status_code == 302
+    checked = []
+    check = passwords.verify_password
+    monkeypatch.setattr(passwords, "verify_password", lambda *args: checked.append(1) or check(*args))
+    mismatched = [_change(browser, account["password"], NEW, repeat=NEW + "!") for _ in range(3)]
+    assert [response.status_code for response in mismatched] == [200, 200, 200]
+    assert len(checked) == 3
+
+    def state():
+        with app.app_context():
+            return db.session.scalar(select(Account.password_hash)), db.session.scalar(
+                select(func.count()).select_from(AuditEvent)
+            )
+
+    before = state()
+    # A well-formed change with the right current password: refused all the same, and nothing changes.
+    refused = _change(browser, account["password"], NEW)
+    assert refused.status_code == 429
+    assert "Слишком много попыток. Подождите и повторите." in refused.get_data(as_text=True)
+    assert len(checked) == 3
+    assert state() == before

@@ -17,6 +17,7 @@ import zoneinfo
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 
 from idp import create_app
 from idp.extensions import db
@@ -260,13 +261,29 @@ def _observe(app, login: str, phone: str) -> tuple:
     )
 
 
-def test_unknown_login_wrong_phone_and_match_look_the_same(app, account, outbox):
+# A phone the SMS sender refuses ([sms] allowed_country_codes is ["7"]): the CLI and the console refuse
+# it now, but an account may hold one from before (issue 10: the reset page was an oracle for it).
+UNREACHABLE = "+998901234567"
+
+
+def legacy_account(app, make_account, login: str) -> dict:
+    """An account whose phone no SMS can reach, as a row from before the CLI and console refused it."""
+    created = make_account(login=login)
+    with app.app_context():
+        db.session.execute(update(Account).where(Account.id == created["id"]).values(phone=UNREACHABLE))
+        db.session.commit()
+    return created
+
+
+def test_unknown_login_wrong_phone_and_match_look_the_same(app, account, make_account, outbox):
+    legacy = legacy_account(app, make_account, "77-0000009")
     unknown = _observe(app, "77-9999999", PHONE)
     wrong_phone = _observe(app, account["login"], "+7 916 000-00-00")
+    unreachable = _observe(app, legacy["login"], UNREACHABLE)
     assert outbox() == []
     match = _observe(app, account["login"], PHONE)
     assert len(outbox()) == 1
-    assert unknown == wrong_phone == match
+    assert unknown == wrong_phone == unreachable == match
     assert match[0] == 302 and SENT in match[4]
 
 
@@ -285,26 +302,83 @@ def test_a_miss_and_a_match_write_the_same_rows_of_every_table(app, make_account
     answered captcha), and answer the same; the SMS allowance and the account's history are written by
     the outbox afterwards, for the match only."""
     wrong, matching = make_account(login="77-0000001"), make_account(login="77-0000002")
+    legacy = legacy_account(app, make_account, "77-0000003")
     # The address's day count exists from here on: each login below then adds its own count alike.
     assert_sent(ask(app.test_client(), "77-9999990"))
     observed, written = [], []
     for login, phone in (
         ("77-9999999", PHONE),
         (wrong["login"], "+7 916 000-00-00"),
+        (legacy["login"], UNREACHABLE),
         (matching["login"], PHONE),
     ):
         before = _rows(app)
         observed.append(_observe(app, login, phone))
         after = _rows(app)
         written.append({name: after[name] - before[name] for name in after if after[name] != before[name]})
-    assert written[0] == written[1] == written[2], written
+    assert written[0] == written[1] == written[2] == written[3], written
     assert written[0]["reset_flows"] == 1 and written[0]["outbox_messages"] == 1
     assert "audit_events" not in written[0]
-    assert observed[0] == observed[1] == observed[2]
+    assert observed[0] == observed[1] == observed[2] == observed[3]
     assert [m["to"] for m in outbox()] == [PHONE]
     with app.app_context():
         events = db.session.scalars(select(AuditEvent).filter_by(event="account.reset_sent")).all()
         assert [e.account_id for e in events] == [matching["id"]]
+
+
+def _counts(app) -> dict[str, int]:
+    """The day's counts summed by kind (requests-ip, requests-login, sms-phone, sms-budget): the login or
+    phone a key names differs by case."""
+    totals: dict[str, int] = {}
+    with app.app_context():
+        for key, count in db.session.execute(select(DailyCounter.key, DailyCounter.count)):
+            kind = key.split(":")[0]
+            totals[kind] = totals.get(kind, 0) + count
+    return totals
+
+
+@pytest.mark.config(limits={"form_rate_limit": "100/minute"})
+def test_an_account_no_sms_can_reach_is_answered_as_a_miss_to_the_end(app, make_account, outbox):
+    """Issue 10: for an account whose phone is outside [sms] allowed_country_codes the page answered
+    differently when login and phone matched. Now it is a miss throughout: each POST up to and past
+    [limits] daily_limit answers as for an unknown login and a wrong phone, and, with the outbox run
+    after each, writes the same rows and counts; no SMS is sent and the account's history is untouched."""
+    wrong, legacy = (
+        legacy_account(app, make_account, "77-0000001"),
+        legacy_account(app, make_account, "77-0000002"),
+    )
+    assert_sent(ask(app.test_client(), "77-9999990"))  # the address's day count, as above
+    deliver(app)
+    tries = settings_of(app).limits.daily_limit + 1
+    cases = {}
+    # The limit's page shows the login and phone typed: each case types ones of the same length, and
+    # they are left out of the comparison.
+    unknown, other_phone = "779999999", "+998901234560"
+    assert len(unknown) == len(wrong["login"]) == len(legacy["login"])
+    for login, phone in (
+        (unknown, UNREACHABLE),
+        (wrong["login"], other_phone),
+        (legacy["login"], UNREACHABLE),
+    ):
+        steps = []
+        for _ in range(tries):
+            before, counts_before = _rows(app), _counts(app)
+            status, headers, body, then, page = _observe(app, login, phone)
+            body, page = (text.replace(login, "LOGIN").replace(phone, "PHONE") for text in (body, page))
+            # Past the limit there is no redirect, and a fresh /reset/ carries a new captcha.
+            seen = (status, headers, body) + ((then, page) if status == 302 else ())
+            deliver(app)
+            after, counts_after = _rows(app), _counts(app)
+            rows = {name: after[name] - before[name] for name in after if after[name] != before[name]}
+            counts = {key: counts_after[key] - counts_before.get(key, 0) for key in counts_after}
+            steps.append((seen, rows, counts))
+        cases[login] = steps
+    missed, wrong_phone, unreachable = cases.values()
+    assert missed == wrong_phone == unreachable
+    assert missed[0][0][0] == 302 and missed[-1][0][0] == 200 and LIMIT in missed[-1][0][2]
+    assert outbox() == []
+    with app.app_context():
+        assert db.session.scalars(select(AuditEvent)).all() == []
 
 
 def test_a_decoy_flow_never_signs_anyone_in(app, client, account, outbox):

@@ -144,6 +144,7 @@ def test_logged_out_page_frames_the_front_channel_uris(browser, account, make_rp
     policy = done.headers["Content-Security-Policy"]
     assert f"frame-src {PORTAL_ORIGIN} https://rp.example" in policy
     assert "frame-ancestors 'none'" in policy and done.headers["X-Frame-Options"] == "DENY"
+    assert "object-src 'none'" in policy and "base-uri 'none'" in policy  # issue 10, this page's too
     # Only that page may frame anything.
     assert "frame-src" not in browser.get("/login").headers["Content-Security-Policy"]
 

@@ -289,3 +289,54 @@ def test_every_key_command_that_changes_keys_is_audited(app, restore_keys):
     with app.app_context():
         rotated = db.session.scalars(select(AuditEvent).filter_by(event="keys.rotated")).all()
         assert [event.reason for event in rotated] == ["плановая"] and rotated[0].actor_type == "cli"
+
+
+def test_a_successful_cli_retire_and_an_immediate_rotation_are_audited(app, browser, restore_keys):
+    # Issue 10: "every key command is audited". A compromise rotation says it was immediate, and a retire
+    # names the key it took out of JWKS, with the operator's reason.
+    before = _kids(browser.client)
+    _cli(app, "keys", "rotate", "--now", "--reason", "утечка")
+    compromise = _kids(browser.client)
+    _cli(app, "keys", "rotate")
+    [pending] = (_kids(browser.client) - compromise) & _kids(browser.client, "RS256")
+    _cli(app, "keys", "retire", "--reason", "лишний", "--", pending)
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.event.like("keys.%")).order_by(AuditEvent.id)
+        ).all()
+    assert [(event.event, event.actor_type) for event in events] == [
+        ("keys.rotated", "cli"),
+        ("keys.rotated", "cli"),
+        ("keys.retired", "cli"),
+    ]
+    now, planned, retired = events
+    assert now.details["immediate"] is True and set(now.details["kids"]) == compromise
+    assert now.reason == "утечка" and not compromise & before
+    assert planned.details["immediate"] is False
+    assert retired.details == {"kid": pending} and retired.reason == "лишний"
+
+
+def test_a_console_retire_is_audited_with_the_staff_member(app, browser, admin_client, restore_keys):
+    before = _kids(browser.client)
+    _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y", "rotate-immediate": "y"})
+    # The compromise rotation left one RS256 key, which may not go; a planned one publishes a spare.
+    [signing] = _kids(browser.client, "RS256")
+    assert signing not in before
+    _console(admin_client, "/admin/keys/rotate", {"rotate-confirm": "y"})
+    [spare] = _kids(browser.client, "RS256") - {signing}
+    response = _console(
+        admin_client, f"/admin/keys/{spare}/retire", {"retire-confirm": "y", "retire-reason": "лишний"}
+    )
+    assert response.status_code == 302 and spare not in _kids(browser.client)
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.event.like("keys.%")).order_by(AuditEvent.id)
+        ).all()
+    assert [(event.event, event.actor_type) for event in events] == [
+        ("keys.rotated", "staff"),
+        ("keys.rotated", "staff"),
+        ("keys.retired", "staff"),
+    ]
+    assert events[0].details["immediate"] is True and events[1].details["immediate"] is False
+    retired = events[2]
+    assert retired.details == {"kid": spare} and retired.reason == "лишний" and retired.actor_name
