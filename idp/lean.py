@@ -1,7 +1,7 @@
 """What the protocol endpoints skip of the per-request machinery the pages need (issue 12).
 
 Token, introspection, UserInfo, revocation, discovery and JWKS are called by programs, thousands of
-times a second at peak, and every sign-in passes through the authorization endpoint twice; each thing run
+times a second at peak, and every sign-in passes through the authorization endpoint; each thing run
 on every request costs every one of them. Two such things are
 cut here, neither of which is a check those endpoints make:
 
@@ -25,7 +25,7 @@ from .extensions import limiter
 # The views that carry no rate limit and are on the hot path: the hook is not run for them.
 UNLIMITED_ENDPOINTS = frozenset(
     {
-        # Every sign-in passes through both (issue 12's sign-in target).
+        # Every sign-in passes through the first, and a consent or a password change through the second.
         "oauth.authorize",
         "oauth.resume",
         "oauth.token",

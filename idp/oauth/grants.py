@@ -330,7 +330,7 @@ class OpenIDCode(_IdTokenClaims, _OpenIDCode):
         if request.user is None:
             # No browser signed in: this request issues no code, it only parks the request for the
             # sign-in (or refuses it, prompt=none). The replay check is made where the code is issued
-            # (/authorize/continue, with the session), so it runs once a sign-in instead of twice.
+            # (the sign-in's POST, or /authorize/continue, with the session), so it runs once a sign-in.
             return False
         # OIDC Core §15.5.2: a nonce seen with a live code for this client is a replay.
         found = db.session.scalar(

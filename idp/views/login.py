@@ -32,6 +32,7 @@ from . import locale
 from .device import continues_device_flow
 from .errors import is_outage
 from .logout import LogoutForm
+from .oauth import proceed
 from .sso import begin_sso
 from .sso import current_sso
 
@@ -173,8 +174,11 @@ def login():
     locale.at_sign_in(account)
     sso = begin_sso(account, ["pwd"], remember=form.remember.data)
     runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
-    if load_pending(authz):
-        return redirect(url_for("oauth.resume", pending_id=authz))
+    pending = load_pending(authz)
+    if pending is not None:
+        # The authorization request goes on in this response (a code for the relying party, or the
+        # next step it needs), as from /authorize/continue but without the browser's round trip there.
+        return proceed(pending)
     if sso.account.must_change_password:
         return redirect(url_for("password.change"))
     if continues_device_flow():
