@@ -22,13 +22,22 @@ from an address (or address and login) that must wait.
 
 The counts live in the rate limiter's storage (Redis in production, ``[rate_limits] storage_uri``), so
 every worker and host sees the same, with an expiry of ``failure_window``; waits are stored as the
-Unix time they end, by the app's clock. Pure logic: the caller passes the storage.
+Unix time they end, by the app's clock. Pure logic: the caller passes the storage. On one Redis the
+counters a sign-in reads (four) and clears (three) go in one command each (``counts``, ``clear``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
+from typing import cast
+
+from limits.errors import StorageError
+from limits.storage import RedisClusterStorage
+from limits.storage import RedisStorage
+from redis import Redis
 
 from ..config import LoginSettings
 
@@ -73,14 +82,19 @@ class Throttle:
     def check(self, *, ip: str, login: str, now: int) -> Verdict:
         """Before anything costly: must this attempt wait, or solve the captcha?"""
         s = self.settings
-        wait = max(self._count(self._key("wait", ip)), self._count(self._key("wait-login", ip, login)))
+        wait_ip, wait_pair, failed_login, failed_ip = counts(
+            self.storage,
+            [
+                self._key("wait", ip),
+                self._key("wait-login", ip, login),
+                self._key("fail-login", login),
+                self._key("fail-ip", ip),
+            ],
+        )
+        wait = max(wait_ip, wait_pair)
         if wait > now:
             return Verdict(captcha=True, wait_until=wait)
-        captcha = (
-            self._count(self._key("fail-login", login)) >= s.captcha_after
-            or self._count(self._key("fail-ip", ip)) >= s.ip_captcha_after
-        )
-        return Verdict(captcha=captcha)
+        return Verdict(captcha=failed_login >= s.captcha_after or failed_ip >= s.ip_captcha_after)
 
     def captcha_for_ip(self, ip: str) -> bool:
         """Whether a sign-in page shown to ``ip`` should carry the captcha from the start."""
@@ -102,9 +116,14 @@ class Throttle:
     def succeeded(self, *, ip: str, login: str) -> None:
         """The owner got in: forget the login's failures (the address's stay: an attacker signing in to
         an account of their own must not wipe what their guessing counted)."""
-        self.storage.clear(self._key("fail-login", login))
-        self.storage.clear(self._key("fail-pair", ip, login))
-        self.storage.clear(self._key("wait-login", ip, login))
+        clear(
+            self.storage,
+            [
+                self._key("fail-login", login),
+                self._key("fail-pair", ip, login),
+                self._key("wait-login", ip, login),
+            ],
+        )
 
     def forget_login(self, login: str) -> None:
         """An SMS reset was redeemed, or an operator issued a new password: the login starts afresh."""
@@ -114,6 +133,51 @@ class Throttle:
         # limits storages have no "set"; clear-then-add is not atomic, and a race only loses a second.
         self.storage.clear(key)
         self.storage.incr(key, expiry, amount=value)
+
+
+def _single_node_redis(storage: Storage) -> RedisStorage | None:
+    """``storage`` when it is one Redis (or a Sentinel's master), where several keys go in one command; a
+    cluster spreads the keys over nodes, and a command over several of them fails (CROSSSLOT)."""
+    if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
+        return storage
+    return None
+
+
+def counts(storage: Storage, keys: list[str]) -> list[int]:
+    """The counters of ``keys``: one MGET on Redis instead of a round trip each (a sign-in reads four,
+    issue 12), one ``get`` each elsewhere."""
+    redis = _single_node_redis(storage)
+    if redis is None:
+        return [int(storage.get(key) or 0) for key in keys]
+    with _as_limits_would(redis):
+        # limits types the connection by the few commands it uses itself; it is a redis-py client, whose
+        # types cover its asyncio twin too.
+        connection = cast(Redis, redis.get_connection(True))
+        values = cast("list[bytes | None]", connection.mget([redis.prefixed_key(key) for key in keys]))
+    return [int(value or 0) for value in values]
+
+
+def clear(storage: Storage, keys: list[str]) -> None:
+    """Forget the counters of ``keys``: one DEL on Redis."""
+    redis = _single_node_redis(storage)
+    if redis is None:
+        for key in keys:
+            storage.clear(key)
+        return
+    with _as_limits_would(redis):
+        redis.get_connection().delete(*(redis.prefixed_key(key) for key in keys))
+
+
+@contextmanager
+def _as_limits_would(storage: RedisStorage) -> Iterator[None]:
+    """Redis failures raised as the storage's own methods raise them (StorageError): the caller's outage
+    handling (fail closed, a 503) is the same whichever path read the counters."""
+    try:
+        yield
+    except storage.base_exceptions as error:
+        if storage.wrap_exceptions:
+            raise StorageError(error) from error
+        raise
 
 
 def delay(count: int, settings: LoginSettings) -> int:
