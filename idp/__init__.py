@@ -86,7 +86,11 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     limits = settings.limits
     if limits.pages_in_flight or limits.pages_per_second:
         app.wsgi_app = Admission(  # type: ignore[method-assign]
-            app, app.wsgi_app, cap=limits.pages_in_flight, rate=limits.pages_per_second
+            app,
+            app.wsgi_app,
+            cap=limits.pages_in_flight,
+            rate=limits.pages_per_second,
+            ipv6_prefix=limits.ipv6_prefix,
         )
     # Discovery, the JWKS (idp.oauth.documents), the client_credentials grant, introspection and UserInfo
     # (idp.oauth.read_front) without Flask's per-request machinery, behind ProxyFix like the app itself.

@@ -16,7 +16,9 @@ the worker about 50 µs each (a match in the URL map, a look-up, the page alread
   the rendered 404).
 * **The count** is of requests in flight only, never of requests over time: it goes up when a page
   request enters and down when its answer has been sent (the server closes the response, PEP 3333) or the
-  app raised. Behind the TLS proxy the address is the client's, since this runs behind ProxyFix.
+  app raised. Behind the TLS proxy the address is the client's, since this runs behind ProxyFix. An
+  address is counted by its key in every per-address limit (``services.net.rate_key``): an IPv6 client
+  by its ``[limits] ipv6_prefix`` network, so the addresses of one /64 share the cap and the rate.
 * **The rate** (``[limits] pages_per_second``, what nginx's ``limit_req`` does) is a token bucket per
   address: ``rate`` pages a second on average, ``2 × rate`` at once after a quiet moment. The cap alone
   left an address free to fetch pages back to back: twenty closed loops got 1150 reset forms (3.3 ms of
@@ -56,6 +58,8 @@ from .observability import ENVIRON_KEY
 from .observability import REQUEST_ID_HEADER
 from .observability import request_id_for
 from .runtime import of
+from .services.net import IPV6_PREFIX
+from .services.net import rate_key
 from .views.locale import COOKIE
 
 # Seconds a refused browser is asked to wait (RFC 9110 §10.2.3): a page request in flight ends in
@@ -74,15 +78,18 @@ class Admission:
     flight per client address (0: no cap), ``rate`` page requests per second (0: no rate); with neither,
     the middleware is not installed."""
 
-    def __init__(self, app: Flask, wsgi_app: Callable, *, cap: int, rate: int) -> None:
+    def __init__(
+        self, app: Flask, wsgi_app: Callable, *, cap: int, rate: int, ipv6_prefix: int = IPV6_PREFIX
+    ) -> None:
         self.app = app
+        self.ipv6_prefix = ipv6_prefix
         self.wsgi_app = wsgi_app
         self.cap = cap
         self.rate = rate
         self.burst = 2 * rate
         # Monotonic seconds; the tests move it instead of waiting.
         self.clock: Callable[[], float] = time.monotonic
-        # Address -> (tokens left, when they were counted).
+        # Address (its rate_key) -> (tokens left, when they were counted).
         self._buckets: dict[str, tuple[float, float]] = {}
         self._swept = 0.0
         self._lock = threading.Lock()
@@ -95,7 +102,7 @@ class Admission:
         endpoint = self._endpoint(environ)
         if endpoint in _NOT_PAGES or self._for_programs(endpoint):
             return self.wsgi_app(environ, start_response)
-        address = environ.get("REMOTE_ADDR") or ""
+        address = rate_key(environ.get("REMOTE_ADDR") or "", self.ipv6_prefix)
         with self._lock:
             refused = self._admit(address, self.clock())
         if refused:
@@ -141,9 +148,10 @@ class Admission:
             del self._buckets[address]
 
     def in_flight(self, address: str) -> int:
-        """The page requests of ``address`` in flight in this process now."""
+        """The page requests counted against ``address`` (with the others of its key) in flight in this
+        process now."""
         with self._lock:
-            return self._in_flight.get(address, 0)
+            return self._in_flight.get(rate_key(address, self.ipv6_prefix), 0)
 
     def _release(self, address: str) -> None:
         with self._lock:

@@ -39,6 +39,7 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from .services.net import IPV6_PREFIX
 from .services.net import is_loopback
 from .services.outbound import parse_allowed_host
 
@@ -564,6 +565,12 @@ class LimitsSettings:
         "page requests one client IP may start per second in one worker process, on average, with "
         "bursts of twice as many; more are answered 429 at once (idp.admission); 0 turns the rate off",
         check=_at_least(0, 1000),
+    )
+    ipv6_prefix: int = option(
+        IPV6_PREFIX,
+        "prefix length, in bits, by which every per-address limit counts an IPv6 client: its addresses "
+        "in one network of that length share one count (services.net.rate_key)",
+        check=_at_least(32, 128),
     )
 
 

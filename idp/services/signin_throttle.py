@@ -9,11 +9,13 @@ cost of guessing grows with the guessing, and the owner keeps a way in:
   after ``[login] captcha_after`` failures in ``[login] failure_window`` every sign-in to that login
   needs the captcha solved; nothing else, since anything more per login is what an attacker would use
   to keep the owner out;
-* **per client IP**: after ``[login] ip_captcha_after`` failures every sign-in from it needs the
-  captcha; after ``[login] delay_after`` failures each further one makes that IP wait, 1 s doubling per
-  failure up to ``[login] max_delay`` — the same for one login from that IP after ``delay_after``
-  failures on it. A waiting request is refused at once with "try again in T" (never a ``sleep``, which
-  would hold the worker), before any bcrypt check or database write;
+* **per client IP** (counted by ``net.rate_key``: an IPv6 client by its ``[limits] ipv6_prefix``
+  network, so rotating through the addresses of one /64 counts as one address): after ``[login]
+  ip_captcha_after`` failures every sign-in from it needs the captcha; after ``[login] delay_after``
+  failures each further one makes that IP wait, 1 s doubling per failure up to ``[login] max_delay`` —
+  the same for one login from that IP after ``delay_after`` failures on it. A waiting request is
+  refused at once with "try again in T" (never a ``sleep``, which would hold the worker), before any
+  bcrypt check or database write;
 * **per account**, the hard lock of ``credentials.count_failure`` only after ``[login] max_failures``
   (100, NIST's ceiling) failures in a row; a redeemed SMS reset and an operator's re-issue clear it.
 
@@ -40,6 +42,7 @@ from limits.storage import RedisStorage
 from redis import Redis
 
 from ..config import LoginSettings
+from .net import rate_key
 
 # A key must stay short whatever was typed as a login.
 MAX_KEY_PART = 128
@@ -68,20 +71,28 @@ class Verdict:
 
 
 class Throttle:
-    """The counts of one kind of sign-in (``realm``: "account" for migrants, "staff" for the console)."""
+    """The counts of one kind of sign-in (``realm``: "account" for migrants, "staff" for the console).
+    ``ip`` is the client's address as the request has it; it is counted by its ``rate_key`` with
+    ``ipv6_prefix`` ([limits] ipv6_prefix)."""
 
-    def __init__(self, storage: Storage, settings: LoginSettings, realm: str = "account"):
+    def __init__(
+        self, storage: Storage, settings: LoginSettings, realm: str = "account", *, ipv6_prefix: int
+    ):
         self.storage, self.settings, self.realm = storage, settings, realm
+        self.ipv6_prefix = ipv6_prefix
 
     def _key(self, what: str, *parts: str) -> str:
         return ":".join(["idp-signin", self.realm, what, *(part[:MAX_KEY_PART] for part in parts)])
+
+    def _address(self, ip: str) -> str:
+        return rate_key(ip, self.ipv6_prefix)
 
     def _count(self, key: str) -> int:
         return int(self.storage.get(key) or 0)
 
     def check(self, *, ip: str, login: str, now: int) -> Verdict:
         """Before anything costly: must this attempt wait, or solve the captcha?"""
-        s = self.settings
+        s, ip = self.settings, self._address(ip)
         wait_ip, wait_pair, failed_login, failed_ip = counts(
             self.storage,
             [
@@ -98,11 +109,11 @@ class Throttle:
 
     def captcha_for_ip(self, ip: str) -> bool:
         """Whether a sign-in page shown to ``ip`` should carry the captcha from the start."""
-        return self._count(self._key("fail-ip", ip)) >= self.settings.ip_captcha_after
+        return self._count(self._key("fail-ip", self._address(ip))) >= self.settings.ip_captcha_after
 
     def failed(self, *, ip: str, login: str, now: int) -> None:
         """Count a wrong password (or an unknown login); start or lengthen a wait when due."""
-        s = self.settings
+        s, ip = self.settings, self._address(ip)
         window = s.failure_window
         self.storage.incr(self._key("fail-login", login), window)
         for count_key, wait_key in (
@@ -116,6 +127,7 @@ class Throttle:
     def succeeded(self, *, ip: str, login: str) -> None:
         """The owner got in: forget the login's failures (the address's stay: an attacker signing in to
         an account of their own must not wipe what their guessing counted)."""
+        ip = self._address(ip)
         clear(
             self.storage,
             [

@@ -54,7 +54,10 @@ def login_rate_limit() -> str:
 def throttle(realm: str = "account") -> signin_throttle.Throttle:
     """The escalation counts of sign-in ([login]; ``services.signin_throttle``), in the rate limiter's
     storage: Redis in production, so every worker sees them."""
-    return signin_throttle.Throttle(limiter.storage, current().settings.login, realm)
+    settings = current().settings
+    return signin_throttle.Throttle(
+        limiter.storage, settings.login, realm, ipv6_prefix=settings.limits.ipv6_prefix
+    )
 
 
 def captcha_for_ip(counts: signin_throttle.Throttle, ip: str) -> bool:

@@ -182,6 +182,23 @@ def test_behind_the_proxy_the_forwarded_address_counts(app, client):
     assert client.get("/login", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
 
 
+@pytest.mark.config(limits={"pages_in_flight": CAP}, server={"proxy_count": 1})
+def test_an_ipv6_customer_is_one_address_by_its_64(app, client):
+    """services.net.rate_key: the addresses of one /64 share the cap, a fresh one each time included;
+    the next /64 is someone else."""
+    held = [
+        *_hold(client, 1, headers={"X-Forwarded-For": "2001:db8:1:2::1"}),
+        *_hold(client, 1, headers={"X-Forwarded-For": "2001:db8:1:2:aaaa::2"}),
+    ]
+    admission = _admission(app)
+    assert admission.in_flight("2001:db8:1:2::ffff") == CAP
+    assert client.get("/login", headers={"X-Forwarded-For": "2001:db8:1:2::3"}).status_code == 429
+    assert client.get("/login", headers={"X-Forwarded-For": "2001:db8:1:3::1"}).status_code == 200
+    for answer in held:
+        answer.close()
+    assert client.get("/login", headers={"X-Forwarded-For": "2001:db8:1:2::3"}).status_code == 200
+
+
 @capped
 def test_refusals_are_counted(app, client):
     _hold(client, CAP)
@@ -247,6 +264,38 @@ def test_each_address_has_its_own_rate(app, client, clock):
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "198.51.100.4"
     assert other.get("/login").status_code == 200
+
+
+def _at(app, address: str) -> FlaskClient:
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = address
+    return other
+
+
+@rated
+def test_an_ipv6_customer_has_one_rate_for_its_64(app, clock):
+    statuses = [
+        _at(app, f"2001:db8:1:2::{number + 1:x}").get("/login").status_code for number in range(2 * RATE + 1)
+    ]
+    assert statuses == [200] * (2 * RATE) + [429]
+    assert _at(app, "2001:db8:1:3::1").get("/login").status_code == 200
+
+
+@rated
+def test_an_ipv4_mapped_address_has_the_rate_of_its_ipv4_address(app, client, clock):
+    assert [client.get("/login").status_code for _ in range(2 * RATE)] == [200] * (2 * RATE)
+    assert _at(app, "::ffff:127.0.0.1").get("/login").status_code == 429
+    assert _at(app, "::ffff:127.0.0.2").get("/login").status_code == 200
+
+
+@pytest.mark.config(limits={"pages_in_flight": 0, "pages_per_second": RATE, "ipv6_prefix": 48})
+def test_the_ipv6_prefix_length_is_configurable(app, clock):
+    """[limits] ipv6_prefix 48: the /64s of one /48 share a rate."""
+    statuses = [
+        _at(app, f"2001:db8:1:{number:x}::1").get("/login").status_code for number in range(2 * RATE + 1)
+    ]
+    assert statuses == [200] * (2 * RATE) + [429]
+    assert _at(app, "2001:db8:2::1").get("/login").status_code == 200
 
 
 @rated

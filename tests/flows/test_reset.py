@@ -434,6 +434,31 @@ def test_the_address_limit_runs_before_the_captcha_and_any_write(app, account, m
     assert redeemed == [] and counted(app) == before
 
 
+def _at(app, address: str):
+    """A browser at ``address``."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+@pytest.mark.config(limits={"form_rate_limit": "3/minute"})
+def test_the_address_limit_counts_an_ipv6_customer_by_its_64(app, account):
+    """[limits] form_rate_limit counts a client's /64 (services.net.rate_key): fresh addresses of one
+    customer's prefix are still one client; the next /64 is someone else."""
+    for number in range(3):
+        assert_sent(ask(_at(app, f"2001:db8:1:2::{number + 1}"), "77-9999999"))
+    assert ask(_at(app, "2001:db8:1:2:ffff::7"), account["login"]).status_code == 429
+    assert_sent(ask(_at(app, "2001:db8:1:3::1"), account["login"]))
+
+
+@pytest.mark.config(limits={"form_rate_limit": "3/minute"})
+def test_the_address_limit_counts_an_ipv4_mapped_address_as_its_ipv4_address(app, account):
+    for _ in range(3):
+        assert_sent(ask(_at(app, "192.0.2.7"), "77-9999999"))
+    assert ask(_at(app, "::ffff:192.0.2.7"), account["login"]).status_code == 429
+    assert_sent(ask(_at(app, "192.0.2.8"), account["login"]))
+
+
 # --- the pending password -------------------------------------------------------------------------
 
 
@@ -692,6 +717,20 @@ def test_ip_limit_counts_every_login_from_one_address(app, client, account, outb
     elsewhere.environ_base["REMOTE_ADDR"] = "10.20.30.40"
     assert_sent(ask(elsewhere, account["login"]))
     assert len(outbox()) == 1
+
+
+@pytest.mark.config(limits={"ip_daily_limit": 2})
+def test_ip_limit_counts_an_ipv6_customer_by_its_64_and_the_audit_keeps_the_address(app, account, outbox):
+    assert_sent(ask(_at(app, "2001:db8:1:2::1"), "77-9999998"))
+    assert_sent(ask(_at(app, "2001:db8:1:2::2"), "77-9999999"))
+    assert alert(ask(_at(app, "2001:db8:1:2::3"), account["login"])) == LIMIT
+    assert outbox() == []
+    assert_sent(ask(_at(app, "2001:db8:1:3::3"), account["login"]))
+    assert len(outbox()) == 1
+    # Only the count is by /64: the audit trail names the address the request came from.
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).filter_by(event="account.reset_sent")).one()
+        assert event.ip == "2001:db8:1:3::3"
 
 
 @pytest.mark.config(limits={"sms_daily_budget": 1})

@@ -142,6 +142,29 @@ def test_the_address_keeps_its_count_when_it_signs_in_somewhere(app, account, kn
     assert Person(app, ATTACKER).has_captcha()  # [login] ip_captcha_after = 10
 
 
+@pytest.mark.parametrize("storage_uri", STORAGES)
+def test_the_addresses_of_one_ipv6_64_are_counted_as_one(app, clock, account, known_captcha, storage_uri):
+    """An IPv6 customer holds a whole /64 (services.net.rate_key): a fresh address of it for every guess
+    is still the same address to the escalation; the next /64 is someone else."""
+    for number in range(10):  # [login] ip_captcha_after and delay_after, each from a new address
+        rotating = Person(app, f"2001:db8:1:2:{number:x}::{number + 1:x}")
+        assert GENERIC in rotating.post(known_captcha, login=f"77-00000{number + 10}", password="x")
+    neighbour = Person(app, "2001:db8:1:2:ffff:ffff:ffff:fffe")
+    assert neighbour.has_captcha()
+    assert WAIT in neighbour.post(known_captcha, login=account["login"], password=account["password"])
+    elsewhere = Person(app, "2001:db8:1:3::1")
+    assert not elsewhere.has_captcha()
+    elsewhere.post(login=account["login"], password=account["password"])
+    assert elsewhere.status == 302
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(app, account, known_captcha):
+    for number in range(10):
+        Person(app, ATTACKER).post(known_captcha, login=f"77-00000{number + 10}", password="x")
+    assert Person(app, f"::ffff:{ATTACKER}").has_captcha()
+    assert not Person(app, "::ffff:203.0.113.8").has_captcha()
+
+
 @pytest.mark.config(login={"max_failures": 5, "captcha_after": 50, "delay_after": 50, "ip_captcha_after": 50})
 def test_the_hard_lock_refuses_the_password_but_not_an_operator_reissue(app, account, make_account):
     person = Person(app, OWNER)

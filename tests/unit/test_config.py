@@ -166,6 +166,14 @@ def test_bad_value_is_refused_naming_the_key(section, key, value):
     assert f"[{section}] {key}" in str(excinfo.value)
 
 
+def test_ipv6_prefix_is_a_prefix_length_of_64_by_default():
+    assert load_config({}, environ={}).limits.ipv6_prefix == 64
+    assert load_config({"limits": {"ipv6_prefix": 56}}, environ={}).limits.ipv6_prefix == 56
+    for value in (31, 129):
+        with pytest.raises(ConfigError, match=r"\[limits\] ipv6_prefix: must be between 32 and 128"):
+            load_config({"limits": {"ipv6_prefix": value}}, environ={})
+
+
 @pytest.mark.parametrize(
     "section, key, value, expected, got",
     [

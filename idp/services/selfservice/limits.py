@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ...config import Settings
 from ...errors import LimitError
 from .. import counters
+from ..net import rate_key
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,11 @@ def day_tally(db: Session, now: int, settings: Settings) -> counters.Tally:
 
 
 def take_request(tally: counters.Tally, *, ip: str, kind: str, value: str, settings: Settings) -> None:
-    """Count a request from ``ip`` for the identifier; raise LimitError when either limit is reached (the
-    counts taken stay taken: the caller commits them with the refusal)."""
+    """Count a request from ``ip`` (the client's address, counted by its ``rate_key``: an IPv6 one by its
+    network) for the identifier; raise LimitError when either limit is reached (the counts taken stay
+    taken: the caller commits them with the refusal)."""
     limits = settings.limits
-    if not tally.take(f"requests-ip:{ip}", limits.ip_daily_limit):
+    if not tally.take(f"requests-ip:{rate_key(ip, limits.ipv6_prefix)}", limits.ip_daily_limit):
         raise LimitError()
     if not tally.take(requests_key(kind, value), limits.daily_limit):
         raise LimitError()

@@ -64,7 +64,9 @@ def _rate_limit() -> str:
 
 def _throttle() -> signin_throttle.Throttle:
     # The migrants' escalation ([login], services.signin_throttle), counted apart.
-    return signin_throttle.Throttle(limiter.storage, settings().login, "staff")
+    return signin_throttle.Throttle(
+        limiter.storage, settings().login, "staff", ipv6_prefix=settings().limits.ipv6_prefix
+    )
 
 
 def _login_page(form: StaffLoginForm, error=None, *, with_captcha: bool):
