@@ -162,6 +162,37 @@ class Browser:
         return self.follow(self.submit(path, {"login": login, "password": password}, page=page))
 
 
+def table_rows(app) -> dict[str, int]:
+    """The number of rows of every table: what a request wrote, compared between a miss and a match."""
+    # why: conftest imports this module, so the app's pieces are looked up at run time.
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    from idp.extensions import db
+
+    with app.app_context():
+        return {
+            table.name: db.session.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables
+        }
+
+
+def daily_counts(app) -> dict[str, int]:
+    """The day's counts summed by kind (requests-ip, requests-login, sms-phone, sms-budget…): the login,
+    identifier or phone a key names differs by case."""
+    from sqlalchemy import select
+
+    from idp.extensions import db
+    from idp.models import DailyCounter
+
+    totals: dict[str, int] = {}
+    with app.app_context():
+        for key, count in db.session.execute(select(DailyCounter.key, DailyCounter.count)):
+            kind = key.split(":")[0]
+            totals[kind] = totals.get(kind, 0) + count
+    return totals
+
+
 def settings_of(app):
     """The settings ``app`` was built with (``idp.runtime``)."""
     from idp.runtime import of

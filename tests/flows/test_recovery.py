@@ -41,9 +41,11 @@ from ..helpers import Browser
 from ..helpers import captcha_fields
 from ..helpers import captcha_token
 from ..helpers import csrf_token
+from ..helpers import daily_counts
 from ..helpers import drain_outbox
 from ..helpers import outbox_reader
 from ..helpers import settings_of
+from ..helpers import table_rows
 from ..oauth._flow import at_redirect_uri
 from ..oauth._flow import authorize
 from ..oauth._flow import redeem
@@ -1092,26 +1094,6 @@ def test_a_miss_and_a_match_write_the_same_rows_and_no_secret(app, make_account,
     assert not re.search(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])", stored)
 
 
-def _rows(app) -> dict[str, int]:
-    """The number of rows of every table."""
-    with app.app_context():
-        return {
-            table.name: db.session.scalar(select(func.count()).select_from(table))
-            for table in db.metadata.sorted_tables
-        }
-
-
-def _counts(app) -> dict[str, int]:
-    """The day's counts summed by kind (requests-ip, requests-phone, sms-phone, sms-budget…): the
-    identifier or phone a key names differs by case."""
-    totals: dict[str, int] = {}
-    with app.app_context():
-        for key, count in db.session.execute(select(DailyCounter.key, DailyCounter.count)):
-            kind = key.split(":")[0]
-            totals[kind] = totals.get(kind, 0) + count
-    return totals
-
-
 def _unpersonal(body: str, identifier: str, surname: str) -> str:
     """A page without what differs on every answer (the CSRF token, a new captcha) or was typed."""
     body = _strip_csrf(body)
@@ -1153,7 +1135,7 @@ def test_an_account_no_sms_can_reach_is_answered_as_a_miss_to_the_end(
         assert len(identifier) == len(unknown) and len(surname) == len(SURNAME)
         steps = []
         for _ in range(tries):
-            before, counts_before = _rows(app), _counts(app)
+            before, counts_before = table_rows(app), daily_counts(app)
             client = app.test_client()
             response = ask(client, identifier, surname)
             seen: tuple = (response.status_code, _headers(response), response.get_data(as_text=True))
@@ -1163,7 +1145,7 @@ def test_an_account_no_sms_can_reach_is_answered_as_a_miss_to_the_end(
                 _unpersonal(part, identifier, surname) if isinstance(part, str) else part for part in seen
             )
             drain_outbox(app)
-            after, counts_after = _rows(app), _counts(app)
+            after, counts_after = table_rows(app), daily_counts(app)
             rows = {name: after[name] - before[name] for name in after if after[name] != before[name]}
             counts = {key: counts_after[key] - counts_before.get(key, 0) for key in counts_after}
             steps.append((seen, rows, counts))

@@ -38,9 +38,11 @@ from ..helpers import Browser
 from ..helpers import captcha_fields
 from ..helpers import captcha_token
 from ..helpers import csrf_token
+from ..helpers import daily_counts
 from ..helpers import drain_outbox
 from ..helpers import outbox_reader
 from ..helpers import settings_of
+from ..helpers import table_rows
 
 pytestmark = pytest.mark.usefixtures("known_captcha")
 
@@ -287,15 +289,6 @@ def test_unknown_login_wrong_phone_and_match_look_the_same(app, account, make_ac
     assert match[0] == 302 and SENT in match[4]
 
 
-def _rows(app) -> dict[str, int]:
-    """The number of rows of every table."""
-    with app.app_context():
-        return {
-            table.name: db.session.scalar(select(func.count()).select_from(table))
-            for table in db.metadata.sorted_tables
-        }
-
-
 def test_a_miss_and_a_match_write_the_same_rows_of_every_table(app, make_account, outbox):
     """Issue 10: the work a request does must not tell whether it matched. Unknown login, wrong phone and
     a match each add the same rows to every table (the day's counts, one flow, one outbox message, the
@@ -312,9 +305,9 @@ def test_a_miss_and_a_match_write_the_same_rows_of_every_table(app, make_account
         (legacy["login"], UNREACHABLE),
         (matching["login"], PHONE),
     ):
-        before = _rows(app)
+        before = table_rows(app)
         observed.append(_observe(app, login, phone))
-        after = _rows(app)
+        after = table_rows(app)
         written.append({name: after[name] - before[name] for name in after if after[name] != before[name]})
     assert written[0] == written[1] == written[2] == written[3], written
     assert written[0]["reset_flows"] == 1 and written[0]["outbox_messages"] == 1
@@ -324,17 +317,6 @@ def test_a_miss_and_a_match_write_the_same_rows_of_every_table(app, make_account
     with app.app_context():
         events = db.session.scalars(select(AuditEvent).filter_by(event="account.reset_sent")).all()
         assert [e.account_id for e in events] == [matching["id"]]
-
-
-def _counts(app) -> dict[str, int]:
-    """The day's counts summed by kind (requests-ip, requests-login, sms-phone, sms-budget): the login or
-    phone a key names differs by case."""
-    totals: dict[str, int] = {}
-    with app.app_context():
-        for key, count in db.session.execute(select(DailyCounter.key, DailyCounter.count)):
-            kind = key.split(":")[0]
-            totals[kind] = totals.get(kind, 0) + count
-    return totals
 
 
 @pytest.mark.config(limits={"form_rate_limit": "100/minute"})
@@ -362,13 +344,13 @@ def test_an_account_no_sms_can_reach_is_answered_as_a_miss_to_the_end(app, make_
     ):
         steps = []
         for _ in range(tries):
-            before, counts_before = _rows(app), _counts(app)
+            before, counts_before = table_rows(app), daily_counts(app)
             status, headers, body, then, page = _observe(app, login, phone)
             body, page = (text.replace(login, "LOGIN").replace(phone, "PHONE") for text in (body, page))
             # Past the limit there is no redirect, and a fresh /reset/ carries a new captcha.
             seen = (status, headers, body) + ((then, page) if status == 302 else ())
             deliver(app)
-            after, counts_after = _rows(app), _counts(app)
+            after, counts_after = table_rows(app), daily_counts(app)
             rows = {name: after[name] - before[name] for name in after if after[name] != before[name]}
             counts = {key: counts_after[key] - counts_before.get(key, 0) for key in counts_after}
             steps.append((seen, rows, counts))
