@@ -29,6 +29,7 @@ from .extensions import migrate
 from .headers import add_security_headers
 from .headers import refuse_long_query
 from .lean import CookieSessionInterface
+from .lean import retry_after_on_refusal
 from .lean import skip_limiter_where_unlimited
 from .metrics import Counted
 from .metrics import Metrics
@@ -113,6 +114,7 @@ def create_app(config: dict | None = None, *, clock: Clock | None = None) -> Fla
     )
     limiter.init_app(app)
     skip_limiter_where_unlimited(app)
+    app.after_request(retry_after_on_refusal)
     app.session_interface = CookieSessionInterface()
     clock = clock or system_clock
     # Counters for /metrics; in each granian worker, built after the fork (idp.metrics).

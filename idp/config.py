@@ -1027,7 +1027,8 @@ def to_flask(settings: Settings) -> dict[str, Any]:
         "PERMANENT_SESSION_LIFETIME": settings.session.absolute_timeout,
         "RATELIMIT_STORAGE_URI": settings.rate_limits.storage_uri,
         "RATELIMIT_STORAGE_OPTIONS": rate_limit_storage_options(settings.rate_limits.storage_uri),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # Only a refusal says when to come back (idp.lean.retry_after_on_refusal).
+        "RATELIMIT_HEADERS_ENABLED": False,
         "WTF_CSRF_TIME_LIMIT": None,
         # Its Referer check cannot pass under our Referrer-Policy: no-referrer; idp/csrf.py checks
         # Origin / Sec-Fetch-Site instead.

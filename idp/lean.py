@@ -2,13 +2,18 @@
 
 Token, introspection, UserInfo, revocation, discovery and JWKS are called by programs, thousands of
 times a second at peak, and every sign-in passes through the authorization endpoint; each thing run
-on every request costs every one of them. Two such things are
-cut here, neither of which is a check those endpoints make:
+on every request costs every one of them. Three such things are
+cut here, none of which is a check those endpoints make:
 
 * **Flask-Limiter's hook.** It runs before every request to find the limits of the view, although only a
   few views carry one (the sign-in and password-change POSTs, the captcha, the staff sign-in). For the
   views listed in ``UNLIMITED_ENDPOINTS`` the hook is not run; ``tests/unit/test_lean.py`` fails if one
   of them gets a limit (its own, its blueprint's, or a default one), so none can be skipped by mistake.
+* **Flask-Limiter's headers on every limited answer.** With ``RATELIMIT_HEADERS_ENABLED`` it reads the
+  window back from the storage (two more Redis round trips) after each sign-in or password-change POST
+  to write ``X-RateLimit-*`` headers nobody reads. Only a refusal needs to say when to come back:
+  ``retry_after_on_refusal`` gives every 429 of the limiter its ``Retry-After`` (RFC 6585 §4), read
+  then.
 * **Opening the session cookie.** Flask builds a signing serializer on every request before it even
   looks for the cookie; without the cookie there is nothing to verify, and the session starts empty as
   before.
@@ -16,7 +21,11 @@ cut here, neither of which is a check those endpoints make:
 
 from __future__ import annotations
 
+import math
+import time
+
 from flask import Flask
+from flask import Response
 from flask import request
 from flask.sessions import SecureCookieSessionInterface
 
@@ -52,6 +61,23 @@ def skip_limiter_where_unlimited(app: Flask) -> None:
             check()
 
     hooks[hooks.index(check)] = check_where_limited
+
+
+def retry_after_on_refusal(response: Response) -> Response:
+    """``after_request``: a 429 of the rate limiter says in ``Retry-After`` when its window ends (RFC 6585
+    §4, RFC 9110 §10.2.3), at least 1 s. An answer that already says (an outage's 503, the admission's
+    429) is left alone."""
+    if response.status_code != 429 or "Retry-After" in response.headers:
+        return response
+    breached = limiter.current_limit
+    if breached is None or not breached.breached:
+        return response
+    try:
+        wait = math.ceil(breached.window.reset_time - time.time())
+    except Exception:  # noqa: BLE001 - the storage failed since the refusal: the window's length is the bound
+        wait = breached.limit.get_expiry()
+    response.headers["Retry-After"] = str(max(1, wait))
+    return response
 
 
 class CookieSessionInterface(SecureCookieSessionInterface):
