@@ -155,11 +155,40 @@ class Browser:
         return self.follow(self.client.get("/authorize?" + urlencode(params)))
 
     def sign_in(self, login: str, password: str, page=None):
-        """Fill the sign-in form shown in ``page`` (or at /login) and follow the result."""
-        path = "/login"
-        if page is not None and page.request.path == "/login" and page.request.query_string:
-            path += "?" + page.request.query_string.decode()
+        """Fill the sign-in form shown in ``page`` (or at /login) and post it where its action says, as a
+        browser does (the page may be /authorize's own answer), then follow the result."""
+        path = sign_in_action(page.get_data(as_text=True)) if page is not None else "/login"
         return self.follow(self.submit(path, {"login": login, "password": password}, page=page))
+
+
+_FORMS = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S)
+_ACTION = re.compile(r'\baction="([^"]*)"')
+
+
+def sign_in_action(html: str) -> str:
+    """Where the sign-in form of ``html`` posts: /login with the parked request's ``authz``."""
+    for attributes, body in _FORMS.findall(html):
+        action = _ACTION.search(attributes)
+        if action and 'name="password"' in body:
+            return unescape(action.group(1))
+    raise AssertionError("no sign-in form in the page")
+
+
+def authz_of(page) -> str:
+    """The id of the authorization request parked for the sign-in form of ``page`` (its action's
+    ``authz``)."""
+    [authz] = parse_qs(urlsplit(sign_in_action(page.get_data(as_text=True))).query)["authz"]
+    return authz
+
+
+def is_sign_in_page(response) -> bool:
+    """The provider's sign-in form, whichever address answered it (/login, or /authorize itself)."""
+    if response.status_code != 200:
+        return False
+    try:
+        return sign_in_action(response.get_data(as_text=True)).split("?")[0].endswith("/login")
+    except AssertionError:
+        return False
 
 
 def table_rows(app) -> dict[str, int]:

@@ -7,13 +7,10 @@ threaded, like a production WSGI server, so parallel requests really race in the
 
 from __future__ import annotations
 
-import html
-import re
 import socket
 import threading
 from dataclasses import dataclass
 from urllib.parse import urljoin
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -26,6 +23,7 @@ from idp.extensions import limiter
 from idp.runtime import of
 
 from .helpers import csrf_token
+from .helpers import sign_in_action
 
 
 @dataclass
@@ -81,9 +79,6 @@ def live_server(_schema, request):
 
 # --- a browser over plain HTTP: requests with a cookie jar, following the provider's own redirects ---
 
-# The page's own form, not the language switcher (/language) above it.
-_FORM_ACTION = re.compile(r'<form method="post" action="((?!/language")[^"]*)"')
-
 
 def http_session() -> requests.Session:
     session = requests.Session()
@@ -109,11 +104,10 @@ def sign_in(session: requests.Session, origin: str, authorization_url: str, logi
     """Open ``authorization_url`` as a browser would, fill the sign-in form, and return the last response:
     the redirect to the relying party, or a page of ours if something went wrong."""
     page = follow_inside(session, session.get(authorization_url, allow_redirects=False, timeout=10), origin)
-    assert page.status_code == 200 and urlsplit(page.url).path == "/login", (page.status_code, page.url)
-    action = _FORM_ACTION.search(page.text)
-    assert action, "no sign-in form on the page"
+    # The form is /authorize's own answer (idp.views.oauth.proceed); it posts to /login.
+    assert page.status_code == 200, (page.status_code, page.url)
     response = session.post(
-        urljoin(page.url, html.unescape(action.group(1))),
+        urljoin(page.url, sign_in_action(page.text)),
         data={"csrf_token": csrf_token(page.text), "login": login, "password": password},
         allow_redirects=False,
         timeout=10,

@@ -25,7 +25,8 @@ from an address (or address and login) that must wait.
 The counts live in the rate limiter's storage (Redis in production, ``[rate_limits] storage_uri``), so
 every worker and host sees the same, with an expiry of ``failure_window``; waits are stored as the
 Unix time they end, by the app's clock. Pure logic: the caller passes the storage. On one Redis the
-counters a sign-in reads (four) and clears (three) go in one command each (``counts``, ``clear``).
+counters a sign-in reads (five) go in one command (``counts``), and so do the three it clears, only when
+one of them is set (``clear``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Verdict:
     captcha: bool
     # 0, or the Unix time before which the attempt is refused unchecked.
     wait_until: int = 0
+    # Whether the login had anything to forget when the owner gets in (its failures, this address's
+    # failures and wait for it): without, a successful sign-in skips the DEL (issue 12).
+    login_counted: bool = True
 
     def wait_seconds(self, now: int) -> int:
         return max(0, self.wait_until - now)
@@ -93,19 +97,23 @@ class Throttle:
     def check(self, *, ip: str, login: str, now: int) -> Verdict:
         """Before anything costly: must this attempt wait, or solve the captcha?"""
         s, ip = self.settings, self._address(ip)
-        wait_ip, wait_pair, failed_login, failed_ip = counts(
+        wait_ip, wait_pair, failed_login, failed_ip, failed_pair = counts(
             self.storage,
             [
                 self._key("wait", ip),
                 self._key("wait-login", ip, login),
                 self._key("fail-login", login),
                 self._key("fail-ip", ip),
+                self._key("fail-pair", ip, login),
             ],
         )
         wait = max(wait_ip, wait_pair)
         if wait > now:
             return Verdict(captcha=True, wait_until=wait)
-        return Verdict(captcha=failed_login >= s.captcha_after or failed_ip >= s.ip_captcha_after)
+        return Verdict(
+            captcha=failed_login >= s.captcha_after or failed_ip >= s.ip_captcha_after,
+            login_counted=bool(wait_pair or failed_login or failed_pair),
+        )
 
     def captcha_for_ip(self, ip: str) -> bool:
         """Whether a sign-in page shown to ``ip`` should carry the captcha from the start."""
@@ -124,9 +132,13 @@ class Throttle:
             if count >= s.delay_after:
                 self._set(wait_key, now + delay(count, s), window)
 
-    def succeeded(self, *, ip: str, login: str) -> None:
+    def succeeded(self, *, ip: str, login: str, verdict: Verdict | None = None) -> None:
         """The owner got in: forget the login's failures (the address's stay: an attacker signing in to
-        an account of their own must not wipe what their guessing counted)."""
+        an account of their own must not wipe what their guessing counted). With the ``verdict`` of this
+        attempt's ``check`` that found none, there is nothing to forget; a failure counted in the
+        moment between (another tab, a guesser) then stays, as if it had come just after."""
+        if verdict is not None and not verdict.login_counted:
+            return
         ip = self._address(ip)
         clear(
             self.storage,
@@ -156,7 +168,7 @@ def _single_node_redis(storage: Storage) -> RedisStorage | None:
 
 
 def counts(storage: Storage, keys: list[str]) -> list[int]:
-    """The counters of ``keys``: one MGET on Redis instead of a round trip each (a sign-in reads four,
+    """The counters of ``keys``: one MGET on Redis instead of a round trip each (a sign-in reads five,
     issue 12), one ``get`` each elsewhere."""
     redis = _single_node_redis(storage)
     if redis is None:

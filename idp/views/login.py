@@ -19,6 +19,8 @@ from .. import messages
 from ..errors import InvalidCredentialsError
 from ..extensions import db
 from ..extensions import limiter
+from ..models.base import keeping_loaded
+from ..oauth.pending import PendingRequest
 from ..oauth.pending import load_pending
 from ..runtime import current
 from ..services import accounts
@@ -98,9 +100,30 @@ def _page(form: LoginForm, authz: str, error: str | None = None, *, with_captcha
         form.captcha.data = form.captcha_token.data = ""
     help_url = url_for("reset.start", authz=authz or None)
     page_url = url_for("login.login", authz=authz or None)
+    # The page's own address for the language switcher: /authorize shows this page too, and the
+    # switcher must come back here, not to /authorize without its parameters.
     return render_template(
-        "login/login.html", form=form, authz=authz, help_url=help_url, page_url=page_url, error=error
+        "login/login.html",
+        form=form,
+        authz=authz,
+        help_url=help_url,
+        page_url=page_url,
+        switcher_next=page_url,
+        error=error,
     )
+
+
+def sign_in_page(pending: PendingRequest | None):
+    """The empty sign-in form, for the authorization request ``pending`` if any: at GET /login, and at
+    /authorize itself when the request needs a sign-in (one request less than a redirect to /login,
+    issue 12). Its login is the request's ``login_hint`` (OIDC Core §3.1.2.1), or the login an access
+    recovery has just told the person (once)."""
+    # formdata=None: at a POST /authorize the body is the relying party's request, not this form.
+    form = LoginForm(formdata=None)
+    form.login.data = dict(pending.params).get("login_hint", "")[:128] if pending else ""
+    form.login.data = session.pop("sign_in_as", "") or form.login.data
+    authz = pending.id if pending else ""
+    return _page(form, authz, with_captcha=captcha_for_ip(throttle(), request.remote_addr or ""))
 
 
 @bp.route("/")
@@ -128,13 +151,9 @@ def index():
 @limiter.limit(login_rate_limit, methods=["POST"])
 def login():
     authz = request.args.get("authz", "")
-    form = LoginForm()
     if request.method != "POST":  # GET, or HEAD (a GET without the body)
-        pending = load_pending(authz)
-        form.login.data = dict(pending.params).get("login_hint", "")[:128] if pending else ""
-        # After an access recovery: the login it told the person, filled in (once).
-        form.login.data = session.pop("sign_in_as", "") or form.login.data
-        return _page(form, authz, with_captcha=captcha_for_ip(throttle(), request.remote_addr or ""))
+        return sign_in_page(load_pending(authz))
+    form = LoginForm()
     runtime = current()
     now, ip = runtime.clock(), request.remote_addr or ""
     if not form.validate_on_submit():
@@ -170,18 +189,23 @@ def login():
         form.password.data = ""
         owed = counts.check(ip=ip, login=typed, now=now).captcha
         return _page(form, authz, messages.LOGIN_FAILED, with_captcha=owed)
-    counts.succeeded(ip=ip, login=typed)
+    counts.succeeded(ip=ip, login=typed, verdict=verdict)
     # The account's history in the staff console shows sign-ins; committed with the session below.
     ctx = audit.Context(audit.Actor.account(account), request.remote_addr, now)
     audit.record(db.session, ctx, "account.signed_in", account_id=account.id)
     locale.at_sign_in(account)
-    sso = begin_sso(account, ["pwd"], remember=form.remember.data)
-    runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
     pending = load_pending(authz)
+    # With a request to go on with, the sign-in commits with the code issued for it (issue 12).
+    sso = begin_sso(account, ["pwd"], remember=form.remember.data, caller_commits=pending is not None)
+    runtime.metrics.signed_in("temporary" if sso.account.must_change_password else "ok")
     if pending is not None:
         # The authorization request goes on in this response (a code for the relying party, or the
         # next step it needs), as from /authorize/continue but without the browser's round trip there.
-        return proceed(pending)
+        with keeping_loaded(db.session):
+            response = proceed(pending)
+            # The sign-in, when no code was issued (another step, or an error for the relying party).
+            db.session.commit()
+        return response
     if sso.account.must_change_password:
         return redirect(url_for("password.change"))
     if continues_device_flow():

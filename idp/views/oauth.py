@@ -108,6 +108,12 @@ def proceed(pending: PendingRequest):
         )
         return response_modes.deliver(response, mode)
     save_pending(pending)
+    if step is Step.LOGIN:
+        # The form at once, in this response: a redirect to /login would cost every sign-in one more
+        # request (issue 12). The form posts to /login?authz=…, which finds the request parked above.
+        from .login import sign_in_page  # why: views.login imports proceed from this module
+
+        return sign_in_page(pending)
     return redirect(url_for(STEP_ENDPOINTS[step], authz=pending.id))
 
 

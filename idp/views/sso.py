@@ -47,13 +47,18 @@ def current_sso(*, caller_commits: bool = False) -> SsoSession | None:
     return g.idp_sso
 
 
-def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> SsoSession:
+def begin_sso(
+    account: Account, amr: list[str], *, remember: bool = False, caller_commits: bool = False
+) -> SsoSession:
     """Sign the browser in. The cookie token is always new (session fixation, ASVS 3.2.1); the same
     user signing in again keeps the session; another user's session is ended. Waiting authorization
     requests (and a device code waiting to be confirmed) are carried over. The cookie is a
     browser-session cookie (gone when the browser closes, as on a shared computer at a counter) unless
     ``remember`` («Запомнить меня на этом устройстве»): then it lasts the session's absolute timeout.
-    The server-side timeouts apply either way."""
+    The server-side timeouts apply either way.
+
+    ``caller_commits``: the caller commits the session with what it writes next (a sign-in's code, issued
+    in the same response), one transaction instead of two; it commits it even when it writes nothing."""
     runtime = current()
     now, settings = runtime.clock(), runtime.settings.session
     previous = current_sso()
@@ -76,8 +81,9 @@ def begin_sso(account: Account, amr: list[str], *, remember: bool = False) -> Ss
             ip=request.remote_addr,
             user_agent=request.user_agent.string,
         )
-    with keeping_loaded(db.session):
-        db.session.commit()
+    if not caller_commits:
+        with keeping_loaded(db.session):
+            db.session.commit()
     session["sso"] = token
     session["pending"] = pending
     if device is not None:

@@ -3,8 +3,12 @@ authorization, screenshots for a human to look at, and checks that hold on any p
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlencode
+from urllib.parse import urljoin
+
+from playwright.sync_api import expect
 
 from ..helpers import pkce_pair
 from ..live import http_session
@@ -36,6 +40,20 @@ def wait_for_captcha(page) -> None:
         "() => { const i = document.getElementById('captcha-image'); "
         "return i.complete && i.naturalWidth === 200; }"
     )
+
+
+def expect_sign_in_form(page) -> None:
+    """The provider's sign-in form is on ``page`` (/authorize answers it itself) and posts to /login
+    with the parked authorization request."""
+    form = page.locator("main form", has=page.locator("input[name=password]"))
+    expect(form).to_have_attribute("action", re.compile(r"^/login\?authz=[\w-]+$"))
+
+
+def sign_in_address(page) -> str:
+    """Where the sign-in form on ``page`` posts, /login?authz=…: the sign-in page's own address once
+    the form has been sent (a wrong password shows it there) and where a reset or recovery returns."""
+    form = page.locator("main form", has=page.locator("input[name=password]"))
+    return urljoin(page.url, form.get_attribute("action"))
 
 
 def sign_in(page, login: str, password: str) -> None:

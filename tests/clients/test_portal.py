@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+from ..helpers import sign_in_action
 from ..live import http_session
 from ..relying_parties import sign_in_at
 
@@ -53,5 +54,7 @@ def test_the_portal_without_a_provider_session_sends_to_the_sign_in_page(live_se
     browser = http_session()
     start = browser.get(demo_rps.portal.url + "/login", allow_redirects=False, timeout=10)
     page = browser.get(start.headers["Location"], timeout=10)
-    assert page.url.startswith(live_server.url + "/login?") and 'type="password"' in page.text
+    # The provider's sign-in form, /authorize's own answer (idp.views.oauth.proceed).
+    assert page.url.startswith(live_server.url + "/authorize?") and 'type="password"' in page.text
+    assert sign_in_action(page.text).startswith("/login?authz=")
     browser.close()

@@ -11,7 +11,9 @@ import pytest
 from idp.extensions import db
 from idp.models import Account
 
+from ..helpers import authz_of
 from ..helpers import csrf_token
+from ..helpers import is_sign_in_page
 from ..helpers import pkce_pair
 
 HEADINGS = {
@@ -63,10 +65,10 @@ def test_discovery_advertises_the_five_languages(client):
 @pytest.mark.parametrize("ui_locales, expected", [("uz", "uz"), ("de uz-Latn-UZ en", "uz"), ("tg", "tg")])
 def test_ui_locales_wins_over_accept_language(browser, rp, ui_locales, expected):
     page = _authorize(browser, rp, ui_locales=ui_locales)
-    assert page.request.path == "/login"
+    assert is_sign_in_page(page)
     assert _lang(page) == expected
     # …for the pages of that flow: the help page opened from it too.
-    help_page = browser.get("/reset/?authz=" + page.request.args["authz"], headers={"Accept-Language": "en"})
+    help_page = browser.get("/reset/?authz=" + authz_of(page), headers={"Accept-Language": "en"})
     assert _lang(help_page) == expected
 
 

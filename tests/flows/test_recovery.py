@@ -38,11 +38,13 @@ from ..conftest import _create_account
 from ..conftest import make_config
 from ..conftest import wipe_tables
 from ..helpers import Browser
+from ..helpers import authz_of
 from ..helpers import captcha_fields
 from ..helpers import captcha_token
 from ..helpers import csrf_token
 from ..helpers import daily_counts
 from ..helpers import drain_outbox
+from ..helpers import is_sign_in_page
 from ..helpers import outbox_reader
 from ..helpers import settings_of
 from ..helpers import table_rows
@@ -800,8 +802,8 @@ def test_success_voids_a_pending_sms_reset_password(app, client, account, sms):
 def test_pending_authorization_resumes_after_recovery(app, browser, account, rp, sms):
     started = authorize(browser, rp, scope="openid profile")
     login_page = started.response
-    assert login_page.request.path == "/login"
-    authz = login_page.request.args["authz"]
+    assert is_sign_in_page(login_page)
+    authz = authz_of(login_page)
     help_url = re.search(r'<a href="([^"]+)">не могу войти</a>', login_page.get_data(as_text=True)).group(1)
     assert help_url == f"/reset/?authz={authz}"
     reset_page = browser.get(help_url)

@@ -133,6 +133,35 @@ def test_a_waiting_address_is_refused_at_once_without_a_password_check(
     assert attacker.status == 302
 
 
+@pytest.mark.parametrize("storage_uri", STORAGES)
+def test_getting_in_forgets_the_logins_failures_and_a_clean_sign_in_clears_nothing(
+    app, account, monkeypatch, storage_uri
+):
+    """The owner getting in clears the login's counts, one DEL, only when the check before the password
+    found one set: a sign-in with nothing counted sends no DEL (issue 12)."""
+    from idp.services import signin_throttle
+
+    cleared = []
+    clear = signin_throttle.clear
+    monkeypatch.setattr(
+        signin_throttle, "clear", lambda storage, keys: cleared.append(keys) or clear(storage, keys)
+    )
+    owner = Person(app, OWNER)
+    owner.post(login=account["login"], password=account["password"])
+    assert owner.status == 302 and cleared == []
+    # Two failures (the captcha comes with the third), then the owner gets in: both are forgotten, so two
+    # more from elsewhere still owe no captcha.
+    for _ in range(2):
+        assert GENERIC in Person(app, ATTACKER).post(login=account["login"], password="wrong password")
+    owner = Person(app, OWNER)
+    owner.post(login=account["login"], password=account["password"])
+    assert owner.status == 302 and len(cleared) == 1
+    other = Person(app, "192.0.2.66")
+    for _ in range(2):
+        assert GENERIC in other.post(login=account["login"], password="wrong password")
+    assert not other.has_captcha()
+
+
 def test_the_address_keeps_its_count_when_it_signs_in_somewhere(app, account, known_captcha):
     """Signing in to an account of one's own must not wipe what one's guessing counted."""
     attacker = Person(app, ATTACKER)

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from idp.extensions import db
 from idp.models import SsoSession
 
+from ..helpers import is_sign_in_page
 from ..helpers import pkce_pair
 from ..helpers import query
 
@@ -43,7 +44,7 @@ def auth_params(rp: dict, pkce: bool = True, **overrides) -> tuple[dict, str | N
 
 
 def is_login_page(response) -> bool:
-    return response.status_code == 200 and response.request.path == "/login"
+    return is_sign_in_page(response)
 
 
 def is_consent_page(response) -> bool:

@@ -2,13 +2,19 @@
 "Basic OP" oidcc-ensure-redirect-uri-*, oidcc-response-type-missing, oidcc-unsupported-*, oidcc-*-request*."""
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy import func
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.models import AuditEvent
+from idp.models import AuthorizationCode
 from idp.models import SsoSession
 from idp.runtime import of
 from idp.services.credentials import TOUCH_INTERVAL
 
+from ..helpers import csrf_token
+from ..helpers import sign_in_action
 from ._flow import ISSUER
 from ._flow import REDIRECT_URI
 from ._flow import at_redirect_uri
@@ -188,3 +194,44 @@ def test_what_the_session_lookup_writes_is_kept_when_no_code_is_issued(app, brow
     clock.now += of(app).settings.session.idle_timeout + 1
     assert is_login_page(authorize(browser, rp).response)
     assert _sso_row(app).ended_at == clock.now
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_a_sign_in_commits_with_its_code_or_alone_before_another_step(
+    app, browser, account, make_rp, trusted
+):
+    """POST /login for an authorization request: the new session and its audit event commit with the code
+    issued for them, one transaction (issue 12); when the request goes on to another step (a client that
+    asks for consent) they still commit, without a code. The account is read in a transaction of its own
+    that ends before the password check."""
+    rp = make_rp(trusted=trusted)
+    page = authorize(browser, rp).response
+    commits: list[int] = []
+
+    def committed(connection) -> None:
+        commits.append(1)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "commit", committed)
+    try:
+        response = browser.client.post(
+            sign_in_action(page.get_data(as_text=True)),
+            data={
+                "csrf_token": csrf_token(page.get_data(as_text=True)),
+                "login": account["login"],
+                "password": account["password"],
+            },
+        )
+    finally:
+        event.remove(engine, "commit", committed)
+    assert len(commits) == 2, commits
+    assert _sso_row(app).ended_at is None
+    with app.app_context():
+        codes = db.session.scalar(select(func.count()).select_from(AuthorizationCode))
+        events = db.session.scalars(select(AuditEvent.event)).all()
+    assert "account.signed_in" in events
+    if trusted:
+        assert at_redirect_uri(response)["code"] and codes == 1
+    else:
+        assert response.status_code == 302 and "/consent" in response.headers["Location"] and codes == 0

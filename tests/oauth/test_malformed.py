@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ..helpers import sign_in_action
 from ._flow import POST_LOGOUT_URI
 from ._flow import REDIRECT_URI
 from ._flow import auth_params
@@ -388,7 +389,7 @@ def test_malformed_requests_when_signed_in(browser, account, rp):
 )
 def test_malformed_sign_in_form(browser, account, rp, login, password):
     page = authorize(browser, rp).response
-    path = "/login?" + page.request.query_string.decode()
+    path = sign_in_action(page.get_data(as_text=True))
     response = browser.submit(path, {"login": login, "password": password}, page=page)
     assert response.status_code in (200, 400), response.status_code
     body = response.get_data(as_text=True)

@@ -12,6 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from ..helpers import Browser
+from ..helpers import authz_of
 from ._flow import ISSUER
 from ._flow import age_sso_sessions
 from ._flow import authorize
@@ -70,7 +71,7 @@ def test_prompt_login_cannot_be_skipped_by_resuming(app, browser, account, rp):
     page = authorize(browser, rp, prompt="login").response
     assert is_login_page(page)
     # Going straight back to the parked request without signing in shows the form again.
-    resumed = browser.follow(browser.get("/authorize/continue/" + page.request.args["authz"]))
+    resumed = browser.follow(browser.get("/authorize/continue/" + authz_of(page)))
     assert is_login_page(resumed)
 
 

@@ -123,7 +123,7 @@ def login():
         form.code.data = ""
         error = messages.STAFF_LOGIN_FAILED
         return _login_page(form, error, with_captcha=counts.check(ip=ip, login=typed, now=now).captcha)
-    counts.succeeded(ip=ip, login=typed)
+    counts.succeeded(ip=ip, login=typed, verdict=verdict)
     session, token = staff_sessions.start_session(
         db.session,
         user,
