@@ -182,3 +182,19 @@ def test_a_scrape_leaves_out_a_worker_file_still_being_created(tmp_path, monkeyp
     (tmp_path / f"counter_{_dead_pid()}.db").write_bytes(b"")
     text = counted.exposition().decode()
     assert 'idp_sign_ins_total{outcome="ok"} 1.0' in text
+
+
+def test_a_worker_moves_the_apps_own_objects_out_of_the_collectors_generations(tmp_path):
+    # Issue 12: a full collection under load no longer walks the app's modules, catalogues and mappers.
+    script = (
+        "import gc; from idp import serving; serving.start_background = lambda app: app; "
+        "before = gc.get_freeze_count(); serving._load_worker('idp:create_app'); "
+        "print(before, gc.get_freeze_count())"
+    )
+    env = {**os.environ, "IDP_INSTANCE_PATH": str(tmp_path)}
+    env.pop("IDP_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    before, after = map(int, done.stdout.split())
+    assert before == 0 and after > 10_000, done.stdout
