@@ -37,6 +37,7 @@ from ..services import captcha
 from ..services import captcha_audio
 from ..services.captcha import LENGTH
 from ..services.captcha import MAX_ANSWER
+from .widgets import LeanMeta
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,11 @@ bp = Blueprint("captcha", __name__, url_prefix="/captcha")
 
 
 class CaptchaForm(FlaskForm):
-    """Base of a form that asks for the captcha: the typed digits and the challenge they answer."""
+    """Base of a form that asks for the captcha: the typed digits and the challenge they answer. The
+    sign-in forms derive from it; their inputs are drawn by the lean widgets (``views.widgets``)."""
+
+    class Meta(LeanMeta):
+        pass
 
     captcha_length = LENGTH
     captcha = StringField(_l("Код на изображении"), validators=[Length(max=MAX_ANSWER)])
