@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -557,6 +558,7 @@ def measure_codeflow(
     kind: str = "codeflow",
 ) -> dict:
     logins = side.logins
+    checks_before = password_checks(side)
     watch, pg = procstat.Watch(side.running.proc.pid).start(), PgWatch(pg_engine, side.pg_database).start()
     result = codeflow.load(
         side.provider,
@@ -568,6 +570,7 @@ def measure_codeflow(
     )
     watch.stop()
     pg.stop()
+    checks_after = password_checks(side)
     summary = result.summary()
     flows = max(result.flows, 1)
     row = {
@@ -582,12 +585,32 @@ def measure_codeflow(
         "rss_worker_max_mib": round(watch.worker_rss_max() / MIB, 1),
         "loadavg_1min": os.getloadavg()[0],
     }
+    if checks_before is not None and checks_after is not None and checks_after[1] > checks_before[1]:
+        seconds, count = checks_after[0] - checks_before[0], checks_after[1] - checks_before[1]
+        row["server_bcrypt_checks"] = int(count)
+        row["server_bcrypt_cpu_ms_per_check"] = round(seconds * 1000 / count, 2)
+        row["server_bcrypt_cpu_ms_per_flow"] = round(seconds * 1000 / flows, 2)
     log(
         f"{kind:>20} {side.name:<4} c={concurrency:<3} r{round_no}: {summary['flows_per_s']:>8.2f} flows/s  "
         f"cpu {row['cpu_ms_per_flow']:.1f} ms/flow  p50 {summary['latency_ms']['p50']} ms  errors {result.errors}"
         + (f" ({result.first_error})" if result.first_error else "")
     )
     return row
+
+
+def password_checks(side: Side) -> tuple[float, float] | None:
+    """idp's own count of its sign-ins' bcrypt checks and their CPU seconds (``idp_password_check_cpu_seconds``
+    on /metrics, which loopback may read), all workers added up; None for node or when unreadable."""
+    if side.name != "idp":
+        return None
+    try:
+        text = requests.get(side.origin + "/metrics", timeout=10).text
+    except requests.RequestException:
+        return None
+    found = dict(re.findall(r"^idp_password_check_cpu_seconds_(sum|count) (\S+)$", text, re.M))
+    if set(found) != {"sum", "count"}:
+        return None
+    return float(found["sum"]), float(found["count"])
 
 
 def measure_bcrypt(rounds: int, runs: int) -> dict:
@@ -812,13 +835,34 @@ def markdown(results: dict, args) -> str:
             f"| {_cell([r['cpu_ms_per_flow'] for r in mine])} | {_cell(beyond) if beyond else '– (no hash)'} "
             f"| {_cell([r['pg_cpu_ms_per_flow'] for r in mine])} | {sum(r['errors'] for r in mine)} |"
         )
+    served = [
+        r
+        for r in flows
+        if r["side"] == "idp" and r["workload"] == "codeflow" and "server_bcrypt_cpu_ms_per_check" in r
+    ]
+    if served:
+        lines += [
+            "",
+            "The same rounds against the bcrypt checks idp counted itself (`idp_password_check_cpu_seconds`, "
+            "the CPU of each check in its thread, read from /metrics around each round): "
+            f"{_cell([r['server_bcrypt_cpu_ms_per_check'] for r in served])} ms per check, "
+            f"{_cell([r['server_bcrypt_checks'] / max(r['flows'], 1) for r in served])} checks per flow; "
+            "server CPU beyond them "
+            f"{_cell([r['cpu_ms_per_flow'] - r['server_bcrypt_cpu_ms_per_flow'] for r in served])} ms/flow.",
+        ]
     serial = [r for r in flows if r["workload"] == "signin"]
     if serial:
         lines += ["", "One sign-in at a time (the whole code flow, no concurrency):", ""]
         for r in serial:
+            own = (
+                f" ({round(r['cpu_ms_per_flow'] - r['server_bcrypt_cpu_ms_per_flow'], 1)} beyond its own "
+                f"bcrypt checks of {r['server_bcrypt_cpu_ms_per_check']} ms)"
+                if "server_bcrypt_cpu_ms_per_flow" in r
+                else ""
+            )
             lines.append(
                 f"- {r['side']}: {r['flows']} flows, median {r['latency_ms']['p50']} ms, "
-                f"server CPU {r['cpu_ms_per_flow']} ms/flow"
+                f"server CPU {r['cpu_ms_per_flow']} ms/flow{own}"
             )
     lines += [
         "",

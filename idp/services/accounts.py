@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Protocol
 
 import email_validator
@@ -209,6 +210,7 @@ def authenticate(
     settings: PasswordsSettings,
     lockout: LoginSettings,
     pending: PendingPassword | None = None,
+    on_cpu: Callable[[float], None] | None = None,
 ) -> Account:
     """Return the account for a correct login and password, else raise InvalidCredentialsError.
 
@@ -216,7 +218,8 @@ def authenticate(
     locked account cost the same time. With ``pending``, a wrong password is tried as the pending one
     (a keyed digest, no second bcrypt: ``selfservice.reset``). A lock ([login] max_failures) refuses the
     current password but not a pending SMS reset's: the owner's way back in must not be what an
-    attacker can shut (issue 10); redeeming it forgets the failures.
+    attacker can shut (issue 10); redeeming it forgets the failures. ``on_cpu`` gets the CPU seconds of
+    the bcrypt check (``passwords.verify_password``).
     """
     normal = normalize_login(login)
     account, waiting = None, False
@@ -226,7 +229,7 @@ def authenticate(
         if found is not None:
             account, waiting = found
     end_read(db)
-    password_ok = credentials.verify_password(account, password, settings.bcrypt_rounds)
+    password_ok = credentials.verify_password(account, password, settings.bcrypt_rounds, on_cpu=on_cpu)
     if account is None:
         raise InvalidCredentialsError()
     locked = credentials.is_locked(account, now)

@@ -19,6 +19,7 @@ staff (``services.staff``).
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol
 from typing import TypeVar
@@ -112,11 +113,18 @@ def check_new_password(
 # -- failures and the lock ----------------------------------------------------------------------------
 
 
-def verify_password(holder: PasswordHolder | None, password: str, rounds: int) -> bool:
+def verify_password(
+    holder: PasswordHolder | None,
+    password: str,
+    rounds: int,
+    *,
+    on_cpu: Callable[[float], None] | None = None,
+) -> bool:
     """Exactly one bcrypt check: against the holder's hash, or against a dummy hash when nobody has
-    that name, so an unknown name costs what a wrong password costs."""
+    that name, so an unknown name costs what a wrong password costs. ``on_cpu``: as
+    ``passwords.verify_password``."""
     stored = holder.password_hash if holder is not None else passwords.dummy_hash(rounds)
-    return passwords.verify_password(password or "", stored)
+    return passwords.verify_password(password or "", stored, on_cpu=on_cpu)
 
 
 def is_locked(holder: PasswordHolder, now: int) -> bool:

@@ -86,6 +86,7 @@ def check_password(login: str, password: str, now: int):
         settings=settings.passwords,
         lockout=settings.login,
         pending=reset.Pending(settings.server.secret_key),
+        on_cpu=current().metrics.password_checked,
     )
 
 

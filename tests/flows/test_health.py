@@ -116,6 +116,9 @@ def test_metrics_count_requests_sign_ins_and_tokens(app, browser, account, rp, m
     assert sample(exposition, "idp_sign_ins_total", outcome="ok") == 1
     assert sample(exposition, "idp_sign_ins_total", outcome="locked") == 0
     assert sample(exposition, "idp_tokens_issued_total", grant="authorization_code") == 1
+    # Each sign-in's bcrypt check, the wrong password's too, with the CPU it took in its thread.
+    assert sample(exposition, "idp_password_check_cpu_seconds_count") == 2
+    assert 0 < sample(exposition, "idp_password_check_cpu_seconds_sum") < 10
     assert sample(exposition, "idp_tokens_issued_total", grant="refresh_token") == 1
     assert (
         sample(exposition, "idp_http_requests_total", endpoint="oauth.token", method="POST", status="200")

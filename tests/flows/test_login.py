@@ -227,7 +227,9 @@ def test_sign_in_posts_past_the_address_limit_are_refused_before_the_password_ch
 
     checked = []
     check = passwords.verify_password
-    monkeypatch.setattr(passwords, "verify_password", lambda *args: checked.append(1) or check(*args))
+    monkeypatch.setattr(
+        passwords, "verify_password", lambda *args, **kwargs: checked.append(1) or check(*args, **kwargs)
+    )
 
     def sign_in(address: str):
         client, environ = app.test_client(), {"REMOTE_ADDR": address}
@@ -261,9 +263,9 @@ def test_no_transaction_is_open_during_the_password_check(app, browser, account,
     open_during_check = []
     check = passwords.verify_password
 
-    def spy(password, stored):
+    def spy(password, stored, **kwargs):
         open_during_check.append(db.session().in_transaction())
-        return check(password, stored)
+        return check(password, stored, **kwargs)
 
     monkeypatch.setattr(passwords, "verify_password", spy)
     response = _sign_in(browser, account["login"], account["password"] if right else "wrong password")

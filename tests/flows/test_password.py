@@ -256,7 +256,9 @@ def test_change_posts_past_the_address_limit_are_refused_before_the_password_che
     assert signed_in.status_code == 302
     checked = []
     check = passwords.verify_password
-    monkeypatch.setattr(passwords, "verify_password", lambda *args: checked.append(1) or check(*args))
+    monkeypatch.setattr(
+        passwords, "verify_password", lambda *args, **kwargs: checked.append(1) or check(*args, **kwargs)
+    )
     mismatched = [_change(browser, account["password"], NEW, repeat=NEW + "!") for _ in range(3)]
     assert [response.status_code for response in mismatched] == [200, 200, 200]
     assert len(checked) == 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -121,16 +122,24 @@ def reset_credentials(db: Session, ctx: audit.Context, user: StaffUser, *, setti
 
 
 def authenticate(
-    db: Session, username: str, password: str, code: str, *, now: int, settings: Settings
+    db: Session,
+    username: str,
+    password: str,
+    code: str,
+    *,
+    now: int,
+    settings: Settings,
+    on_cpu: Callable[[float], None] | None = None,
 ) -> StaffUser:
     """The staff member for a right username, password and unused TOTP code; else InvalidCredentialsError.
 
     Every path runs exactly one bcrypt check, and every failure is the same error. A guessed password
     still needs a code; a wrong code after the right password counts as ``[login] max_failures /
     totp_failures`` failures, so only ``totp_failures`` codes can be tried before the lock; wrong
-    passwords are slowed by ``signin_throttle`` (captcha, waits) in the view."""
+    passwords are slowed by ``signin_throttle`` (captcha, waits) in the view. ``on_cpu`` gets the CPU
+    seconds of the bcrypt check (``passwords.verify_password``)."""
     user = find_member(db, username)
-    password_ok = credentials.verify_password(user, password, settings.passwords.bcrypt_rounds)
+    password_ok = credentials.verify_password(user, password, settings.passwords.bcrypt_rounds, on_cpu=on_cpu)
     if user is None:
         raise InvalidCredentialsError()
     if not user.enabled:

@@ -22,6 +22,7 @@ from ...errors import InvalidCredentialsError
 from ...errors import PasswordPolicyError
 from ...extensions import db
 from ...extensions import limiter
+from ...runtime import current
 from ...services import audit
 from ...services import credentials
 from ...services import signin_throttle
@@ -107,6 +108,7 @@ def login():
             form.code.data,
             now=now,
             settings=settings(),
+            on_cpu=current().metrics.password_checked,
         )
     except InvalidCredentialsError as error:
         audit.record_sign_in_failure(
