@@ -373,9 +373,9 @@ def count_checks(monkeypatch):
     calls = []
     real = passwords.verify_password
 
-    def counting(password, password_hash):
+    def counting(password, password_hash, **kwargs):
         calls.append(password_hash)
-        return real(password, password_hash)
+        return real(password, password_hash, **kwargs)
 
     monkeypatch.setattr("idp.services.passwords.verify_password", counting)
     return calls
