@@ -42,18 +42,20 @@ def wait_for_captcha(page) -> None:
     )
 
 
+def _sign_in_form(page):
+    return page.locator("main form", has=page.locator("input[name=password]"))
+
+
 def expect_sign_in_form(page) -> None:
     """The provider's sign-in form is on ``page`` (/authorize answers it itself) and posts to /login
     with the parked authorization request."""
-    form = page.locator("main form", has=page.locator("input[name=password]"))
-    expect(form).to_have_attribute("action", re.compile(r"^/login\?authz=[\w-]+$"))
+    expect(_sign_in_form(page)).to_have_attribute("action", re.compile(r"^/login\?authz=[\w-]+$"))
 
 
 def sign_in_address(page) -> str:
     """Where the sign-in form on ``page`` posts, /login?authz=…: the sign-in page's own address once
     the form has been sent (a wrong password shows it there) and where a reset or recovery returns."""
-    form = page.locator("main form", has=page.locator("input[name=password]"))
-    return urljoin(page.url, form.get_attribute("action"))
+    return urljoin(page.url, _sign_in_form(page).get_attribute("action"))
 
 
 def sign_in(page, login: str, password: str) -> None:

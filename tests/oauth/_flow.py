@@ -15,7 +15,7 @@ from sqlalchemy import update
 from idp.extensions import db
 from idp.models import SsoSession
 
-from ..helpers import is_sign_in_page
+from ..helpers import is_sign_in_page as is_login_page
 from ..helpers import pkce_pair
 from ..helpers import query
 
@@ -41,10 +41,6 @@ def auth_params(rp: dict, pkce: bool = True, **overrides) -> tuple[dict, str | N
         params.update(code_challenge=challenge, code_challenge_method="S256")
     params.update(overrides)
     return {k: v for k, v in params.items() if v is not None}, verifier
-
-
-def is_login_page(response) -> bool:
-    return is_sign_in_page(response)
 
 
 def is_consent_page(response) -> bool:
